@@ -1,0 +1,422 @@
+"""Reading and writing video files (frames, exact fps, audio) with PyAV.
+
+Conventions:
+- Frames are RGB ``[T, H, W, 3]`` float32 in 0..1 (ComfyUI IMAGE layout); uint8 is accepted on write.
+- Frame ``i`` is the ``i``-th frame in presentation order and stands at time ``i / fps`` seconds, where
+  time 0 is the first video frame's timestamp.
+- fps is a :class:`fractions.Fraction`, so NTSC rates stay exact (29.97 is ``30000/1001``).
+- Audio is float32 ``[C, S]`` in -1..1 with its sample rate; sample 0 sits at video time 0. Encoder
+  priming is removed on read and trailing encoder padding is trimmed to the stream's packet durations,
+  so a written waveform reads back with the same length.
+
+Long videos: :func:`iter_frames` decodes one frame at a time and :func:`read_video` can read a frame
+range, so nothing larger than what is asked for is held in memory. :func:`write_video` accepts any
+iterable of frames for the same reason.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "VideoData",
+    "VideoInfo",
+    "fps_to_fraction",
+    "iter_frames",
+    "probe_video",
+    "read_audio",
+    "read_video",
+    "write_video",
+]
+
+_AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+def _av():
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a hard requirement of the pack
+        raise ImportError("facedit.video_io needs PyAV: pip install av") from exc
+    return av
+
+
+def fps_to_fraction(fps: float | int | Fraction | str) -> Fraction:
+    """An exact frame rate: integers stay integers, NTSC rates (29.97, 23.976, 59.94) become n*1000/1001.
+
+    Strings such as ``"30000/1001"`` or ``"29.97"`` are accepted too.
+    """
+    if isinstance(fps, Fraction):
+        rate = fps
+    elif isinstance(fps, str):
+        try:
+            rate = Fraction(fps.strip())
+        except ValueError as exc:
+            raise ValueError(f"fps: expected a number or 'num/den', got {fps!r}") from exc
+    elif isinstance(fps, (int, np.integer)):
+        rate = Fraction(int(fps))
+    elif isinstance(fps, (float, np.floating)):
+        value = float(fps)
+        if not math.isfinite(value):
+            raise ValueError(f"fps: expected a finite positive number, got {fps!r}")
+        if abs(value - round(value)) < 1e-6:
+            rate = Fraction(round(value))
+        elif abs(value * 1.001 - round(value * 1.001)) < 2e-3:
+            rate = Fraction(round(value * 1.001) * 1000, 1001)
+        else:
+            rate = Fraction(value).limit_denominator(1001)
+    else:
+        raise ValueError(f"fps: expected a number, Fraction or 'num/den' string, got {type(fps).__name__}")
+    if rate <= 0:
+        raise ValueError(f"fps: expected a positive frame rate, got {fps!r}")
+    return rate
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a container says about its first video stream (and first audio stream, if any)."""
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int
+    duration_s: float
+    sample_rate: int | None
+    audio_channels: int | None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.sample_rate is not None
+
+
+class VideoData(NamedTuple):
+    """Frames ``[T, H, W, 3]`` float32 0..1, exact fps, audio ``[C, S]`` float32 (or None) and its rate."""
+
+    frames: np.ndarray
+    fps: Fraction
+    audio: np.ndarray | None
+    sample_rate: int | None
+
+
+def _accurate_flags():
+    from av.video.reformatter import Interpolation
+
+    flags = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+    return flags | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+
+
+def _frame_to_rgb(frame, flags) -> np.ndarray:
+    """Decoded frame -> RGB uint8, using the stream's tagged colour matrix and range (BT.601 when untagged)."""
+    rgb = frame.reformat(format="rgb24", interpolation=flags, src_color_range=frame.color_range or None)
+    return rgb.to_ndarray()
+
+
+def _check_path(path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video file not found: {path}")
+    return path
+
+
+def _open(path: str):
+    av = _av()
+    try:
+        return av.open(path)
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{path}: not a readable video/audio file ({exc})") from exc
+
+
+def _stream_fps(stream, path: str) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return fps_to_fraction(Fraction(rate))
+    raise ValueError(f"{path}: the video stream has no frame rate")
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Size, exact fps, frame count and audio format, without decoding frames.
+
+    The frame count is the container's when it has one; otherwise the video packets are counted.
+    """
+    path = _check_path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path}: has no video stream")
+        stream = container.streams.video[0]
+        fps = _stream_fps(stream, path)
+        count = int(stream.frames or 0)
+        if count <= 0:
+            count = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return VideoInfo(
+            path=path,
+            width=int(stream.codec_context.width),
+            height=int(stream.codec_context.height),
+            fps=fps,
+            frame_count=count,
+            duration_s=float(count / fps),
+            sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
+            audio_channels=int(audio.codec_context.channels) if audio is not None else None,
+        )
+
+
+def iter_frames(
+    path: str | os.PathLike, start: int = 0, stop: int | None = None, dtype: str = "float32"
+) -> Iterator[np.ndarray]:
+    """Yield RGB frames ``[H, W, 3]`` with indices in ``[start, stop)``, one at a time.
+
+    ``dtype`` is ``"float32"`` (0..1) or ``"uint8"``. Frames before ``start`` are decoded and dropped,
+    which is exact (no keyframe seeking) and costs decode time but no memory.
+    """
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"dtype: expected 'float32' or 'uint8', got {dtype!r}")
+    if start < 0 or (stop is not None and stop < start):
+        raise ValueError(f"frame range: expected 0 <= start <= stop, got start={start}, stop={stop}")
+    path = _check_path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path}: has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        flags = _accurate_flags()
+        for index, frame in enumerate(container.decode(stream)):
+            if stop is not None and index >= stop:
+                break
+            if index < start:
+                continue
+            rgb = _frame_to_rgb(frame, flags)
+            yield rgb.astype(np.float32) / 255.0 if dtype == "float32" else rgb
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
+    """The first audio stream as float32 ``[C, S]`` and its sample rate, or None when there is none.
+
+    For a file with video, sample 0 is at the first video frame's timestamp (audio that starts later
+    is preceded by silence, audio that starts earlier is cut). Encoder priming and end padding are removed.
+    """
+    av = _av()
+    path = _check_path(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate)
+        video_start = None
+        if container.streams.video:
+            vstream = container.streams.video[0]
+            if vstream.start_time is not None:
+                video_start = Fraction(vstream.start_time) * vstream.time_base
+        resampler = None
+        chunks: list[np.ndarray] = []
+        first_time: Fraction | None = None
+        end_time: Fraction | None = None
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.duration:
+                packet_end = Fraction(packet.pts + packet.duration) * packet.time_base
+                end_time = packet_end if end_time is None else max(end_time, packet_end)
+            for frame in packet.decode():
+                if first_time is None and frame.pts is not None:
+                    first_time = Fraction(frame.pts) * frame.time_base
+                if resampler is None:
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=rate)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+        if resampler is not None:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        if not chunks:
+            return None
+        audio = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+        first_time = first_time if first_time is not None else Fraction(0)
+        if end_time is not None:
+            keep = round((end_time - first_time) * rate)
+            if 0 < keep < audio.shape[1]:
+                audio = audio[:, :keep]
+        if video_start is not None:
+            shift = round((first_time - video_start) * rate)
+            if shift > 0:
+                audio = np.concatenate([np.zeros((audio.shape[0], shift), np.float32), audio], axis=1)
+            elif shift < 0:
+                audio = audio[:, -shift:]
+        return np.ascontiguousarray(audio), rate
+
+
+def read_video(
+    path: str | os.PathLike, start_frame: int = 0, end_frame: int | None = None, with_audio: bool = True
+) -> VideoData:
+    """Frames ``[start_frame, end_frame)`` as float32 0..1, the exact fps, and the file's whole audio track.
+
+    The audio is not cut to the frame range: sample ``s`` stands at time ``s / sample_rate`` from frame 0.
+    """
+    path = _check_path(path)
+    info = probe_video(path)
+    frames = list(iter_frames(path, start_frame, end_frame))
+    if frames:
+        video = np.stack(frames)
+    else:
+        video = np.zeros((0, info.height, info.width, 3), np.float32)
+    audio = read_audio(path) if with_audio else None
+    if audio is None:
+        return VideoData(video, info.fps, None, None)
+    return VideoData(video, info.fps, audio[0], audio[1])
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise ValueError(f"{name}: expected a numeric array, got an object array")
+    return arr
+
+
+def _frame_to_uint8(frame: Any, index: int, size: tuple[int, int] | None) -> np.ndarray:
+    arr = _to_numpy(frame, f"frames[{index}]")
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"frames[{index}]: expected [H, W, 3] RGB, got shape {tuple(arr.shape)}")
+    if size is not None and arr.shape[:2] != size:
+        raise ValueError(f"frames[{index}]: size {arr.shape[:2]} differs from the first frame's {size}")
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"frames[{index}]: expected float 0..1 or uint8, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"frames[{index}]: contains NaN or infinite values")
+    low, high = float(arr.min()), float(arr.max())
+    if low < -0.5 / 255 or high > 1 + 0.5 / 255:
+        raise ValueError(f"frames[{index}]: float frames must lie in 0..1, got values in [{low:.4f}, {high:.4f}]")
+    return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+
+
+def _iter_input_frames(frames: Any) -> Iterator[Any]:
+    if hasattr(frames, "detach") or isinstance(frames, np.ndarray):
+        arr = _to_numpy(frames, "frames")
+        if arr.ndim != 4:
+            raise ValueError(f"frames: expected [T, H, W, 3], got shape {tuple(arr.shape)}")
+        yield from arr
+    else:
+        yield from frames
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray | Iterable[np.ndarray],
+    fps: float | Fraction | str,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    crf: int = 18,
+    preset: str = "medium",
+    pix_fmt: str = "yuv420p",
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Write an H.264 (+ AAC) mp4 with an exact frame rate; returns the path.
+
+    ``frames``: ``[T, H, W, 3]`` float 0..1 or uint8 (numpy or torch), or any iterable of ``[H, W, 3]``
+    frames so long videos stream. ``audio``: ``[C, S]`` or ``[S]`` float in -1..1 (C = 1 or 2), written in
+    full and starting with frame 0; trim it to ``T / fps`` seconds yourself if the lengths must match.
+    ``crf``: x264 quality (0 lossless luma, 18 visually lossless, 23 default). ``yuv420p`` needs even
+    width and height; use ``pix_fmt="yuv444p"`` for odd sizes. ``progress`` is called with the frame count.
+    """
+    av = _av()
+    path = os.fspath(path)
+    rate = fps_to_fraction(fps)
+    if not 0 <= int(crf) <= 51:
+        raise ValueError(f"crf: expected 0..51, got {crf}")
+    if pix_fmt not in ("yuv420p", "yuv444p"):
+        raise ValueError(f"pix_fmt: expected 'yuv420p' or 'yuv444p', got {pix_fmt!r}")
+    wave = None
+    if audio is not None:
+        if sample_rate is None:
+            raise ValueError("sample_rate: required when audio is given")
+        if int(sample_rate) not in _AAC_SAMPLE_RATES:
+            raise ValueError(f"sample_rate: AAC supports {_AAC_SAMPLE_RATES}, got {sample_rate}; resample first")
+        wave = _to_numpy(audio, "audio").astype(np.float32, copy=False)
+        if wave.ndim == 1:
+            wave = wave[None]
+        if wave.ndim != 2 or wave.shape[0] not in (1, 2):
+            raise ValueError(f"audio: expected [C, S] with C = 1 or 2, or [S], got shape {tuple(wave.shape)}")
+        if not np.isfinite(wave).all():
+            raise ValueError("audio: contains NaN or infinite values")
+        wave = np.ascontiguousarray(wave)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"output folder does not exist: {parent}")
+
+    frame_iter = _iter_input_frames(frames)
+    try:
+        first = _frame_to_uint8(next(frame_iter), 0, None)
+    except StopIteration:
+        raise ValueError("frames: expected at least one frame, got none") from None
+    height, width = first.shape[:2]
+    if pix_fmt == "yuv420p" and (height % 2 or width % 2):
+        raise ValueError(f"frames: yuv420p needs even width and height, got {width}x{height}; use pix_fmt='yuv444p'")
+
+    container = av.open(path, mode="w")
+    try:
+        vstream = container.add_stream("libx264", rate=rate)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
+        vstream.options = {"crf": str(int(crf)), "preset": preset}
+        ctx = vstream.codec_context
+        ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 1, 1, 1, 1  # BT.709, limited range
+        flags = _accurate_flags()
+        astream = None
+        if wave is not None:
+            layout = "mono" if wave.shape[0] == 1 else "stereo"
+            astream = container.add_stream("aac", rate=int(sample_rate))
+            astream.layout = layout
+        audio_pos = 0
+
+        def write_audio_until(sample: int) -> None:
+            nonlocal audio_pos
+            step = 1024
+            while astream is not None and audio_pos < min(sample, wave.shape[1]):
+                chunk = wave[:, audio_pos : min(audio_pos + step, wave.shape[1])]
+                aframe = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=astream.layout)
+                aframe.sample_rate = int(sample_rate)
+                aframe.pts = audio_pos
+                aframe.time_base = Fraction(1, int(sample_rate))
+                container.mux(astream.encode(aframe))
+                audio_pos += chunk.shape[1]
+
+        count = 0
+        frame = first
+        while True:
+            vframe = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+                format=pix_fmt,
+                dst_colorspace="ITU709",
+                dst_color_range="MPEG",
+                dst_color_trc=1,
+                dst_color_primaries=1,
+                interpolation=flags,
+            )
+            vframe.pts = count
+            vframe.time_base = 1 / rate
+            container.mux(vstream.encode(vframe))
+            count += 1
+            if progress is not None:
+                progress(count)
+            if astream is not None:
+                write_audio_until(math.ceil(count / rate * int(sample_rate)))
+            try:
+                frame = _frame_to_uint8(next(frame_iter), count, (height, width))
+            except StopIteration:
+                break
+        container.mux(vstream.encode(None))
+        if astream is not None:
+            write_audio_until(wave.shape[1])
+            container.mux(astream.encode(None))
+    except BaseException:
+        container.close()
+        if os.path.exists(path):
+            os.remove(path)
+        raise
+    container.close()
+    return path
