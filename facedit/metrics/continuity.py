@@ -59,7 +59,8 @@ class FrameSource(Protocol):
 
 @dataclass(frozen=True)
 class Boundary:
-    """Transition ``E[edited_index - 1] -> E[edited_index]`` paired with ``O[original_index - 1] -> O[original_index]``."""
+    """Edited transition ``E[edited_index - 1] -> E[edited_index]`` and its original counterpart
+    ``O[original_index - 1] -> O[original_index]``."""
 
     edited_index: int
     original_index: int
