@@ -158,3 +158,131 @@ def test_make_flow_names_and_raft_without_torchvision(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision.models.optical_flow", None)
     with pytest.raises(ImportError, match="torchvision"):
         make_flow("raft")
+
+
+# ---------------------------------------------------------------- identity (IDSIM)
+
+
+def _tiny_arcface_onnx(path, dim: int = 8, size: int = 112, seed: int = 0) -> np.ndarray:
+    """An ONNX 'face recogniser' that is one linear map of the flattened NCHW input; returns the map."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(seed).standard_normal((3 * size * size, dim)).astype(np.float32) / 100
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", ["input.1"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "W"], ["683"]),
+        ],
+        "tiny_arcface",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["N", dim])],
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return w
+
+
+def test_arcface_onnx_preprocessing_matches_numpy(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from facedit.metrics import ArcFaceONNX
+
+    w = _tiny_arcface_onnx(tmp_path / "arc.onnx")
+    embed = ArcFaceONNX(str(tmp_path / "arc.onnx"))
+    assert embed.input_size == 112
+    faces = np.random.default_rng(3).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    expected = ((faces.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).reshape(3, -1) @ w
+    np.testing.assert_allclose(embed(faces), expected, rtol=1e-4, atol=1e-4)
+    # channel order matters: BGR input would give another embedding
+    assert not np.allclose(embed(faces[..., ::-1].copy()), expected, atol=1e-3)
+    with pytest.raises(ValueError, match=r"\[N, 112, 112, 3\]"):
+        embed(faces[:, :100])
+
+
+def test_arcface_missing_model_and_missing_onnxruntime(tmp_path, monkeypatch):
+    from facedit.metrics import ArcFaceONNX
+
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(FileNotFoundError, match="ArcFace ONNX model not found"):
+        ArcFaceONNX(str(tmp_path / "missing.onnx"))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match="pip install onnxruntime"):
+        ArcFaceONNX(str(tmp_path / "missing.onnx"))
+
+
+def test_identity_similarity_maths():
+    from facedit.metrics import identity_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((10, 16))
+    assert identity_similarity(a, a) == pytest.approx(1.0)
+    # per-embedding normalisation: rescaling single embeddings changes nothing
+    assert identity_similarity(a, a * rng.uniform(0.1, 10, (10, 1))) == pytest.approx(1.0)
+    b = rng.standard_normal((7, 16))
+    assert identity_similarity(a, b) == pytest.approx(identity_similarity(b, a))
+    # hand-computed: mean of [1,0] and [0,1] is [0.5,0.5]; cosine with [1,0] is 1/sqrt(2)
+    assert identity_similarity(np.array([[3.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 2.0]])) == pytest.approx(
+        1 / math.sqrt(2)
+    )
+    assert identity_similarity(np.array([[1.0, 0.0]]), np.array([[0.0, 5.0]])) == pytest.approx(0.0)
+
+
+def test_identity_drops_as_generated_faces_drift():
+    from facedit.metrics import identity_similarity
+
+    rng = np.random.default_rng(1)
+    person, other = rng.standard_normal(32), rng.standard_normal(32)
+    original = person + 0.3 * rng.standard_normal((20, 32))
+    scores = []
+    for drift in (0.0, 0.25, 0.5, 0.75):
+        generated = (1 - drift) * person + drift * other + 0.3 * rng.standard_normal((20, 32))
+        scores.append(identity_similarity(original, generated))
+    assert (np.diff(scores) < 0).all(), scores
+
+
+def test_identity_score_counts_frames_without_faces():
+    from facedit.metrics import CentreFace, Face, identity_score
+
+    frames = panning_video(6)
+    seen_sizes = []
+
+    def detector(rgb):
+        return None if rgb.mean() < 0 else CentreFace()(rgb)
+
+    calls = [0]
+
+    def no_face_on_odd(rgb):
+        calls[0] += 1
+        return Face((0, 0, 32, 32)) if calls[0] % 2 else None
+
+    def embed(faces):
+        seen_sizes.append(faces.shape)
+        return faces.reshape(len(faces), -1).astype(np.float64)[:, :50] + 1.0
+
+    score = identity_score(frames, frames, detector, embed)
+    assert score.value == pytest.approx(1.0) and score.original_faces == 6 and score.generated_faces == 6
+    assert seen_sizes[0][1:] == (112, 112, 3)
+    half = identity_score(frames, frames, no_face_on_odd, embed)
+    assert (half.original_faces, half.generated_faces) == (3, 3)
+    none = identity_score(frames, frames, lambda rgb: None, embed)
+    assert math.isnan(none.value) and none.original_faces == 0
+
+
+def test_align_face_with_template_landmarks_is_identity():
+    from facedit.metrics import ARCFACE_TEMPLATE_112, Face, align_face
+
+    img = (np.random.default_rng(0).random((112, 112, 3)) * 255).astype(np.uint8)
+    out = align_face(img, Face((0, 0, 112, 112), ARCFACE_TEMPLATE_112.copy()))
+    assert np.abs(out.astype(int) - img.astype(int)).max() <= 1
+    # without landmarks: the square box is resized to the output size
+    box = align_face(img, Face((28, 28, 84, 84)), size=56)
+    np.testing.assert_array_equal(box, img[28:84, 28:84])
+
+
+def test_yunet_missing_model_message(tmp_path):
+    from facedit.metrics import YuNetDetector
+
+    with pytest.raises(FileNotFoundError, match="YuNet"):
+        YuNetDetector(str(tmp_path / "yunet.onnx"))
