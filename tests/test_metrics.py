@@ -286,3 +286,254 @@ def test_yunet_missing_model_message(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="YuNet"):
         YuNetDetector(str(tmp_path / "yunet.onnx"))
+
+
+# ---------------------------------------------------------------- SyncNet (LSE-D / LSE-C)
+
+
+BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _syncnet_reference_keys() -> set:
+    """Parameter names of syncnet_python's S: conv/bn positions inside each nn.Sequential."""
+    keys = set()
+    for net in ("netcnnaud", "netcnnlip"):
+        for conv in (0, 4, 8, 11, 14, 18):
+            keys |= {f"{net}.{conv}.weight", f"{net}.{conv}.bias"}
+            bn = conv + 1
+            keys |= {
+                f"{net}.{bn}.{n}" for n in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+            }
+    for net in ("netfcaud", "netfclip"):
+        keys |= {f"{net}.0.weight", f"{net}.0.bias", f"{net}.3.weight", f"{net}.3.bias"}
+        keys |= {f"{net}.1.{n}" for n in BN_KEYS}
+    return keys
+
+
+@pytest.fixture(scope="module")
+def syncnet_model():
+    import torch
+
+    from facedit.metrics import build_syncnet
+
+    torch.manual_seed(0)
+    model = build_syncnet().eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics so that loading them matters
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def test_syncnet_parameter_names_and_shapes(syncnet_model):
+    import torch
+
+    assert set(syncnet_model.state_dict()) == _syncnet_reference_keys()
+    with torch.no_grad():
+        assert syncnet_model.forward_lip(torch.zeros(2, 3, 5, 224, 224)).shape == (2, 1024)
+        assert syncnet_model.forward_aud(torch.zeros(2, 1, 13, 20)).shape == (2, 1024)
+
+
+@pytest.mark.parametrize("fmt", ["pt", "safetensors", "pt_old"])
+def test_load_syncnet_round_trip(tmp_path, syncnet_model, fmt):
+    import torch
+    from safetensors.torch import save_file
+
+    from facedit.metrics import load_syncnet
+
+    state = {k: v.clone().contiguous() for k, v in syncnet_model.state_dict().items()}
+    if fmt == "pt_old":  # checkpoints from old torch versions have no num_batches_tracked
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / ("syncnet.safetensors" if fmt == "safetensors" else "syncnet_v2.model")
+    save_file(state, str(path)) if fmt == "safetensors" else torch.save(state, path)
+    loaded = load_syncnet(str(path))
+    x = torch.randn(1, 1, 13, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.forward_aud(x), syncnet_model.forward_aud(x))
+
+
+def test_load_syncnet_errors(tmp_path):
+    import torch
+
+    from facedit.metrics import load_syncnet
+
+    with pytest.raises(FileNotFoundError, match="syncnet_v2.model"):
+        load_syncnet(str(tmp_path / "nothing.model"))
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not SyncNet v2 weights"):
+        load_syncnet(str(tmp_path / "other.pt"))
+
+
+def test_mfcc_matches_python_speech_features_conventions():
+    from facedit.metrics import syncnet_mfcc
+
+    rng = np.random.default_rng(0)
+    pcm = np.rint(rng.standard_normal(16000 + 123) * 3000)
+    mfcc = syncnet_mfcc(pcm)
+    assert mfcc.shape == (13, 1 + math.ceil((pcm.size - 400) / 160))
+    # c0 is the log energy of the pre-emphasised 25 ms frame (power spectrum of a 512-point FFT / 512)
+    emph = np.append(pcm[0], pcm[1:] - 0.97 * pcm[:-1])
+    frame = emph[160 * 7 : 160 * 7 + 400]
+    assert mfcc[0, 7] == pytest.approx(np.log((np.abs(np.fft.rfft(frame, 512)) ** 2 / 512).sum()), rel=1e-5)
+    psf = pytest.importorskip("python_speech_features")
+    np.testing.assert_allclose(mfcc, psf.mfcc(pcm, 16000).T, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "mdist, vshift, expected",
+    [
+        ([5.0, 4.0, 1.0, 3.0, 6.0], 2, (1.0, 3.0, 0)),  # median 4, min at the centre
+        ([2.0, 7.0, 9.0], 1, (2.0, 5.0, 1)),  # min at j=0: offset vshift - 0
+        ([9.0, 8.0, 7.5], 1, (7.5, 0.5, -1)),
+    ],
+)
+def test_lse_from_distances_by_hand(mdist, vshift, expected):
+    from facedit.metrics import lse_from_distances
+
+    d, c, off = lse_from_distances(np.array(mdist), vshift)
+    assert (d, c, off) == pytest.approx(expected)
+
+
+def test_offset_distances_match_the_definition():
+    from facedit.metrics import offset_distances
+
+    rng = np.random.default_rng(2)
+    v, a = rng.standard_normal((9, 6)), rng.standard_normal((9, 6))
+    vshift = 3
+    got = offset_distances(v, a, vshift)
+    assert got.shape == (9, 7)
+    for i in range(9):
+        for j in range(7):
+            k = i + j - vshift
+            other = a[k] if 0 <= k < 9 else np.zeros(6)
+            assert got[i, j] == pytest.approx(np.linalg.norm(v[i] - other + 1e-6), rel=1e-4)
+
+
+def test_lse_finds_a_known_audio_delay():
+    from facedit.metrics import lse_from_embeddings
+
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((60, 16))
+    v = base[10:50]
+    a = base[7:47]  # audio window i shows what video window i - 3 shows: audio is 3 frames late
+    d, c, off = lse_from_embeddings(v, a, vshift=15)
+    assert off == -3
+    synced_d, synced_c, synced_off = lse_from_embeddings(v, v, vshift=15)
+    assert synced_off == 0
+    # in sync, the distance is zero except where the shifted audio runs off the end (zero vectors)
+    assert synced_d == pytest.approx(0.0, abs=1e-4)
+    assert d > synced_d and synced_c > 0
+    # noise on the audio embeddings raises the distance and lowers the confidence
+    noisy_d, noisy_c, _ = lse_from_embeddings(v, v + 0.8 * rng.standard_normal(v.shape), vshift=15)
+    assert noisy_d > synced_d and noisy_c < synced_c
+
+
+def test_syncnet_crop_geometry():
+    from facedit.metrics import Face, syncnet_crops
+
+    img = np.zeros((300, 300, 3), np.uint8)
+    img[100:200, 100:200] = 255
+    crops = syncnet_crops([img] * 3, [Face((100, 100, 200, 200))] * 3, crop_scale=0.0)
+    assert crops.shape == (3, 224, 224, 3) and crops.min() == 255  # c = 0: exactly the box
+    wide = syncnet_crops([img], [Face((100, 100, 200, 200))])[0]
+    # c = 0.4: rows from cy - s to cy + 1.8 s, columns cx -+ 1.4 s: more below the face than above
+    assert wide[5, 112].max() == 255 and wide[-5, 112].max() == 0 and wide[112, 5].max() == 0
+    corner = syncnet_crops([img], [Face((0, 0, 60, 60))])[0]
+    assert (corner[2, 2] == 110).all()  # padded with grey outside the frame
+    # frames without a detection take the nearest one
+    filled = syncnet_crops([img] * 3, [None, Face((100, 100, 200, 200)), None], crop_scale=0.0)
+    assert filled.min() == 255
+    with pytest.raises(ValueError, match="no face"):
+        syncnet_crops([img], [None])
+
+
+def test_lip_sync_score_end_to_end_with_random_weights(syncnet_model):
+    from facedit.metrics import CentreFace, lip_sync_score
+
+    frames = panning_video(12, h=64, w=64)  # 12 frames at 30 fps = 0.4 s -> 10 frames at 25 fps
+    t = np.arange(int(0.4 * 44100)) / 44100
+    audio = np.stack([0.3 * np.sin(2 * np.pi * 200 * t), 0.2 * np.sin(2 * np.pi * 300 * t)])
+    score = lip_sync_score(syncnet_model, frames, 30.0, audio, 44100, CentreFace(), batch_size=8)
+    assert score.windows == 10 - 5
+    assert math.isfinite(score.lse_d) and score.lse_d > 0 and score.lse_c >= 0 and -15 <= score.offset <= 15
+    with pytest.raises(ValueError, match="too short"):
+        lip_sync_score(syncnet_model, frames[:6], 30.0, audio, 44100, CentreFace())
+
+
+# ---------------------------------------------------------------- FVD
+
+
+def test_frechet_distance_closed_forms():
+    from facedit.metrics import frechet_distance
+
+    # 1-D: (m1 - m2)^2 + (s1 - s2)^2 for standard deviations s
+    assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
+    # diagonal covariances: sum over dimensions; invariant under a common rotation
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    var1, var2 = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 1.0])
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(var1) - np.sqrt(var2)) ** 2).sum()
+    assert frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(expected)
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))
+    rotated = frechet_distance(q @ mu1, q @ np.diag(var1) @ q.T, q @ mu2, q @ np.diag(var2) @ q.T)
+    assert rotated == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(mu1, np.diag(var1), mu1, np.diag(var1)) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(mu2, np.diag(var2), mu1, np.diag(var1)) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="shapes differ"):
+        frechet_distance(mu1, np.diag(var1), mu1[:2], np.diag(var1[:2]))
+
+
+def test_fvd_from_features_estimates_the_gaussian_distance():
+    from facedit.metrics import fvd_from_features, gaussian_stats
+
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((20000, 4))
+    fake = rng.standard_normal((20000, 4)) * 2.0 + np.array([1.0, 0.0, 0.0, -1.0])
+    # closed form: |dmu|^2 = 2, each dimension (1 - 2)^2 = 1
+    assert fvd_from_features(real, fake) == pytest.approx(6.0, rel=0.03)
+    assert fvd_from_features(real, real) == pytest.approx(0.0, abs=1e-6)
+    # further apart -> larger
+    assert fvd_from_features(real, fake + 1.0) > fvd_from_features(real, fake)
+    # fewer samples than dimensions: singular covariances, still finite
+    assert math.isfinite(fvd_from_features(real[:5, :4].repeat(10, 1), fake[:5, :4].repeat(10, 1)))
+    with pytest.raises(ValueError, match="N >= 2"):
+        gaussian_stats(real[:1])
+
+
+def test_i3d_parameter_names_and_load(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from facedit.metrics import build_i3d, load_i3d
+
+    model = build_i3d()
+    keys = set(model.state_dict())
+    for key in (
+        "Conv3d_1a_7x7.conv3d.weight",
+        "Conv3d_1a_7x7.bn.running_var",
+        "Mixed_3b.b1b.conv3d.weight",
+        "Mixed_5c.b3b.bn.bias",
+        "logits.conv3d.weight",
+        "logits.conv3d.bias",
+    ):
+        assert key in keys
+    assert model.state_dict()["Mixed_5c.b0.conv3d.weight"].shape == (384, 832, 1, 1, 1)
+    assert model.state_dict()["logits.conv3d.weight"].shape == (400, 1024, 1, 1, 1)
+    state = {k: torch.randn_like(v.float()).to(v.dtype) for k, v in model.state_dict().items()}
+    save_file(state, str(tmp_path / "i3d.safetensors"))
+    loaded = load_i3d(str(tmp_path / "i3d.safetensors"))
+    for k, v in loaded.state_dict().items():
+        torch.testing.assert_close(v, state[k])
+    with pytest.raises(FileNotFoundError, match="rgb_imagenet.pt"):
+        load_i3d(str(tmp_path / "missing.pt"))
+
+
+@pytest.mark.parametrize(
+    "start, end, total, first",
+    [(40, 50, 100, 37), (0, 2, 100, 0), (95, 100, 100, 84), (3, 3, 10, 0)],
+)
+def test_clip_indices(start, end, total, first):
+    from facedit.metrics import clip_indices
+
+    idx = clip_indices(start, end, total)
+    assert len(idx) == 16 and idx[0] == first and idx.max() < total

@@ -12,9 +12,47 @@ from .continuity import (
     photometric_continuity,
 )
 from .faces import ARCFACE_TEMPLATE_112, CentreFace, Face, FaceDetector, YuNetDetector, align_face
+from .fvd import (
+    I3D_CLIP_FRAMES,
+    build_i3d,
+    clip_indices,
+    frechet_distance,
+    fvd_from_features,
+    gaussian_stats,
+    i3d_features,
+    load_i3d,
+)
 from .identity import ArcFaceONNX, IdentityScore, face_embeddings, identity_score, identity_similarity, mean_identity
+from .syncnet import (
+    LipSyncScore,
+    build_syncnet,
+    lip_sync_score,
+    load_syncnet,
+    lse_from_distances,
+    lse_from_embeddings,
+    offset_distances,
+    syncnet_crops,
+    syncnet_mfcc,
+)
 
 __all__ = [
+    "I3D_CLIP_FRAMES",
+    "LipSyncScore",
+    "build_i3d",
+    "build_syncnet",
+    "clip_indices",
+    "frechet_distance",
+    "fvd_from_features",
+    "gaussian_stats",
+    "i3d_features",
+    "lip_sync_score",
+    "load_i3d",
+    "load_syncnet",
+    "lse_from_distances",
+    "lse_from_embeddings",
+    "offset_distances",
+    "syncnet_crops",
+    "syncnet_mfcc",
     "ARCFACE_TEMPLATE_112",
     "ArcFaceONNX",
     "CentreFace",
