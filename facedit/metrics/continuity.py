@@ -52,7 +52,7 @@ FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class FrameSource(Protocol):
-    """Anything that gives frame ``i`` as RGB [H, W, 3] float 0..1: a [T, H, W, 3] array or a dict."""
+    """Anything that gives frame ``i`` as RGB [H, W, 3] (float 0..1 or uint8): a [T, H, W, 3] array or a dict."""
 
     def __getitem__(self, index: int) -> Any: ...
 
@@ -102,7 +102,8 @@ def _frame(source: FrameSource, index: int, name: str) -> np.ndarray:
         raise ValueError(f"{name}: frame {index} is not available") from exc
     if hasattr(frame, "detach"):
         frame = frame.detach().cpu().numpy()
-    frame = np.asarray(frame, dtype=np.float32)
+    frame = np.asarray(frame)
+    frame = frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32, copy=False)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"{name}[{index}]: expected an RGB frame [H, W, 3], got shape {frame.shape}")
     return frame

@@ -1,0 +1,343 @@
+import json
+import math
+import sys
+import types
+import wave
+
+import numpy as np
+import pytest
+from _metrics_helpers import mouth_patch, panning_video
+
+from facedit.bench_manifest import BenchSample, ManifestError, load_manifest, parse_manifest, span_class_for
+from facedit.evaluate import main
+from facedit.video_io import write_video
+
+FPS = 25
+SR = 16000
+
+# ---------------------------------------------------------------- manifest
+
+
+def _record(**over):
+    rec = {
+        "id": "s1",
+        "original_video": "orig.mp4",
+        "original_transcript": "the cat sat on the mat",
+        "edited_transcript": "the dog sat on the mat",
+        "edited_speech": "edited.wav",
+        "edit_type": "substitution",
+        "original_start_s": 0.4,
+        "original_end_s": 0.8,
+        "span_words": 1,
+    }
+    rec.update(over)
+    return {k: v for k, v in rec.items() if v is not None}
+
+
+def test_parse_valid_record_resolves_paths_and_class(tmp_path):
+    (s,) = parse_manifest([_record()], str(tmp_path), check_files=False)
+    assert isinstance(s, BenchSample)
+    assert s.original_video == str(tmp_path / "orig.mp4") and s.span_class == "short" and s.original_speech is None
+    assert s.to_dict()["span_words"] == 1
+
+
+@pytest.mark.parametrize(
+    "words, cls", [(1, "short"), (3, "short"), (4, "medium"), (6, "medium"), (7, "long"), (10, "long")]
+)
+def test_span_classes(words, cls):
+    assert span_class_for(words) == cls
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "id",
+        "original_video",
+        "original_transcript",
+        "edited_transcript",
+        "edited_speech",
+        "edit_type",
+        "original_start_s",
+        "original_end_s",
+    ],
+)
+def test_missing_required_field_is_named(field):
+    rec = _record()
+    del rec[field]
+    with pytest.raises(ManifestError, match=f"field '{field}': missing"):
+        parse_manifest([rec], check_files=False)
+
+
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"edit_type": "swap"}, "field 'edit_type': expected one of"),
+        ({"edit_type": "insertion"}, "field 'original_end_s': an insertion removes nothing"),
+        ({"edit_type": "deletion", "edited_start_s": 0.4, "edited_end_s": 0.6}, "a deletion adds nothing"),
+        ({"original_end_s": 0.2}, "field 'original_end_s': ends"),
+        ({"original_start_s": -1}, "field 'original_start_s': expected a time"),
+        ({"original_start_s": "0.4"}, "field 'original_start_s': expected a time"),
+        ({"edited_start_s": 0.4}, "give both edited_start_s and edited_end_s"),
+        ({"span_words": 12}, "field 'span_words': expected an integer 1..10"),
+        ({"span_words": 5, "span_class": "short"}, "disagrees with span_words=5"),
+        ({"span_words": None}, "field 'span_class': missing"),
+        ({"span_words": None, "span_class": "huge"}, "field 'span_class': expected one of"),
+        ({"colour": "red"}, "field 'colour': unknown field"),
+        ({"original_video": 3}, "field 'original_video': expected a string"),
+    ],
+)
+def test_invalid_samples_are_rejected_with_the_field(over, match):
+    with pytest.raises(ManifestError, match=match) as info:
+        parse_manifest([_record(**over)], check_files=False)
+    assert "sample 's1' (record 1)" in str(info.value)
+
+
+def test_all_problems_reported_at_once_and_duplicates(tmp_path):
+    records = [_record(), _record(), _record(id="s3", edit_type="swap"), "not an object"]
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(records, check_files=False)
+    problems = info.value.problems
+    assert len(problems) == 3
+    assert "duplicate" in problems[0] and "s3" in problems[1] and "record 4: expected a JSON object" in problems[2]
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(ManifestError, match=r"field 'edited_speech': file not found: .*edited.wav"):
+        parse_manifest([_record()], str(tmp_path))
+
+
+def test_load_manifest_jsonl_and_json(tmp_path):
+    jl = tmp_path / "m.jsonl"
+    jl.write_text("# a comment\n\n" + json.dumps(_record()) + "\n" + json.dumps(_record(id="s2")) + "\n")
+    assert [s.id for s in load_manifest(jl, check_files=False)] == ["s1", "s2"]
+    js = tmp_path / "m.json"
+    js.write_text(json.dumps({"samples": [_record()]}))
+    assert load_manifest(js, check_files=False)[0].id == "s1"
+    js.write_text(json.dumps([_record(id="x")]))
+    assert load_manifest(js, check_files=False)[0].id == "x"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(_record()) + "\n{oops\n")
+    with pytest.raises(ManifestError, match="line 2: not valid JSON"):
+        load_manifest(bad, check_files=False)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(ManifestError, match="no samples"):
+        load_manifest(empty, check_files=False)
+    with pytest.raises(FileNotFoundError, match="manifest not found"):
+        load_manifest(tmp_path / "none.jsonl")
+
+
+# ---------------------------------------------------------------- end to end on a tiny synthetic bench
+
+
+def _write_wav(path, seconds: float, freq: float = 220.0):
+    n = int(round(seconds * SR))
+    pcm = (0.3 * np.sin(2 * np.pi * freq * np.arange(n) / SR) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+
+
+def _speech(frames: int) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(frames / FPS * SR)) / SR)).astype(np.float32)[None]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """Three samples: a smooth substitution, a hard-cut insertion, a deletion with explicit edited times."""
+    root = tmp_path_factory.mktemp("bench")
+    edited_dir = root / "edited"
+    edited_dir.mkdir()
+    orig = panning_video(30)
+    write_video(root / "orig.mp4", orig, FPS, audio=_speech(30), sample_rate=SR, crf=10)
+    records = []
+
+    # substitution of the same length, frames 10..20, smooth (a mouth opens and closes)
+    strength = np.zeros(30)
+    strength[10:20] = 0.3 + 0.7 * np.sin(np.linspace(0, np.pi, 10))
+    write_video(edited_dir / "smooth_sub.mp4", mouth_patch(orig, strength), FPS, crf=10)
+    _write_wav(root / "smooth_sub.wav", 30 / FPS)
+    records.append(_record(id="smooth_sub", original_video="orig.mp4", edited_speech="smooth_sub.wav", span_words=2))
+
+    # insertion of 6 frames at frame 15, stitched from elsewhere in the shot: hard cuts at both seams
+    ins = np.concatenate([orig[:15], panning_video(6, start=40), orig[15:]])
+    write_video(edited_dir / "cut_ins.mp4", ins, FPS, crf=10)
+    _write_wav(root / "cut_ins.wav", 36 / FPS)
+    records.append(
+        _record(
+            id="cut_ins",
+            edited_speech="cut_ins.wav",
+            edit_type="insertion",
+            original_start_s=0.6,
+            original_end_s=0.6,
+            span_words=5,
+        )
+    )
+
+    # deletion of frames 10..18 (hard jump), edited times given explicitly
+    dele = np.concatenate([orig[:10], orig[18:]])
+    write_video(root / "del_elsewhere.mp4", dele, FPS, crf=10)
+    _write_wav(root / "del.wav", 22 / FPS)
+    records.append(
+        _record(
+            id="del",
+            edited_speech="del.wav",
+            edit_type="deletion",
+            original_start_s=0.4,
+            original_end_s=0.72,
+            edited_start_s=0.4,
+            edited_end_s=0.4,
+            span_words=8,
+            edited_video="del_elsewhere.mp4",
+        )
+    )
+    manifest = root / "bench.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return root, manifest, edited_dir
+
+
+def test_cli_end_to_end_on_edited_videos(bench, tmp_path, capsys):
+    root, manifest, edited_dir = bench
+    out = tmp_path / "scores.json"
+    assert main(["--manifest", str(manifest), "--edited-dir", str(edited_dir), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    samples = {s["id"]: s for s in report["samples"]}
+    assert all(s["error"] is None for s in samples.values())
+
+    sub, ins, dele = samples["smooth_sub"], samples["cut_ins"], samples["del"]
+    assert sub["details"]["original_span_frames"] == [10, 20] and sub["details"]["edited_span_frames"] == [10, 20]
+    # insertion: edited span derived from the speech durations (36 vs 30 frames of speech)
+    assert ins["details"]["edited_span_frames"] == [15, 21] and ins["details"]["boundaries"] == 2
+    assert dele["details"]["original_span_frames"] == [10, 18] and dele["details"]["edited_span_frames"] == [10, 10]
+    assert sub["details"]["fps"] == "25/1"
+
+    # the smooth edit scores much better than the hard cuts on both continuity metrics
+    for metric in ("P_continuity", "M_continuity"):
+        assert sub["metrics"][metric] * 3 < ins["metrics"][metric], metric
+        assert sub["metrics"][metric] * 3 < dele["metrics"][metric], metric
+
+    groups = report["groups"]
+    assert groups["all"]["n"] == 3 and groups["substitution"]["n"] == 1 and groups["insertion"]["n"] == 1
+    assert groups["short"]["n"] == 1 and groups["medium"]["n"] == 1 and groups["long"]["n"] == 1
+    mean_p = np.mean([s["metrics"]["P_continuity"] for s in samples.values()])
+    assert groups["all"]["metrics"]["P_continuity"]["mean"] == pytest.approx(mean_p)
+    assert groups["all"]["metrics"]["P_continuity"]["n"] == 3
+    assert set(report["not_computed"]) == {"IDSIM", "LSE-D", "LSE-C", "FVD"}
+    assert report["counts"]["medium"]["insertion"] == 1 and report["counts"]["total"]["total"] == 3
+
+    text = capsys.readouterr().out
+    assert "P_continuity↓" in text and "IDSIM↑" in text
+    for row in ("all", "substitution", "insertion", "deletion", "short", "medium", "long"):
+        assert any(line.startswith(row + " ") for line in text.splitlines()), row
+    assert "IDSIM: not computed (pass --arcface" in text
+
+
+def test_cli_identity_and_sync_with_tiny_models(bench, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import torch
+    from test_metrics import _tiny_arcface_onnx
+
+    from facedit.metrics import build_syncnet
+
+    root, manifest, edited_dir = bench
+    _tiny_arcface_onnx(tmp_path / "arc.onnx")
+    torch.save(build_syncnet().state_dict(), tmp_path / "syncnet_v2.model")
+    out = tmp_path / "s.json"
+    code = main(
+        [
+            "--manifest",
+            str(manifest),
+            "--edited-dir",
+            str(edited_dir),
+            "--json",
+            str(out),
+            "--samples",
+            "smooth_sub",
+            "--arcface",
+            str(tmp_path / "arc.onnx"),
+            "--syncnet",
+            str(tmp_path / "syncnet_v2.model"),
+            "--id-frames",
+            "4",
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    (sample,) = report["samples"]
+    assert 0.9 < sample["metrics"]["IDSIM"] <= 1.0 + 1e-6  # same person (same texture), small local edit
+    assert sample["details"]["id_original_faces"] == 4 and sample["details"]["id_generated_faces"] == 4
+    assert math.isfinite(sample["metrics"]["LSE-D"]) and sample["metrics"]["LSE-C"] >= 0
+    # the 10-frame span is widened to the 0.5 s minimum (13 frames at 25 fps): 13 - 5 SyncNet windows
+    assert sample["details"]["segment_frames"] == [9, 22] and sample["details"]["sync_windows"] == 8
+    assert set(report["not_computed"]) == {"FVD"}
+
+
+def test_missing_edited_videos_are_listed(bench, tmp_path, capsys):
+    root, manifest, _ = bench
+    assert main(["--manifest", str(manifest), "--edited-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "2 edited video(s) not found" in err and "smooth_sub" in err and "cut_ins" in err
+
+
+def test_sample_with_wrong_fps_fails_alone(bench, tmp_path, capsys):
+    root, manifest, edited_dir = bench
+    other = tmp_path / "edited"
+    other.mkdir()
+    for name in ("smooth_sub", "cut_ins"):
+        (other / f"{name}.mp4").write_bytes((edited_dir / f"{name}.mp4").read_bytes())
+    write_video(other / "smooth_sub.mp4", panning_video(36), 30)
+    out = tmp_path / "r.json"
+    assert main(["--manifest", str(manifest), "--edited-dir", str(other), "--json", str(out)]) == 1
+    report = json.loads(out.read_text())
+    errors = {s["id"]: s["error"] for s in report["samples"]}
+    assert "30 fps" in errors["smooth_sub"] and errors["cut_ins"] is None and errors["del"] is None
+    assert report["groups"]["all"]["n"] == 2 and report["groups"]["all"]["failed"] == 1
+    assert "1 sample(s) failed" in capsys.readouterr().out
+
+
+def test_run_pipeline_without_pipeline_module_is_a_clear_error(bench, tmp_path, capsys, monkeypatch):
+    root, manifest, _ = bench
+    monkeypatch.setitem(sys.modules, "facedit.pipeline", None)
+    assert main(["--manifest", str(manifest), "--run-pipeline", str(tmp_path / "out")]) == 2
+    assert "--run-pipeline needs facedit.pipeline" in capsys.readouterr().err
+
+
+def test_run_pipeline_calls_edit_for_every_sample(bench, tmp_path, monkeypatch):
+    import shutil
+
+    root, manifest, _ = bench
+    calls = []
+
+    def edit(
+        original_video, edited_speech, original_transcript, edited_transcript, output_path, original_speech, steps=None
+    ):
+        calls.append((original_transcript, edited_transcript, steps))
+        shutil.copy(original_video, output_path)  # a 'perfect' no-op edit of a same-length substitution
+
+    fake = types.ModuleType("facedit.pipeline")
+    fake.edit = edit
+    monkeypatch.setitem(sys.modules, "facedit.pipeline", fake)
+    import facedit
+
+    monkeypatch.setattr(facedit, "pipeline", fake, raising=False)
+    out = tmp_path / "r.json"
+    code = main(
+        [
+            "--manifest",
+            str(manifest),
+            "--run-pipeline",
+            str(tmp_path / "out"),
+            "--samples",
+            "smooth_sub",
+            "--pipeline-arg",
+            "steps=8",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    assert calls == [("the cat sat on the mat", "the dog sat on the mat", 8)]
+    (sample,) = json.loads(out.read_text())["samples"]
+    assert sample["metrics"]["P_continuity"] == 0.0 and sample["metrics"]["M_continuity"] == 0.0
