@@ -192,7 +192,9 @@ def run_pipeline_edits(
 
 
 @dataclass
-class _Models:
+class MetricModels:
+    """Loaded once, used for every sample: flow function, face detector, and the optional networks."""
+
     flow: Any
     detector: Any
     arcface: Any = None
@@ -200,13 +202,14 @@ class _Models:
     i3d: Any = None
 
 
-def _load_models(options: EvalOptions) -> tuple[_Models, dict[str, str]]:
+def load_metric_models(options: EvalOptions) -> tuple[MetricModels, dict[str, str]]:
+    """The models named in ``options`` and, for each metric left out, the flag that would enable it."""
     from .metrics.identity import ArcFaceONNX
 
     not_computed = {}
     flow = cont.make_flow(options.flow, options.raft_weights, options.device)
     detector = YuNetDetector(options.face_detector) if options.face_detector else CentreFace()
-    models = _Models(flow=flow, detector=detector)
+    models = MetricModels(flow=flow, detector=detector)
     if options.arcface:
         models.arcface = ArcFaceONNX(options.arcface)
     else:
@@ -300,7 +303,7 @@ def _segment(span: tuple[int, int], min_frames: int, total: int) -> tuple[int, i
 
 
 def evaluate_sample(
-    sample: BenchSample, edited_video: str, options: EvalOptions, models: _Models | None = None
+    sample: BenchSample, edited_video: str, options: EvalOptions, models: MetricModels | None = None
 ) -> tuple[SampleResult, dict[str, np.ndarray]]:
     """Metrics of one sample, and its I3D clip features (``real``/``generated``) when FVD is on."""
     from .metrics.fvd import clip_indices, i3d_features
@@ -308,7 +311,7 @@ def evaluate_sample(
     from .metrics.syncnet import lip_sync_score
 
     if models is None:
-        models, _ = _load_models(options)
+        models, _ = load_metric_models(options)
     result = SampleResult(sample.id, sample.edit_type, sample.span_class, edited_video)
     oinfo, einfo = probe_video(sample.original_video), probe_video(edited_video)
     if oinfo.fps != einfo.fps:
@@ -448,7 +451,7 @@ def evaluate_samples(
     progress: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Evaluate every sample (a failing sample is recorded with its error; the others go on)."""
-    models, not_computed = _load_models(options)
+    models, not_computed = load_metric_models(options)
     results, features = [], {}
     for n, sample in enumerate(samples, 1):
         t0 = time.perf_counter()

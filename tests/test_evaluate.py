@@ -341,3 +341,35 @@ def test_run_pipeline_calls_edit_for_every_sample(bench, tmp_path, monkeypatch):
     assert calls == [("the cat sat on the mat", "the dog sat on the mat", 8)]
     (sample,) = json.loads(out.read_text())["samples"]
     assert sample["metrics"]["P_continuity"] == 0.0 and sample["metrics"]["M_continuity"] == 0.0
+
+
+def test_fvd_per_group_from_one_clip_per_sample(bench):
+    import torch
+
+    from facedit.bench_manifest import load_manifest
+    from facedit.evaluate import EvalOptions, MetricModels, evaluate_sample, resolve_edited_videos, summarize
+    from facedit.metrics import CentreFace, DISFlow, fvd_from_features
+
+    root, manifest, edited_dir = bench
+    seen = []
+
+    def fake_i3d(x):  # (1, 3, 16, 224, 224) in -1..1 -> per-channel mean and spread as 'features'
+        seen.append(tuple(x.shape))
+        assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+        return torch.cat([x.mean((2, 3, 4)), x.std((2, 3, 4))], 1)
+
+    samples = load_manifest(manifest)
+    videos = resolve_edited_videos(samples, str(edited_dir))
+    models = MetricModels(flow=DISFlow(), detector=CentreFace(), i3d=fake_i3d)
+    results, feats = [], {}
+    for s in samples:
+        r, f = evaluate_sample(s, videos[s.id], EvalOptions(), models)
+        results.append(r)
+        feats[s.id] = f
+    assert seen[0] == (1, 3, 16, 224, 224) and len(seen) == 6
+    groups = summarize(results, feats)
+    real = np.stack([feats[s.id]["real"] for s in samples])
+    fake = np.stack([feats[s.id]["generated"] for s in samples])
+    assert groups["all"]["metrics"]["FVD"] == {"mean": pytest.approx(fvd_from_features(real, fake)), "n": 3}
+    assert groups["all"]["metrics"]["FVD"]["mean"] > 0
+    assert groups["insertion"]["metrics"]["FVD"] == {"mean": None, "n": 1}  # one clip: no covariance
