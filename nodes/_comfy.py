@@ -1,0 +1,143 @@
+"""Every ComfyUI import of the pack lives here, each with a fallback for running without ComfyUI.
+
+Inside ComfyUI the real ``comfy_api.latest.io``, ``folder_paths``, progress bar, interruption and model
+management are used. Outside it (tests, CI, scripts) a small stand-in schema module and a plain models
+folder (``FACEDIT_MODELS_DIR``, default ``<pack>/models``) take their place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger("FacEDiT")
+
+try:
+    from comfy_api.latest import io, ui  # type: ignore[import-not-found]
+
+    IN_COMFYUI = True
+except ImportError:
+    from . import _standalone_io as io  # noqa: F401 (re-exported)
+
+    ui = None
+    IN_COMFYUI = False
+
+try:
+    import folder_paths  # type: ignore[import-not-found]
+except ImportError:
+    folder_paths = None
+
+try:
+    import comfy.model_management as model_management  # type: ignore[import-not-found]
+    import comfy.utils as comfy_utils  # type: ignore[import-not-found]
+except ImportError:
+    model_management = None
+    comfy_utils = None
+
+WEIGHT_EXTENSIONS = {".safetensors", ".pth", ".pt", ".bin", ".json", ".onnx"}
+# Model folders under ComfyUI/models/ that the pack registers, by kind.
+MODEL_FOLDERS = {"liveportrait": "liveportrait", "wavlm": "wavlm", "facedit": "facedit"}
+
+
+def standalone_models_dir() -> Path:
+    return Path(os.environ.get("FACEDIT_MODELS_DIR", Path(__file__).resolve().parents[1] / "models"))
+
+
+def register_model_folders() -> None:
+    """Make ``models/liveportrait``, ``models/wavlm`` and ``models/facedit`` known to ComfyUI.
+
+    ``extra_model_paths.yaml`` entries for the same names are kept: we only add the default folder.
+    """
+    if folder_paths is None:
+        return
+    for kind, sub in MODEL_FOLDERS.items():
+        default = os.path.join(folder_paths.models_dir, sub)
+        known = folder_paths.folder_names_and_paths.get(kind)
+        if known is None or default not in known[0]:
+            folder_paths.add_model_folder_path(kind, default)
+        folder_paths.folder_names_and_paths[kind][1].update(WEIGHT_EXTENSIONS)
+
+
+def model_dirs(kind: str) -> list[Path]:
+    if kind not in MODEL_FOLDERS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_FOLDERS)}")
+    if folder_paths is None:
+        return [standalone_models_dir() / MODEL_FOLDERS[kind]]
+    register_model_folders()
+    return [Path(p) for p in folder_paths.get_folder_paths(kind)]
+
+
+def list_model_files(kind: str, suffixes: tuple[str, ...] = (".safetensors",)) -> list[str]:
+    """Files of a model kind, relative to their model folder (what a combo box shows)."""
+    names: set[str] = set()
+    for root in model_dirs(kind):
+        if root.is_dir():
+            names.update(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix in suffixes)
+    return sorted(names)
+
+
+def list_model_folders(kind: str, marker: Callable[[Path], bool]) -> list[str]:
+    """Folders (the model folder itself is ``"."``) that hold a model, judged by ``marker``."""
+    names: set[str] = set()
+    for root in model_dirs(kind):
+        if not root.is_dir():
+            continue
+        if marker(root):
+            names.add(".")
+        names.update(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir() and marker(p))
+    return sorted(names)
+
+
+def resolve_model_path(kind: str, name: str) -> Path:
+    """The absolute path of a combo choice; a clear error if it is in none of the kind's folders."""
+    searched = model_dirs(kind)
+    for root in searched:
+        candidate = (root / name) if name != "." else root
+        if candidate.exists():
+            return candidate
+    folders = ", ".join(str(p) for p in searched)
+    raise FileNotFoundError(f"{kind} model {name!r} was not found in {folders}")
+
+
+def torch_device(choice: str = "auto") -> torch.device:
+    if choice != "auto":
+        return torch.device(choice)
+    if model_management is not None:
+        return model_management.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def offload_device() -> torch.device:
+    if model_management is not None:
+        return model_management.unet_offload_device()
+    return torch.device("cpu")
+
+
+def check_interrupted() -> None:
+    """Raise ComfyUI's interruption exception if the user pressed Cancel."""
+    if model_management is not None:
+        model_management.throw_exception_if_processing_interrupted()
+
+
+def progress(total: int) -> Callable[[int, int], None]:
+    """A ``(done, total)`` callback that drives ComfyUI's progress bar and honours Cancel."""
+    bar = comfy_utils.ProgressBar(max(total, 1)) if comfy_utils is not None else None
+
+    def update(done: int, new_total: int | None = None) -> None:
+        check_interrupted()
+        if bar is not None:
+            bar.update_absolute(done, new_total if new_total else None)
+
+    return update
+
+
+def preview_image(image: torch.Tensor, node_cls: Any) -> Any:
+    """UI payload that shows ``image`` [B,H,W,3] on the node; nothing outside ComfyUI."""
+    if ui is None:
+        return None
+    return ui.PreviewImage(image, cls=node_cls)
