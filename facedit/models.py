@@ -1,0 +1,127 @@
+"""The three models an edit needs, found in a models folder, or random-initialised for the demo.
+
+Layout (also ComfyUI's ``models/``): ``liveportrait/`` (the official ``.pth`` set or its ``.safetensors``
+conversion), ``wavlm/`` (a Hugging Face folder such as ``wavlm-base-plus/`` or one ``.safetensors`` file),
+``facedit/`` (one ``.safetensors`` checkpoint written by ``facedit/train.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_facedit
+from .config import FacEDiTConfig
+from .liveportrait import LivePortrait, LivePortraitConfig, load_liveportrait
+from .model import FacEDiT
+from .speech import WavLM, load_wavlm
+
+log = logging.getLogger("facedit")
+
+
+@dataclass
+class Models:
+    liveportrait: LivePortrait
+    wavlm: WavLM
+    facedit: FacEDiT
+    random: tuple[str, ...] = field(default=())
+    """Names of the models that are random-initialised stand-ins (demo without weights)."""
+
+
+def _first(folder: Path, patterns: tuple[str, ...]) -> Path | None:
+    for pattern in patterns:
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def find_wavlm(models_dir: Path) -> Path | None:
+    root = models_dir / "wavlm"
+    if not root.is_dir():
+        return None
+    if (root / "config.json").exists():
+        return root
+    folder = next((p.parent for p in sorted(root.glob("*/config.json"))), None)
+    return folder or _first(root, ("*.safetensors",))
+
+
+def find_facedit(models_dir: Path) -> Path | None:
+    root = models_dir / "facedit"
+    return _first(root, ("*.safetensors",)) if root.is_dir() else None
+
+
+def has_liveportrait(models_dir: Path) -> bool:
+    root = models_dir / "liveportrait"
+    return any((root / f"warping_module{ext}").exists() for ext in (".pth", ".safetensors")) or any(
+        root.glob("*/warping_module.*")
+    )
+
+
+def liveportrait_folder(models_dir: Path) -> Path:
+    root = models_dir / "liveportrait"
+    if any((root / f"warping_module{ext}").exists() for ext in (".pth", ".safetensors")):
+        return root
+    nested = sorted(root.glob("*/warping_module.*"))
+    if nested:
+        return nested[0].parent
+    raise FileNotFoundError(f"no LivePortrait weights in {root}")
+
+
+def random_wavlm(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> WavLM:
+    """A small random WavLM with the real conv front end (so timing is exact) and 768-d output."""
+    from transformers import WavLMConfig, WavLMModel
+
+    config = WavLMConfig(
+        hidden_size=768, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+        conv_dim=(64,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        num_buckets=32, max_bucket_distance=200,
+    )  # fmt: skip
+    return WavLM(WavLMModel(config).eval(), normalize=False).to(device=device, dtype=dtype)
+
+
+def load_models(
+    models_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    allow_random: bool = False,
+    seed: int = 0,
+) -> Models:
+    """Load every model from ``models_dir``; with ``allow_random`` stand in random ones for missing weights.
+
+    Random stand-ins make every stage run (the demo, tests) but produce meaningless faces; ``Models.random``
+    names them so callers can say so plainly.
+    """
+    models_dir = Path(models_dir)
+    random: list[str] = []
+    torch.manual_seed(seed)
+    if has_liveportrait(models_dir):
+        lp = load_liveportrait(liveportrait_folder(models_dir), device=device, dtype=dtype)
+    elif allow_random:
+        lp = LivePortrait.random(LivePortraitConfig.tiny(), device=device, dtype=dtype)
+        random.append("liveportrait")
+    else:
+        raise FileNotFoundError(f"no LivePortrait weights in {models_dir / 'liveportrait'}")
+    wavlm_path = find_wavlm(models_dir)
+    if wavlm_path is not None:
+        wavlm = load_wavlm(wavlm_path, device=device, dtype=dtype)
+    elif allow_random:
+        wavlm = random_wavlm(device, dtype)
+        random.append("wavlm")
+    else:
+        raise FileNotFoundError(f"no WavLM model (folder or .safetensors) in {models_dir / 'wavlm'}")
+    facedit_path = find_facedit(models_dir)
+    if facedit_path is not None:
+        model = load_facedit(facedit_path, device=device, dtype=dtype)
+    elif allow_random:
+        model = FacEDiT(FacEDiTConfig.tiny()).to(device=device, dtype=dtype).eval()
+        random.append("facedit")
+    else:
+        raise FileNotFoundError(f"no FacEDiT checkpoint (.safetensors) in {models_dir / 'facedit'}")
+    if random:
+        log.warning("random-initialised stand-ins for: %s (no weights found in %s)", ", ".join(random), models_dir)
+    return Models(lp, wavlm, model, tuple(random))

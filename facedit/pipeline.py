@@ -1,0 +1,417 @@
+"""Editing and generation composed from the stages: plan, resample, crop, extract, infill, render, paste.
+
+The paper's Fig. 2 (b, c). Work happens only in windows around the edits: a target frame outside every
+window is the original frame, bit for bit, read when it is written. That bounds memory by the edits, not the
+clip, and keeps the expensive LivePortrait decoder on the frames that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .edits import EditPlan, SpanEdit, plan_edit, plan_from_spans, plan_generation
+from .flow import infill
+from .liveportrait import CropTrack, LivePortrait, MotionTrack, crop_faces, detect_face_track, extract_motion
+from .liveportrait.paste import paste_back
+from .liveportrait.render import iter_render
+from .model import FacEDiT
+from .models import Models
+from .resample import ResampleConfig, resample_frames
+from .speech import SpeechFeatures
+from .timeline import MOTION_DIM, Window, from_model_grid, model_grid, to_model_grid, work_windows
+from .timestamps import Word
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage names are 'speech', 'faces', 'resample', 'motion', 'infill', 'render'."""
+Cancel = Callable[[], None]
+"""Raises to stop the run (ComfyUI's interrupt, Ctrl-C handling, a UI cancel button)."""
+
+
+@dataclass(frozen=True)
+class EditOptions:
+    """Knobs of an edit; the defaults are the ones we recommend."""
+
+    context_frames: int = 3
+    """Frames regenerated on each side of an edit so the transition is generated too (plan)."""
+    motion_context_s: float = 1.0
+    """Seconds of known motion the model sees on each side of the generated frames."""
+    steps: int = 32
+    sway: float = -1.0
+    guidance: float = 0.0
+    seed: int = 0
+    rerender_all: bool = False
+    """Re-render every frame through LivePortrait (uniform look) instead of only the generated ones."""
+    stitching: bool = True
+    render_chunk: int = 4
+    extract_chunk: int = 16
+    face_index: int = 0
+    face_order: str = "largest"
+    face_box: tuple[float, float, float, float] | None = None
+    crop_smoothing: float = 2.0
+    resample: ResampleConfig = field(default_factory=ResampleConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("context_frames", "steps", "render_chunk", "extract_chunk", "face_index"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "steps" else 0):
+                raise ValueError(f"{name} must be a non-negative integer (steps >= 1), got {value!r}")
+        if self.render_chunk < 1 or self.extract_chunk < 1:
+            raise ValueError("render_chunk and extract_chunk must be >= 1")
+        if not self.motion_context_s >= 0:
+            raise ValueError(f"motion_context_s must be >= 0 seconds, got {self.motion_context_s!r}")
+
+
+def _noop_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None]:
+    report = progress or _noop_progress
+    return lambda done, total: report(stage, done, total)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stages that nodes call one by one
+
+
+def retime_track(track: CropTrack, source_time: np.ndarray) -> CropTrack:
+    """The crop track read at fractional source frames: one entry per target frame (linear in between)."""
+    times = np.asarray(source_time, dtype=np.float64)
+    n = len(track)
+    if times.ndim != 1 or (times.size and (times.min() < 0 or times.max() > n - 1)):
+        raise ValueError(f"source_time must be 1-D within [0, {n - 1}] for a track of {n} frames")
+    lo = np.floor(times).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = times - lo
+
+    def mix(values: np.ndarray) -> np.ndarray:
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        return values[lo] * (1 - w).reshape(shape) + values[hi] * w.reshape(shape)
+
+    detected = track.detected[lo] & (track.detected[hi] | (w == 0))
+    return CropTrack(track.frame_size, mix(track.center), mix(track.size), mix(track.angle), mix(track.face_box),
+                     detected)  # fmt: skip
+
+
+def speech_window(speech: SpeechFeatures, start_s: float, end_s: float, pad_s: float) -> tuple[torch.Tensor, float]:
+    """Speech frames around [start_s, end_s] and the offset of the first one relative to ``start_s``."""
+    times = speech.offset_s + np.arange(speech.num_frames) / speech.frame_rate
+    keep = np.flatnonzero((times >= start_s - pad_s) & (times <= end_s + pad_s))
+    if keep.size == 0:
+        raise ValueError(
+            f"the speech ({speech.duration_s:.2f} s) has no features near {start_s:.2f}-{end_s:.2f} s of the video"
+        )
+    return speech.features[keep[0] : keep[-1] + 1], float(times[keep[0]] - start_s)
+
+
+def infill_timeline(
+    model: FacEDiT,
+    motion: np.ndarray,
+    infill_mask: np.ndarray,
+    fps: float,
+    speech: SpeechFeatures,
+    options: EditOptions = EditOptions(),
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> np.ndarray:
+    """New motion (T, 75) for the masked frames of a clip at ``fps``; every unmasked row comes back unchanged.
+
+    ``motion`` may hold NaN rows far from the edits (frames never extracted): only the windows of
+    ``options.motion_context_s`` around masked runs are read. Each window is carried to the model's fps,
+    infilled with the matching slice of speech, and carried back.
+    """
+    motion = np.asarray(motion, dtype=np.float32)
+    mask = np.asarray(infill_mask, dtype=bool)
+    if motion.ndim != 2 or motion.shape[1] != MOTION_DIM:
+        raise ValueError(f"motion must be (T, {MOTION_DIM}), got {motion.shape}")
+    if mask.shape != (motion.shape[0],):
+        raise ValueError(f"infill_mask must have one entry per motion frame ({motion.shape[0]}), got {mask.shape}")
+    cfg = model.config
+    out = motion.copy()
+    windows = work_windows(mask, int(round(options.motion_context_s * fps)))
+    report = _stage(progress, "infill")
+    total = len(windows) * options.steps
+    pad_s = float(getattr(cfg, "cross_window_s", 0.5)) + 0.5
+    for n, window in enumerate(windows):
+        local_mask = mask[window.start : window.end]
+        local = motion[window.start : window.end]
+        known = ~local_mask
+        if not np.isfinite(local[known]).all():
+            raise ValueError(
+                f"motion frames {window.start}-{window.end - 1} around an edit are missing (NaN): extract motion for "
+                "every frame within the motion context of the edits"
+            )
+        grid = model_grid(local_mask, fps, cfg.fps)
+        t0 = window.start / fps
+        feats, offset = speech_window(speech, t0, (window.end - 1) / fps, pad_s)
+
+        def step(done: int, steps: int, n: int = n) -> None:
+            report(n * options.steps + done, total)
+
+        generated = infill(
+            model, torch.from_numpy(to_model_grid(local, grid).astype(np.float32)), torch.from_numpy(grid.mask),
+            feats, speech_frame_rate=speech.frame_rate, speech_offset_s=offset, steps=options.steps,
+            sway=options.sway, guidance=options.guidance, seed=options.seed + n, progress=step, cancel=cancel,
+        )  # fmt: skip
+        rows = from_model_grid(generated.double().numpy(), grid, local_mask)
+        out[window.start + np.flatnonzero(local_mask)] = rows.astype(np.float32)
+    return out
+
+
+def render_frames(
+    lp: LivePortrait,
+    frames: np.ndarray,
+    track: CropTrack,
+    source: MotionTrack,
+    driving: np.ndarray,
+    indices: Sequence[int],
+    *,
+    crops: np.ndarray | None = None,
+    options: EditOptions = EditOptions(),
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> np.ndarray:
+    """Frames with ``indices`` re-rendered from their own appearance, driven by ``driving``, pasted back.
+
+    Every other frame is returned unchanged (the same array values). ``crops`` are the 256x256 face crops of
+    ``frames`` if already made.
+    """
+    out = np.array(frames, dtype=np.float32, copy=True)
+    idx = [int(i) for i in indices]
+    if not idx:
+        return out
+    src_crops = crops[idx] if crops is not None else crop_faces(out[idx], track.select(idx))
+    report = _stage(progress, "render")
+    for start, rendered in iter_render(
+        lp, src_crops, source.select(idx), torch.as_tensor(np.asarray(driving, dtype=np.float32)[idx]),
+        chunk_size=options.render_chunk, stitching=options.stitching and lp.stitching is not None,
+    ):  # fmt: skip
+        if cancel is not None:
+            cancel()
+        for k, image in enumerate(rendered.numpy()):
+            i = idx[start + k]
+            out[i] = paste_back(out[i], image, track, i)
+        report(start + len(rendered), len(idx))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whole edits
+
+
+@dataclass
+class EditResult:
+    frames: np.ndarray
+    """(T, H, W, 3) float32 target frames at ``fps``."""
+    fps: float
+    plan: EditPlan
+    audio: dict[str, Any]
+    """The edited speech as given, to mux with the frames."""
+
+
+def make_plan(
+    *,
+    fps: float,
+    source_frames: int,
+    original_duration_s: float,
+    edited_duration_s: float,
+    original_words: Sequence[Word] | None = None,
+    edited_words: Sequence[Word] | None = None,
+    spans: Sequence[SpanEdit | tuple[float, float, float]] | None = None,
+    context_frames: int = 3,
+) -> EditPlan:
+    """An edit plan from word timestamps of both speeches, or from manual spans when there are none."""
+    if spans:
+        return plan_from_spans(
+            spans, original_duration_s=original_duration_s, edited_duration_s=edited_duration_s, fps=fps,
+            source_frames=source_frames, context_frames=context_frames,
+        )  # fmt: skip
+    if original_words is None or edited_words is None:
+        raise ValueError("give the word timestamps of both speeches (original_words, edited_words) or manual spans")
+    return plan_edit(
+        original_words, edited_words, original_duration_s=original_duration_s, edited_duration_s=edited_duration_s,
+        fps=fps, source_frames=source_frames, context_frames=context_frames,
+    )  # fmt: skip
+
+
+def _windows_for(plan: EditPlan, fps: float, options: EditOptions) -> list[Window]:
+    context = int(round(options.motion_context_s * fps))
+    work = plan.infill_mask | plan.retimed_mask
+    windows = work_windows(work, context)
+    if not options.rerender_all:
+        return windows
+    full: list[Window] = []
+    cursor = 0
+    for w in [*windows, Window(plan.target_frames, plan.target_frames, ())]:
+        for start in range(cursor, w.start, 64):
+            full.append(Window(start, min(w.start, start + 64), ()))
+        if w.end > w.start:
+            full.append(w)
+        cursor = w.end
+    return full
+
+
+def _process_window(
+    frames: Sequence[np.ndarray] | np.ndarray,
+    plan: EditPlan,
+    window: Window,
+    models: Models,
+    speech: SpeechFeatures,
+    options: EditOptions,
+    progress: Progress | None,
+    cancel: Cancel | None,
+) -> np.ndarray:
+    """The target frames [window.start, window.end) of an edit."""
+    times = plan.source_time[window.start : window.end]
+    s0, s1 = int(np.floor(times.min())), int(np.ceil(times.max()))
+    source = np.stack([np.asarray(frames[i], dtype=np.float32) for i in range(s0, s1 + 1)])
+    track = detect_face_track(
+        source, face_index=options.face_index, face_order=options.face_order, box=options.face_box,
+        smoothing=options.crop_smoothing, progress=_stage(progress, "faces"),
+    )  # fmt: skip
+    local_times = times - s0
+    target = resample_frames(
+        source, local_times, track.face_box, config=options.resample, progress=_stage(progress, "resample")
+    )
+    del source
+    target_track = retime_track(track, local_times)
+    crops = crop_faces(target, target_track)
+    motion = extract_motion(models.liveportrait, crops, chunk_size=options.extract_chunk,
+                            progress=_stage(progress, "motion"))  # fmt: skip
+    mask = plan.infill_mask[window.start : window.end]
+    source_motion = motion.motion.numpy()
+    driving = source_motion
+    if mask.any():
+        driving = infill_timeline(
+            models.facedit, source_motion, mask, plan.fps, speech, options, progress=progress, cancel=cancel
+        )
+    indices = np.arange(len(target)) if options.rerender_all else np.flatnonzero(mask)
+    return render_frames(
+        models.liveportrait, target, target_track, motion, driving, indices, crops=crops, options=options,
+        progress=progress, cancel=cancel,
+    )  # fmt: skip
+
+
+def iter_edit(
+    frames: Sequence[np.ndarray] | np.ndarray,
+    plan: EditPlan,
+    models: Models,
+    speech: SpeechFeatures,
+    options: EditOptions = EditOptions(),
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Iterator[np.ndarray]:
+    """Target frames (H, W, 3) float32 one by one, in order.
+
+    ``frames`` is any indexable sequence of source frames (an array, or a lazy reader): a frame outside every
+    edit window is read and yielded as it is, so only the windows are ever held whole.
+    """
+    plan.check_matches(len(frames), plan.fps)
+    if speech.duration_s + 1.0 / plan.fps < plan.edited_duration_s - 1e-6:
+        raise ValueError(
+            f"the speech features cover {speech.duration_s:.3f} s but the plan's edited speech lasts "
+            f"{plan.edited_duration_s:.3f} s: encode the edited speech the plan was built for"
+        )
+    windows = _windows_for(plan, plan.fps, options)
+    cursor = 0
+    for window in windows:
+        for k in range(cursor, window.start):
+            yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)
+        if cancel is not None:
+            cancel()
+        yield from _process_window(frames, plan, window, models, speech, options, progress, cancel)
+        cursor = window.end
+    for k in range(cursor, plan.target_frames):
+        yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)
+
+
+def edit(
+    frames: Sequence[np.ndarray] | np.ndarray,
+    fps: float,
+    edited_speech: dict[str, Any],
+    models: Models,
+    *,
+    original_words: Sequence[Word] | None = None,
+    edited_words: Sequence[Word] | None = None,
+    spans: Sequence[SpanEdit | tuple[float, float, float]] | None = None,
+    original_duration_s: float | None = None,
+    options: EditOptions = EditOptions(),
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> EditResult:
+    """Edit a talking-head clip to new speech: frames on the new timeline plus the edited speech to mux.
+
+    ``edited_speech`` is a ComfyUI-style AUDIO dict ``{"waveform": [B, C, S], "sample_rate": sr}``.
+    ``original_duration_s`` defaults to the video's duration.
+    """
+    n = len(frames)
+    plan = make_plan(
+        fps=fps, source_frames=n, original_duration_s=original_duration_s or n / fps,
+        edited_duration_s=audio_duration(edited_speech), original_words=original_words, edited_words=edited_words,
+        spans=spans, context_frames=options.context_frames,
+    )  # fmt: skip
+    speech = models.wavlm.encode(edited_speech, progress=_stage(progress, "speech"))
+    out = np.stack(list(iter_edit(frames, plan, models, speech, options, progress=progress, cancel=cancel)))
+    return EditResult(out, fps, plan, edited_speech)
+
+
+def audio_duration(audio: dict[str, Any]) -> float:
+    """Seconds of a ComfyUI AUDIO dict, with a clear error for anything else."""
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise ValueError("audio must be a dict with 'waveform' [B, C, S] and 'sample_rate' (ComfyUI AUDIO)")
+    rate = int(audio["sample_rate"])
+    if rate <= 0:
+        raise ValueError(f"audio sample_rate must be positive, got {rate}")
+    return float(audio["waveform"].shape[-1]) / rate
+
+
+def generate(
+    portrait: np.ndarray,
+    speech_audio: dict[str, Any],
+    models: Models,
+    *,
+    fps: float = 25.0,
+    options: EditOptions = EditOptions(),
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> EditResult:
+    """A talking clip from one portrait (H, W, 3) float in 0..1 and speech, at ``fps``.
+
+    Frame 0 keeps the portrait's own motion (the prompt); every later frame's motion is generated from the
+    speech and rendered from the portrait's appearance.
+    """
+    image = np.asarray(portrait, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"portrait must be one image (H, W, 3), got shape {image.shape}")
+    plan = plan_generation(audio_duration(speech_audio), fps=fps, prompt_frames=1)
+    speech = models.wavlm.encode(speech_audio, progress=_stage(progress, "speech"))
+    track = detect_face_track(image[None], face_index=options.face_index, face_order=options.face_order,
+                              box=options.face_box, progress=_stage(progress, "faces"))  # fmt: skip
+    crop = crop_faces(image[None], track)
+    source = extract_motion(models.liveportrait, crop)
+    motion = np.full((plan.target_frames, MOTION_DIM), np.nan, dtype=np.float32)
+    motion[~plan.infill_mask] = source.motion.numpy()[0]
+    gen_options = EditOptions(**{**options.__dict__, "motion_context_s": plan.target_frames / fps})
+    driving = infill_timeline(models.facedit, motion, plan.infill_mask, fps, speech, gen_options,
+                              progress=progress, cancel=cancel)  # fmt: skip
+    out = np.empty((plan.target_frames, *image.shape), dtype=np.float32)
+    out[0] = image
+    idx = np.flatnonzero(plan.infill_mask)
+    report = _stage(progress, "render")
+    for start, rendered in iter_render(
+        models.liveportrait, crop, source, torch.from_numpy(driving[idx]), chunk_size=options.render_chunk,
+        stitching=options.stitching and models.liveportrait.stitching is not None,
+    ):  # fmt: skip
+        if cancel is not None:
+            cancel()
+        for k, img in enumerate(rendered.numpy()):
+            out[idx[start + k]] = paste_back(image, img, track, 0)
+        report(start + len(rendered), len(idx))
+    return EditResult(out, fps, plan, speech_audio)
