@@ -35,6 +35,7 @@ from .flow_estimators import DIS_PRESETS, MIN_FLOW_SIDE, DISFlow, FlowEstimator,
 
 TIME_TOLERANCE = 1e-6  # source times this close to an integer are that integer (float noise, not intent)
 _MIN_WEIGHT = 1e-3  # floor of the occlusion weights, so that fully occluded pixels still get a blend
+TAPS_PER_PIXEL = 2.0  # motion-blur samples per pixel of path
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ResampleConfig:
     flow_scale: float | None = None  # scale of the flow's working images; None: from flow_max_side
     flow_max_side: int = 960  # with flow_scale None: the working images' longer side is at most this
     projection_iterations: int = 3  # fixed-point steps projecting the 0<->1 flows to the target time
+    occlusion: bool = True  # weight the neighbours by visibility (False: plain flow-warped blend)
     occlusion_alpha: float = 0.01  # forward-backward check: error^2 < alpha * (|f|^2 + |b|^2) + beta
     occlusion_beta: float = 0.5
     face_margin: float = 0.25  # context around the face for the face flow, fraction of the face size
@@ -139,6 +141,7 @@ def iter_resampled_frames(
         raise TypeError(f"flow must be a callable (img0, img1) -> flow [H, W, 2], got {type(flow).__name__}")
     source = _FrameSource(frames)
     times = validate_source_time(source_time, source.n)
+    source.probe(int(times[0]) if len(times) else 0)  # the first frame the map needs fixes H and W
     faces = None if face_regions is None else _FaceRegions(face_regions, source.n, source.h, source.w, config.box_shape)
     engine = _Resampler(source, faces, config, flow or DISFlow(config.preset))
     return _Chunks(engine, times, plan_windows(times, source.n, config), chunk_size, progress)
@@ -166,15 +169,15 @@ def validate_source_time(source_time: Any, n_frames: int) -> np.ndarray:
     if bad.size:
         k = bad[0]
         raise ValueError(
-            f"source_time[{k}] = {times[k]!r} is outside the clip: frames has {n_frames} frames, so source "
+            f"source_time[{k}] = {float(times[k])!r} is outside the clip: frames has {n_frames} frames, so source "
             f"times must lie in [0, {n_frames - 1}] ({bad.size} target frame(s) outside)"
         )
     drops = np.flatnonzero(np.diff(times) < -TIME_TOLERANCE)
     if drops.size:
         k = drops[0] + 1
         raise ValueError(
-            f"source_time must be non-decreasing: source_time[{k}] = {times[k]!r} comes after "
-            f"source_time[{k - 1}] = {times[k - 1]!r}"
+            f"source_time must be non-decreasing: source_time[{k}] = {float(times[k])!r} comes after "
+            f"source_time[{k - 1}] = {float(times[k - 1])!r}"
         )
     rounded = np.round(times)
     near = np.abs(times - rounded) <= TIME_TOLERANCE
@@ -275,27 +278,37 @@ class _FrameSource:
             raise ValueError("frames is empty; resampling needs at least one source frame")
         self.frames = frames
         self.cache: dict[int, np.ndarray] = {}
-        first = _to_numpy(frames[0])
+        self.h = self.w = 0
+        self.first = 0
+
+    def probe(self, i: int) -> None:
+        """Read frame i (the first one needed) to learn and check the frame size."""
+        first = _to_numpy(self.frames[i])
         if first.ndim != 3 or first.shape[2] != 3:
             raise ValueError(
-                f"frames must be [N, H, W, 3] (RGB, ComfyUI IMAGE layout); frame 0 has shape {first.shape}"
+                f"frames must be [N, H, W, 3] (RGB, ComfyUI IMAGE layout); frame {i} has shape {first.shape}"
             )
-        self.h, self.w = int(first.shape[0]), int(first.shape[1])
+        self.h, self.w, self.first = int(first.shape[0]), int(first.shape[1]), i
         if min(self.h, self.w) < MIN_FLOW_SIDE:
             raise ValueError(f"frames are {self.h}x{self.w}; optical flow needs at least {MIN_FLOW_SIDE} pixels a side")
+        self.cache[i] = self._checked(i, first)
 
     def __getitem__(self, i: int) -> np.ndarray:
         frame = self.cache.get(i)
         if frame is None:
-            frame = _to_numpy(self.frames[i])
-            if frame.shape != (self.h, self.w, 3):
-                raise ValueError(f"frames[{i}] has shape {frame.shape}, expected {(self.h, self.w, 3)} like frames[0]")
-            if not np.issubdtype(frame.dtype, np.floating):
-                raise ValueError(f"frames[{i}] has dtype {frame.dtype}; frames must be float in 0..1 (IMAGE layout)")
-            frame = np.ascontiguousarray(frame, dtype=np.float32)
-            if not np.isfinite(frame).all():
-                raise ValueError(f"frames[{i}] contains NaN or infinite values")
-            self.cache[i] = frame
+            frame = self.cache[i] = self._checked(i, _to_numpy(self.frames[i]))
+        return frame
+
+    def _checked(self, i: int, frame: np.ndarray) -> np.ndarray:
+        if frame.shape != (self.h, self.w, 3):
+            raise ValueError(
+                f"frames[{i}] has shape {frame.shape}, expected {(self.h, self.w, 3)} like frames[{self.first}]"
+            )
+        if not np.issubdtype(frame.dtype, np.floating):
+            raise ValueError(f"frames[{i}] has dtype {frame.dtype}; frames must be float in 0..1 (IMAGE layout)")
+        frame = np.ascontiguousarray(frame, dtype=np.float32)
+        if not np.isfinite(frame).all():
+            raise ValueError(f"frames[{i}] contains NaN or infinite values")
         return frame
 
     def release_below(self, i: int) -> None:
@@ -400,6 +413,10 @@ def _remap(
     return out.reshape(*mx.shape, -1) if field.ndim == 3 and out.ndim == 2 else out
 
 
+def _norm2(v: np.ndarray) -> np.ndarray:
+    return v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1]
+
+
 def _inside(gx: np.ndarray, gy: np.ndarray, disp: np.ndarray) -> np.ndarray:
     h, w = gx.shape
     px, py = gx + disp[..., 0], gy + disp[..., 1]
@@ -488,10 +505,13 @@ class _Resampler:
         return _Layer(fwd, bwd, self._visibility(fwd, bwd), self._visibility(bwd, fwd))
 
     def _visibility(self, f: np.ndarray, b: np.ndarray) -> np.ndarray:
+        inside = _inside(self.gx, self.gy, f)
+        if not self.cfg.occlusion:
+            return np.ones_like(inside)
         back = _remap(b, self.gx, self.gy, f)
-        err = ((f + back) ** 2).sum(-1)
-        tol = self.cfg.occlusion_alpha * ((f**2).sum(-1) + (back**2).sum(-1)) + self.cfg.occlusion_beta
-        return np.exp(-err / tol) * _inside(self.gx, self.gy, f)
+        err = _norm2(f + back)
+        tol = self.cfg.occlusion_alpha * (_norm2(f) + _norm2(back)) + self.cfg.occlusion_beta
+        return np.exp(-err / tol) * inside
 
     def _pair(self, a: int) -> dict[str, _Layer]:
         """Flows between source frames a and a + 1, per layer ('bg', and 'face' with face regions)."""
@@ -567,6 +587,8 @@ class _Resampler:
                 v = _remap(pair.bwd, gx, gy, -(1 - t) * v)
             g0, g1 = (-t * u).astype(np.float32), (-(1 - t) * v).astype(np.float32)
             in0, in1 = _inside(gx, gy, g0), _inside(gx, gy, g1)
+            if not self.cfg.occlusion:
+                in0, in1 = np.ones_like(in0), np.ones_like(in1)
             # A neighbour is trusted where the other neighbour's content has a counterpart in it.
             c0 = in0 * np.where(in1 > 0, _remap(pair.vis_bwd, gx, gy, g1, constant=True), 1)
             c1 = in1 * np.where(in0 > 0, _remap(pair.vis_fwd, gx, gy, g0, constant=True), 1)
@@ -675,11 +697,11 @@ class _Resampler:
     def _motion_blur(self, img: np.ndarray, path: np.ndarray) -> np.ndarray:
         """Average of img along the local motion path (working-scale displacement over the exposure)."""
         full = self._upsample(path)
-        length = float(np.sqrt((full**2).sum(-1)).max())
-        steps = min(32, max(2, math.ceil(length) + 1))
+        length = float(np.sqrt(_norm2(full)).max())
+        steps = min(64, max(2, math.ceil(TAPS_PER_PIXEL * length)))
         acc = np.zeros_like(img)
-        for k in range(steps):
-            acc += _remap(img, self.full_gx, self.full_gy, full * (k / (steps - 1) - 0.5))
+        for k in range(steps):  # midpoints of equal parts of the path: a box filter along the motion
+            acc += _remap(img, self.full_gx, self.full_gy, full * ((k + 0.5) / steps - 0.5), cubic=self.cfg.cubic)
         return acc / steps
 
 
