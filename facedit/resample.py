@@ -385,9 +385,25 @@ class _FaceRegions:
 
 
 def _fill(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Values kept where weight is 1, smoothly extended from there where it is 0 (push-pull pyramid)."""
-    if weight.max() <= 1e-6:
+    """Values kept where weight is 1, smoothly extended from there where it is 0 (push-pull pyramid).
+
+    Only a neighbourhood of the holes is processed: half the holes' size around them.
+    """
+    hole = _bbox(weight, 1 - 1e-6, below=True)
+    if hole is None or weight.max() <= 1e-6:
         return values.copy()
+    h, w = weight.shape
+    x0, y0, x1, y1 = hole
+    m = max((x1 - x0) // 2, (y1 - y0) // 2, 8)
+    x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+    if (x1 - x0) * (y1 - y0) < h * w / 2 and weight[y0:y1, x0:x1].max() > 1e-6:
+        out = values.copy()
+        out[y0:y1, x0:x1] = _push_pull(values[y0:y1, x0:x1], weight[y0:y1, x0:x1])
+        return out
+    return _push_pull(values, weight)
+
+
+def _push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     expand = values.ndim == 2
     v = values[..., None] if expand else values
     levels = [(v * weight[..., None], weight)]
@@ -397,10 +413,16 @@ def _fill(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
         levels.append((vw.reshape(*w.shape, -1), w))
     vw, w = levels[-1]
     est = vw / np.maximum(w, 1e-6)[..., None]
-    for vw, w in reversed(levels[:-1]):
+    for vw, w in reversed(levels[1:-1]):
         up = cv2.pyrUp(est, dstsize=(w.shape[1], w.shape[0])).reshape(*w.shape, -1)
         a = np.clip(w, 0, 1)[..., None]
         est = a * (vw / np.maximum(w, 1e-6)[..., None]) + (1 - a) * up
+    est = cv2.pyrUp(est, dstsize=(weight.shape[1], weight.shape[0])).reshape(v.shape)
+    if np.all((weight == 0) | (weight == 1)):
+        np.copyto(est, v, where=(weight == 1)[..., None])
+    else:
+        a = np.clip(weight, 0, 1)[..., None]
+        est += a * (v - est)
     return est[..., 0] if expand else est
 
 
@@ -427,11 +449,13 @@ def _face_size(mask: np.ndarray) -> float:
     return math.sqrt(float(mask.sum()))
 
 
-def _bbox(mask: np.ndarray, thresh: float = 0.5) -> tuple[int, int, int, int] | None:
-    ys, xs = np.nonzero(mask > thresh)
-    if ys.size == 0:
+def _bbox(mask: np.ndarray, thresh: float = 0.5, below: bool = False) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around the pixels above thresh (below it with below=True); None if there are none."""
+    sel = mask < thresh if below else mask > thresh
+    rows, cols = np.flatnonzero(sel.any(axis=1)), np.flatnonzero(sel.any(axis=0))
+    if rows.size == 0:
         return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -461,6 +485,8 @@ class _Work:
     mask: np.ndarray | None  # [h, w] soft face mask
     bbox: tuple[int, int, int, int] | None  # face box at working scale (mask > 0.5)
     size: float  # sqrt of the face area, working pixels
+    keep: np.ndarray | None = None  # [h, w] 1 where the background flow is measured (face grown, excluded)
+    filled: np.ndarray | None = None  # [h, w, 3] the frame with the excluded face region filled in
 
 
 class _Resampler:
@@ -471,6 +497,7 @@ class _Resampler:
         self.wh, self.ww = max(MIN_FLOW_SIDE, round(h * scale)), max(MIN_FLOW_SIDE, round(w * scale))
         self.gx, self.gy = np.meshgrid(np.arange(self.ww, dtype=np.float32), np.arange(self.wh, dtype=np.float32))
         self.full_gx, self.full_gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self.full_grid = np.dstack([self.full_gx, self.full_gy])
         self.work: dict[int, _Work] = {}
         self.pairs: dict[int, dict[str, _Layer]] = {}
 
@@ -522,19 +549,22 @@ class _Resampler:
         if self.faces is None:
             pair = {"bg": self._layer(self._estimate(wa.rgb, wb.rgb), self._estimate(wb.rgb, wa.rgb))}
         else:
-            keep_a, keep_b = self._background_weight(wa), self._background_weight(wb)
-            img_a, img_b = _fill(wa.rgb, keep_a), _fill(wb.rgb, keep_b)
-            fwd = _fill(self._estimate(img_a, img_b), keep_a)
-            bwd = _fill(self._estimate(img_b, img_a), keep_b)
+            self._background(wa), self._background(wb)
+            fwd = _fill(self._estimate(wa.filled, wb.filled), wa.keep)
+            bwd = _fill(self._estimate(wb.filled, wa.filled), wb.keep)
             pair = {"bg": self._layer(fwd, bwd)}
             pair["face"] = self._face_layer(wa, wb) if wa.bbox and wb.bbox else pair["bg"]
         self.pairs[a] = pair
         return pair
 
-    def _background_weight(self, work: _Work) -> np.ndarray:
+    def _background(self, work: _Work) -> None:
+        if work.keep is not None:
+            return
         if work.bbox is None:
-            return np.ones((self.wh, self.ww), np.float32)
-        return 1 - _dilate(work.mask, self.cfg.exclude_margin * work.size + 1)
+            work.keep, work.filled = np.ones((self.wh, self.ww), np.float32), work.rgb
+        else:
+            work.keep = 1 - _dilate(work.mask, self.cfg.exclude_margin * work.size + 1)
+            work.filled = _fill(work.rgb, work.keep)
 
     def _face_layer(self, wa: _Work, wb: _Work) -> _Layer:
         x0 = min(wa.bbox[0], wb.bbox[0])
@@ -560,11 +590,10 @@ class _Resampler:
         img_b, mb = crop(wb)
         flows = []
         for img0, img1, m in ((img_a, img_b, ma), (img_b, img_a, mb)):
-            full = np.zeros((self.wh, self.ww, 2), np.float32)
-            weight = np.zeros((self.wh, self.ww), np.float32)
-            full[y0:y1, x0:x1] = self._estimate(np.ascontiguousarray(img0), np.ascontiguousarray(img1))
-            weight[y0:y1, x0:x1] = (m > 0.5).astype(np.float32)
-            flows.append(_fill(full, weight))
+            flow = self._estimate(np.ascontiguousarray(img0), np.ascontiguousarray(img1))
+            flow = _fill(flow, (m > 0.5).astype(np.float32))  # the face's motion, continued past its edge
+            pad = (y0, self.wh - y1, x0, self.ww - x1)
+            flows.append(cv2.copyMakeBorder(flow, *pad, cv2.BORDER_REPLICATE))
         return self._layer(*flows)
 
     # -- synthesis
@@ -659,12 +688,13 @@ class _Resampler:
         return np.clip(2 * cv2.GaussianBlur(mask, (0, 0), sigma), 0, 1)
 
     def _upsample(self, field: np.ndarray) -> np.ndarray:
+        """A working-scale field at full resolution; displacements are rescaled to full-resolution pixels."""
         h, w = self.source.h, self.source.w
         if field.shape[:2] == (h, w):
             return field
         out = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
         if field.ndim == 3 and field.shape[2] == 2:
-            out = out * np.array([w / self.ww, h / self.wh], np.float32)
+            out = cv2.multiply(out, (w / self.ww, h / self.wh, 0, 0))
         return out
 
     def _warp_sum(
@@ -673,14 +703,17 @@ class _Resampler:
         blend: dict[int, np.ndarray],
         roi: tuple[int, int, int, int] | None,
     ) -> np.ndarray:
+        """Sum over samples j of blend[j] * (frame j warped along traj[j]), at full resolution in roi."""
         h, w = self.source.h, self.source.w
         x0, y0, x1, y1 = roi or (0, 0, w, h)
         acc = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
-        gx, gy = self.full_gx[y0:y1, x0:x1], self.full_gy[y0:y1, x0:x1]
+        grid = self.full_grid[y0:y1, x0:x1]
+        interp = cv2.INTER_CUBIC if self.cfg.cubic else cv2.INTER_LINEAR
         for j, a in blend.items():
-            disp = self._upsample(traj[j][0])[y0:y1, x0:x1]
-            warped = _remap(self.source[j], gx, gy, disp, cubic=self.cfg.cubic)
-            acc += self._upsample(a)[y0:y1, x0:x1, None] * warped
+            positions = cv2.add(self._upsample(traj[j][0])[y0:y1, x0:x1], grid)
+            warped = cv2.remap(self.source[j], positions, None, interp, borderMode=cv2.BORDER_REPLICATE)
+            weight = self._upsample(a)[y0:y1, x0:x1]
+            acc += cv2.merge([weight, weight, weight]) * warped
         return acc
 
     def _velocity(self, traj: dict[int, tuple[np.ndarray, np.ndarray]], s: float) -> np.ndarray:

@@ -50,18 +50,20 @@ class Scene:
 
     @staticmethod
     def _eval(tex, x, y):
+        """Texture at the points x[j] (columns) and y[i] (rows): separable, so one exp per axis."""
         fx, fy, ph, mix, mean, amp = tex
-        return mean + amp * (np.cos(2 * np.pi * (x[..., None] * fx + y[..., None] * fy) + ph) @ mix)
+        waves = np.exp(2j * np.pi * (x[None, :, None] * fx + ph / (2 * np.pi))) * np.exp(2j * np.pi * y[:, None, None] * fy)
+        return mean + amp * (waves.real @ mix)
 
     def brightness(self, t):
         return 1 + self.flicker * np.sin(2 * np.pi * t / self.flicker_period)
 
     def render(self, t):
         """Frame [H, W, 3] and face alpha [H, W] at time t (in frames)."""
-        y, x = np.mgrid[0:H, 0:W].astype(np.float64)
+        x, y = np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64)
         bg = self._eval(self.bg, x - self.bg_v[0] * t, y - self.bg_v[1] * t)
         c = self.face_c + self.face_v * t
-        d = np.hypot((x - c[0]) / self.face_r[0], (y - c[1]) / self.face_r[1])
+        d = np.hypot((x[None, :] - c[0]) / self.face_r[0], (y[:, None] - c[1]) / self.face_r[1])
         alpha = np.clip(0.5 + (1 - d) * self.face_r.mean(), 0, 1)[..., None]
         img = (alpha * self._eval(self.face, x - c[0], y - c[1]) + (1 - alpha) * bg) * self.brightness(t)
         return img.astype(np.float32), alpha[..., 0].astype(np.float32)
