@@ -2,15 +2,18 @@
 
 For every target frame the map gives a source time in SOURCE FRAME units (``EditPlan.source_time``).
 
-- Integer time at the source's own rate: that source frame, bit for bit.
+- Integer time: that source frame, bit for bit (float32). The one exception is a frame inside a
+  compressed run (see below) whose neighbours are both more than one source frame away; the frames at
+  the edges of a squeezed span, unedited ones, stay exact.
 - Fractional time: flow-based interpolation between the two neighbouring frames. Flow is estimated
   both ways, projected to the intermediate time (fixed-point iteration ``u = F01(x - t u)``), both
   neighbours are backward-warped to it and blended with occlusion-aware weights (forward-backward
   consistency says where a neighbour's content has no counterpart in the other one).
 - Faces and backgrounds move differently, so with ``face_regions`` every step runs twice: a face layer
-  (flow on the face crop with the background masked out) and a background layer (flow on the frame with
-  the face filled in, flow under the face inpainted from around it, face pixels never sampled), then
-  composited with a feathered face mask that was warped to the target time with the face flow.
+  (flow on the face crop with the background replaced by a flat contrasting tone) and a background
+  layer (flow on the frame with the face filled in, flow under the face inpainted from around it, face
+  pixels never sampled), then composited with a feathered face mask that was warped to the target time
+  with the face flow.
 - Compression (the map advances more than one source frame per target frame): each target frame
   averages the source frames its interval covers after aligning them to its time along the motion
   trajectories (chained flows). Temporal content that is not motion (flicker, blinks, noise) is
@@ -40,12 +43,12 @@ TAPS_PER_PIXEL = 2.0  # motion-blur samples per pixel of path
 
 @dataclass(frozen=True)
 class ResampleConfig:
-    """Settings of ``resample_frames``. Lengths are in pixels of the flow's working scale unless named."""
+    """Settings of ``resample_frames``. Margins and feather are fractions of the face's size (sqrt of area)."""
 
     preset: str = "medium"  # DIS quality preset: 'ultrafast' | 'fast' | 'medium'
     flow_scale: float | None = None  # scale of the flow's working images; None: from flow_max_side
     flow_max_side: int = 960  # with flow_scale None: the working images' longer side is at most this
-    projection_iterations: int = 3  # fixed-point steps projecting the 0<->1 flows to the target time
+    projection_iterations: int = 2  # fixed-point steps projecting the 0<->1 flows to the target time
     occlusion: bool = True  # weight the neighbours by visibility (False: plain flow-warped blend)
     occlusion_alpha: float = 0.01  # forward-backward check: error^2 < alpha * (|f|^2 + |b|^2) + beta
     occlusion_beta: float = 0.5
@@ -105,13 +108,9 @@ def resample_frames(
     ``FlowEstimator``; default ``DISFlow(config.preset)``. ``progress(done, total)`` after every frame.
     """
     chunks = iter_resampled_frames(frames, source_time, face_regions, config=config, flow=flow, progress=progress)
-    first = next(chunks, None)
-    if first is None:
-        h, w = _frame_size(frames)
-        return np.zeros((0, h, w, 3), np.float32)
-    out = np.empty((len(chunks.source_time), *first.shape[1:]), np.float32)
-    out[: len(first)] = first
-    done = len(first)
+    source = chunks.engine.source
+    out = np.empty((len(chunks.source_time), source.h, source.w, 3), np.float32)
+    done = 0
     for chunk in chunks:
         out[done : done + len(chunk)] = chunk
         done += len(chunk)
@@ -127,7 +126,7 @@ def iter_resampled_frames(
     flow: FlowEstimator | None = None,
     chunk_size: int = 16,
     progress: ProgressFn | None = None,
-) -> _Chunks:
+) -> Iterator[np.ndarray]:
     """Like ``resample_frames`` but yields the target frames in order, in chunks [k, H, W, 3] float32.
 
     Inputs are validated before this returns. Memory holds one chunk plus the source frames and flows
@@ -259,11 +258,6 @@ def _to_numpy(x: Any) -> np.ndarray:
             x = x.float()
         x = x.numpy()
     return np.asarray(x)
-
-
-def _frame_size(frames: Any) -> tuple[int, int]:
-    first = _to_numpy(frames[0])
-    return int(first.shape[0]), int(first.shape[1])
 
 
 class _FrameSource:
@@ -581,10 +575,12 @@ class _Resampler:
             y0, y1 = (0, min(self.wh, MIN_FLOW_SIDE)) if y0 == 0 else (max(0, self.wh - MIN_FLOW_SIDE), self.wh)
 
         def crop(work: _Work) -> tuple[np.ndarray, np.ndarray]:
+            # The background is replaced by a flat tone that contrasts with the face, so that the coarse
+            # levels of the flow follow the face's outline (not the background, not a repeating texture).
             m = work.mask[y0:y1, x0:x1, None]
             rgb = work.rgb[y0:y1, x0:x1]
-            mean = (rgb * m).sum((0, 1)) / max(float(m.sum()), 1e-6)
-            return rgb * m + mean * (1 - m), work.mask[y0:y1, x0:x1]
+            luma = float((rgb * m).sum((0, 1)) @ np.array([0.299, 0.587, 0.114]) / max(float(m.sum()), 1e-6))
+            return rgb * m + (0.0 if luma > 0.5 else 1.0) * (1 - m), work.mask[y0:y1, x0:x1]
 
         img_a, ma = crop(wa)
         img_b, mb = crop(wb)
@@ -692,10 +688,9 @@ class _Resampler:
         h, w = self.source.h, self.source.w
         if field.shape[:2] == (h, w):
             return field
-        out = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
         if field.ndim == 3 and field.shape[2] == 2:
-            out = cv2.multiply(out, (w / self.ww, h / self.wh, 0, 0))
-        return out
+            field = cv2.multiply(field, (w / self.ww, h / self.wh, 0, 0))  # before resizing: 4x fewer pixels
+        return cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def _warp_sum(
         self,
@@ -712,8 +707,7 @@ class _Resampler:
         for j, a in blend.items():
             positions = cv2.add(self._upsample(traj[j][0])[y0:y1, x0:x1], grid)
             warped = cv2.remap(self.source[j], positions, None, interp, borderMode=cv2.BORDER_REPLICATE)
-            weight = self._upsample(a)[y0:y1, x0:x1]
-            acc += cv2.merge([weight, weight, weight]) * warped
+            acc += self._upsample(a)[y0:y1, x0:x1, None] * warped
         return acc
 
     def _velocity(self, traj: dict[int, tuple[np.ndarray, np.ndarray]], s: float) -> np.ndarray:
