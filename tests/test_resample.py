@@ -52,7 +52,9 @@ class Scene:
     def _eval(tex, x, y):
         """Texture at the points x[j] (columns) and y[i] (rows): separable, so one exp per axis."""
         fx, fy, ph, mix, mean, amp = tex
-        waves = np.exp(2j * np.pi * (x[None, :, None] * fx + ph / (2 * np.pi))) * np.exp(2j * np.pi * y[:, None, None] * fy)
+        waves = np.exp(2j * np.pi * (x[None, :, None] * fx + ph / (2 * np.pi))) * np.exp(
+            2j * np.pi * y[:, None, None] * fy
+        )
         return mean + amp * (waves.real @ mix)
 
     def brightness(self, t):
@@ -151,6 +153,33 @@ def test_interpolation_beats_nearest_frame_and_cross_fade(regions, floor_db):
     assert nearest < 33.0 and fade < 41.0  # the baselines as measured: the scene is not trivially easy
     assert ours > floor_db, (ours, fade, nearest)
     assert ours > fade + 5 and ours > nearest + 13
+
+
+def test_flow_at_half_scale_still_beats_the_cross_fade():
+    # Measured with flow on 48x64 images: global 43.9, face masks 47.2, face boxes 47.0 dB (cross-fade 40.2).
+    scene = Scene()
+    frames, faces = scene.clip(6)
+    times = np.array([1.25, 1.5, 1.75, 2.5, 3.33])
+    truth = np.stack([scene.render(t)[0] for t in times])
+    for regions, floor_db in (("none", 42.5), ("mask", 45.5), ("box", 45.5)):
+        half = resample_frames(frames, times, faces[regions], config=ResampleConfig(flow_scale=0.5))
+        assert psnr(half, truth) > floor_db, regions
+        by_side = resample_frames(frames, times, faces[regions], config=ResampleConfig(flow_max_side=64))
+        assert np.array_equal(half, by_side)
+
+
+def test_frames_without_a_face_do_not_stop_the_render():
+    scene = Scene()
+    frames, faces = scene.clip(6)
+    times = np.array([1.5, 2.0, 2.5, 3.5])
+    masks, boxes = faces["mask"].copy(), faces["box"].copy()
+    masks[2] = 0  # a turned head or a hand: nothing detected in frame 2
+    boxes[2] = [10, 10, 10, 30]  # an empty box
+    for regions, complete in ((masks, faces["mask"]), (boxes, faces["box"])):
+        out = resample_frames(frames, times, regions)
+        assert np.isfinite(out).all() and np.array_equal(out[1], frames[2])
+        assert psnr(out[:3], np.stack([scene.render(t)[0] for t in times[:3]])) > 33.0  # one flow for those pairs
+        assert np.array_equal(out[3], resample_frames(frames, times[3:], complete)[0])  # pair 3-4 is untouched
 
 
 @pytest.mark.parametrize(
