@@ -36,6 +36,17 @@ import numpy as np
 
 from .flow_estimators import DIS_PRESETS, MIN_FLOW_SIDE, DISFlow, FlowEstimator, check_flow
 
+__all__ = [
+    "TIME_TOLERANCE",
+    "ResampleConfig",
+    "Windows",
+    "interval_weights",
+    "iter_resampled_frames",
+    "plan_windows",
+    "resample_frames",
+    "validate_source_time",
+]
+
 TIME_TOLERANCE = 1e-6  # source times this close to an integer are that integer (float noise, not intent)
 _MIN_WEIGHT = 1e-3  # floor of the occlusion weights, so that fully occluded pixels still get a blend
 TAPS_PER_PIXEL = 2.0  # motion-blur samples per pixel of path
@@ -325,9 +336,15 @@ class _FaceRegions:
         first = _to_numpy(regions[0])
         if first.shape == (4,):
             self.kind = "box"
-            boxes = np.stack([_to_numpy(regions[i]) for i in range(n)]).astype(np.float64)
-            if boxes.shape != (n, 4):
-                raise ValueError(f"face_regions boxes must be [N, 4], got {boxes.shape}")
+            boxes = np.empty((n, 4), np.float64)
+            for i in range(n):
+                box = _to_numpy(regions[i])
+                if box.shape != (4,) or not np.issubdtype(box.dtype, np.number):
+                    raise ValueError(
+                        f"face_regions[{i}] is {regions[i]!r}; boxes must be 4 numbers (x0, y0, x1, y1) "
+                        "(an empty box such as (0, 0, 0, 0) means no face in that frame)"
+                    )
+                boxes[i] = box
             bad = np.flatnonzero(~np.isfinite(boxes).all(axis=1))
             if bad.size:
                 raise ValueError(f"face_regions[{bad[0]}] = {boxes[bad[0]].tolist()} contains NaN or infinity")

@@ -480,6 +480,8 @@ def test_bad_face_regions_are_named(small_clip):
         ValueError, match=r"masks \(96, 128\) matching the frames; face_regions\[0\] has shape \(48, 64\)"
     ):
         resample_frames(frames, [0.5], faces["mask"][:, ::2, ::2])
+    with pytest.raises(ValueError, match=r"face_regions\[2\] is None; boxes must be 4 numbers"):
+        resample_frames(frames, [0.5], [faces["box"][0], faces["box"][1], None, faces["box"][3], faces["box"][4]])
     boxes = faces["box"].copy()
     boxes[3] = [50, 40, 30, 60]
     with pytest.raises(ValueError, match=r"face_regions\[3\] = \[50\.0, 40\.0, 30\.0, 60\.0\] is not a box"):
