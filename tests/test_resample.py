@@ -52,10 +52,9 @@ class Scene:
     def _eval(tex, x, y):
         """Texture at the points x[j] (columns) and y[i] (rows): separable, so one exp per axis."""
         fx, fy, ph, mix, mean, amp = tex
-        waves = np.exp(2j * np.pi * (x[None, :, None] * fx + ph / (2 * np.pi))) * np.exp(
-            2j * np.pi * y[:, None, None] * fy
-        )
-        return mean + amp * (waves.real @ mix)
+        along_x = np.exp(1j * (2 * np.pi * x[:, None] * fx + ph))  # (W, k)
+        along_y = np.exp(2j * np.pi * y[:, None] * fy)  # (H, k)
+        return mean + amp * ((along_y[:, None, :] * along_x[None, :, :]).real @ mix)
 
     def brightness(self, t):
         return 1 + self.flicker * np.sin(2 * np.pi * t / self.flicker_period)
@@ -288,7 +287,7 @@ def test_2x_compression_prefilters_along_motion_instead_of_aliasing():
 def test_shutter_synthesises_the_motion_blur_of_a_longer_exposure():
     # Fast motion (6 px/frame background, 3 px/frame face). Against the true exposure of each 2x frame
     # (the scene averaged over [s-1, s+1]), measured: frame dropping 23.8 dB, plain averaging of the
-    # source frames 26.6 dB (three ghost copies), sharp prefilter 23.8 dB, shutter=1 38.8 dB.
+    # source frames 26.6 dB (three ghost copies), sharp prefilter 23.8 dB, shutter=1 39.0 dB.
     scene = Scene(bg_v=(6.0, 1.0), face_v=(-3.0, 0.5))
     frames, faces = scene.clip(11)
     times = np.arange(2.0, 9.0, 2.0)
