@@ -73,6 +73,9 @@ def local_attention(
         return q.new_zeros(batch, heads, lq, head_dim)
     if key_valid is None:
         key_valid = torch.ones(batch, lk, dtype=torch.bool, device=q.device)
+    else:  # a masked key gets weight 0, but 0 * NaN would still poison the sum
+        invalid = ~key_valid[:, None, :, None]
+        k, v = k.masked_fill(invalid, 0.0), v.masked_fill(invalid, 0.0)
     if chunk is None or chunk >= lq:
         allowed = window_allowed(q_coord, k_coord, width)[None, None] & key_valid[:, None, None, :]
         return _attend(q, k, v, allowed, dropout_p)

@@ -65,7 +65,8 @@ class TimestepEmbedding(nn.Module):
 
 
 class ConvPositionEmbedding(nn.Module):
-    """Two grouped 1-D convolutions with Mish (F5-TTS); padding is zeroed on the way in and out."""
+    """Two grouped 1-D convolutions with Mish (F5-TTS). Padding is zeroed before each convolution, so a
+    clip's result does not depend on how much padding its batch adds (F5-TTS masks only in and out)."""
 
     def __init__(self, dim: int, kernel: int, groups: int):
         super().__init__()
@@ -73,10 +74,11 @@ class ConvPositionEmbedding(nn.Module):
         self.conv2 = nn.Conv1d(dim, dim, kernel, groups=groups, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        keep = valid[..., None].to(x.dtype)
-        h = (x * keep).transpose(1, 2)  # (B, dim, T)
-        h = F.mish(self.conv2(F.mish(self.conv1(h))))
-        return h.transpose(1, 2) * keep
+        pad = ~valid[:, None, :]
+        h = x.transpose(1, 2).masked_fill(pad, 0.0)  # (B, dim, T)
+        h = F.mish(self.conv1(h)).masked_fill(pad, 0.0)
+        h = F.mish(self.conv2(h)).masked_fill(pad, 0.0)
+        return h.transpose(1, 2)
 
 
 class Attention(nn.Module):
@@ -95,7 +97,7 @@ class Attention(nn.Module):
         batch = x.shape[0]
 
         def split(h: torch.Tensor) -> torch.Tensor:
-            return h.view(batch, h.shape[1], self.heads, -1).transpose(1, 2)  # (B, H, L, d)
+            return h.view(batch, h.shape[1], self.heads, h.shape[-1] // self.heads).transpose(1, 2)  # (B, H, L, d)
 
         q = apply_rope(split(self.to_q(x)), *q_rope)
         k = apply_rope(split(self.to_k(context)), *k_rope)
@@ -157,7 +159,7 @@ class FacEDiTBlock(nn.Module):
 
         shift, scale, gate = mod[:, 6], mod[:, 7], mod[:, 8]
         x = x + gate[:, None] * self.ffn(_modulate(self.norm_ffn(x), shift, scale))
-        return x * motion["valid"][..., None].to(x.dtype)
+        return x.masked_fill(~motion["valid"][..., None], 0.0)
 
 
 class FacEDiT(nn.Module):
@@ -281,6 +283,7 @@ class FacEDiT(nn.Module):
             use_speech = bool(keep_speech.any())
         else:
             use_speech = not drop_speech
+        use_speech = use_speech and speech.shape[1] > 0  # no speech frames: cross-attention adds nothing
 
         # Times in seconds and RoPE positions (= seconds * fps) for motion and speech frames.
         frame_index = torch.arange(frames, device=device)
@@ -290,14 +293,15 @@ class FacEDiT(nn.Module):
             rope=rope_cos_sin(frame_index.to(torch.float64), cfg.head_dim, cfg.rope_theta, dtype),
         )  # fmt: skip
 
-        x = torch.cat((x_t, cond), dim=-1).to(dtype) * motion_valid[..., None].to(dtype)
+        x = torch.cat((x_t, cond), dim=-1).to(dtype).masked_fill(~motion_valid[..., None], 0.0)
         x = self.input_proj(x)  # (B, T, dim)
         x = x + self.conv_pos(x, motion_valid)
 
         speech_ctx = None
         if use_speech:
             speech_time = offset + torch.arange(speech.shape[1], device=device, dtype=torch.float64) / rate
-            tokens = self.speech_proj(self.speech_norm(speech.to(dtype)))  # (B, N, dim)
+            speech = speech.to(dtype).masked_fill(~speech_valid[..., None], 0.0)
+            tokens = self.speech_proj(self.speech_norm(speech))  # (B, N, dim)
             speech_ctx = dict(
                 tokens=tokens, time=speech_time, width=cfg.cross_window_s, valid=speech_valid,
                 rope=rope_cos_sin(speech_time * cfg.fps, cfg.head_dim, cfg.rope_theta, dtype),
@@ -312,7 +316,7 @@ class FacEDiT(nn.Module):
 
         shift, scale = self.adaln_out(F.silu(t_emb)).chunk(2, dim=-1)
         out = self.proj_out(_modulate(self.norm_out(x), shift, scale))
-        return out * motion_valid[..., None].to(out.dtype)
+        return out.masked_fill(~motion_valid[..., None], 0.0)
 
     def _check_inputs(self, x_t, cond, speech, motion_mask, speech_mask) -> tuple[int, int, int]:
         cfg = self.config
