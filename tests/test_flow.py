@@ -48,7 +48,9 @@ def test_sway_schedule_endpoints_shape_and_formula():
         assert (sway_timesteps(16, s).diff() >= 0).all()
 
 
-@pytest.mark.parametrize("steps, sway, message", [(0, -1.0, "steps"), (2.0, -1.0, "steps"), (8, -1.2, "sway"), (8, 1.8, "sway")])
+@pytest.mark.parametrize(
+    "steps, sway, message", [(0, -1.0, "steps"), (2.0, -1.0, "steps"), (8, -1.2, "sway"), (8, 1.8, "sway")]
+)
 def test_sway_schedule_rejects_bad_arguments(steps, sway, message):
     with pytest.raises(ValueError, match=message):
         sway_timesteps(steps, sway)
@@ -115,7 +117,9 @@ def test_smoothness_loss_trains_the_network():
     model = ScriptedVelocity(lambda x, t: x)
     scale = nn.Parameter(torch.tensor(1.0))
     model.fn = lambda x, t: scale * x
-    out = cfm_loss(model, x1, infill_mask, valid, torch.zeros(2, 24, 768), None, t=torch.tensor([0.3, 0.6]), noise=noise)
+    out = cfm_loss(
+        model, x1, infill_mask, valid, torch.zeros(2, 24, 768), None, t=torch.tensor([0.3, 0.6]), noise=noise
+    )
     (grad,) = torch.autograd.grad(out["ts"], scale)
     assert grad.abs() > 0  # the paper's printed F0 + (Ft - F0) / t would give no gradient here
 
@@ -156,7 +160,9 @@ def test_euler_integrates_a_constant_and_a_linear_field_exactly():
     mask = torch.ones(1, 6, dtype=torch.bool)
     noise = torch.randn(1, 6, 75, generator=torch.Generator().manual_seed(3))
     shift = torch.linspace(-1, 1, 75)
-    out = sample(ScriptedVelocity(lambda x, t: shift.expand_as(x)), cond, mask, torch.zeros(1, 12, 768), steps=7, seed=3)
+    out = sample(
+        ScriptedVelocity(lambda x, t: shift.expand_as(x)), cond, mask, torch.zeros(1, 12, 768), steps=7, seed=3
+    )
     torch.testing.assert_close(out, noise + shift)  # the Euler step sizes sum to 1
 
     times = sway_timesteps(5, -1.0).double()
@@ -243,7 +249,9 @@ def test_infill_numpy_in_numpy_out_and_nan_allowed_under_the_mask():
     motion = _motion().numpy()
     mask = _span(50, 20, 50)  # generation: everything after a 20-frame prompt
     motion[25] = np.nan  # e.g. a frame where no face was found
-    out = infill(model, motion, mask.numpy(), np.random.default_rng(0).normal(size=(100, 768)).astype(np.float32), steps=2)
+    out = infill(
+        model, motion, mask.numpy(), np.random.default_rng(0).normal(size=(100, 768)).astype(np.float32), steps=2
+    )
     assert isinstance(out, np.ndarray) and np.array_equal(out[:20], motion[:20]) and np.isfinite(out).all()
 
 

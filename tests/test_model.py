@@ -112,7 +112,13 @@ def test_fresh_model_is_zero_initialised_like_dit():
     x_t, cond, speech, t = random_inputs(model)
     assert torch.equal(model(x_t, cond, speech, t), torch.zeros(2, 40, 75))
     h = torch.randn(2, 40, model.config.dim)
-    motion = dict(coord=torch.arange(40), time=torch.arange(40) / 25.0, width=8, valid=torch.ones(2, 40, dtype=torch.bool), chunk=None)
+    motion = dict(
+        coord=torch.arange(40),
+        time=torch.arange(40) / 25.0,
+        width=8,
+        valid=torch.ones(2, 40, dtype=torch.bool),
+        chunk=None,
+    )
     motion["rope"] = (torch.ones(40, 8), torch.zeros(40, 8))
     mod = model.blocks[0].modulation(torch.randn(2, model.config.dim), torch.zeros(2, 9, model.config.dim))
     assert torch.equal(model.blocks[0](h, mod, motion, None, None), h)  # gates are zero: identity block
@@ -173,7 +179,11 @@ def test_a_frame_without_any_speech_in_its_window_gets_no_nan():
 
 def _qkv(lq: int, lk: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(1, 2, lq, 8, generator=g), torch.randn(1, 2, lk, 8, generator=g), torch.randn(1, 2, lk, 8, generator=g))
+    return (
+        torch.randn(1, 2, lq, 8, generator=g),
+        torch.randn(1, 2, lk, 8, generator=g),
+        torch.randn(1, 2, lk, 8, generator=g),
+    )
 
 
 @pytest.mark.parametrize("chunk", [None, 1, 5, 16])
