@@ -96,7 +96,9 @@ class LivePortraitConfig:
             )
         warp_out = w.block_expansion * 2**w.num_down_blocks
         if warp_out != s.input_channels:
-            raise ValueError(f"warping output channels ({warp_out}) must equal spade input channels ({s.input_channels})")
+            raise ValueError(
+                f"warping output channels ({warp_out}) must equal spade input channels ({s.input_channels})"
+            )
         if self.motion.num_kp != w.num_kp:
             raise ValueError(f"motion.num_kp ({self.motion.num_kp}) and warping.num_kp ({w.num_kp}) differ")
         if len(self.motion.depths) != 4 or len(self.motion.dims) != 4:
@@ -119,7 +121,7 @@ class LivePortraitConfig:
         """Small widths for tests: same structure and I/O shapes (256 in, 512 out, 21 keypoints)."""
         return cls(
             appearance=AppearanceConfig(
-                block_expansion=8, max_features=16, reshape_channel=4, reshape_depth=4, num_resblocks=1
+                block_expansion=8, max_features=8, reshape_channel=4, reshape_depth=2, num_resblocks=1
             ),
             motion=MotionExtractorConfig(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32)),
             warping=WarpingConfig(

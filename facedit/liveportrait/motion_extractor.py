@@ -37,7 +37,9 @@ class ConvNeXtV2(nn.Module):
             self.downsample_layers.append(
                 nn.Sequential(ChannelsFirstLayerNorm(dims[i]), nn.Conv2d(dims[i], dims[i + 1], kernel_size=2, stride=2))
             )
-        self.stages = nn.ModuleList(nn.Sequential(*[ConvNeXtBlock(dims[i]) for _ in range(cfg.depths[i])]) for i in range(4))
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[ConvNeXtBlock(dims[i]) for _ in range(cfg.depths[i])]) for i in range(4)
+        )
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         d = dims[-1]
         self.fc_kp = nn.Linear(d, 3 * cfg.num_kp)
@@ -49,7 +51,7 @@ class ConvNeXtV2(nn.Module):
         self.fc_exp = nn.Linear(d, 3 * cfg.num_kp)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        for down, stage in zip(self.downsample_layers, self.stages):
+        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
             x = stage(down(x))
         x = self.norm(x.mean(dim=(-2, -1)))  # (B, 768)
         return {

@@ -17,7 +17,7 @@ class RetargetingMLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         sizes = [input_size, *hidden_sizes]
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(sizes[-1], output_size))
         self.mlp = nn.Sequential(*layers)
