@@ -9,11 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import save_file
 
 from facedit.liveportrait import LivePortrait, LivePortraitConfig
 from facedit.liveportrait.detect import FaceDetection
+
+
+@pytest.fixture
+def one_thread():
+    """Single-threaded torch for these tests: on a shared, oversubscribed machine two OpenMP threads spin against
+    each other and small convolutions run 10-20x slower than on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 BASE = ("appearance_feature_extractor", "motion_extractor", "warping_module", "spade_generator")
 SECTIONS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eye": "retarget_eye"}

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from _lp_helpers import assert_same_weights, tiny_model, write_official, write_safetensors
+from _lp_helpers import (
+    assert_same_weights,
+    one_thread,  # noqa: F401 (fixture)
+    tiny_model,
+    write_official,
+    write_safetensors,
+)
 from safetensors.torch import save as safetensors_bytes
 from safetensors.torch import save_file
 
@@ -16,6 +22,7 @@ from facedit.liveportrait import LivePortraitConfig, extract_motion, find_weight
 from facedit.liveportrait.networks import NETWORK_NAMES, build_network
 
 TINY = LivePortraitConfig.tiny()
+pytestmark = pytest.mark.usefixtures("one_thread")
 DATA = Path(__file__).parent / "data" / "liveportrait_official_keys.json"
 
 # Byte sizes of the published safetensors conversion (Kijai/LivePortrait_safetensors, human model).

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .config import AppearanceConfig
-from .layers import DownBlock2d, ResBlock3d, SameBlock2d
+from .layers import Conv2d, DownBlock2d, ResBlock3d, SameBlock2d
 
 
 class AppearanceFeatureExtractor(nn.Module):
@@ -21,7 +21,7 @@ class AppearanceFeatureExtractor(nn.Module):
             out_features = min(cfg.max_features, cfg.block_expansion * 2 ** (i + 1))
             blocks.append(DownBlock2d(in_features, out_features))
         self.down_blocks = nn.ModuleList(blocks)
-        self.second = nn.Conv2d(out_features, cfg.max_features, kernel_size=1)
+        self.second = Conv2d(out_features, cfg.max_features, kernel_size=1)
         self.resblocks_3d = nn.Sequential()
         for i in range(cfg.num_resblocks):
             self.resblocks_3d.add_module(f"3dr{i}", ResBlock3d(cfg.reshape_channel))

@@ -125,9 +125,9 @@ class LivePortraitConfig:
             ),
             motion=MotionExtractorConfig(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32)),
             warping=WarpingConfig(
-                block_expansion=4,
+                block_expansion=2,
                 dense_motion=DenseMotionConfig(block_expansion=4, max_features=16, num_blocks=2, compress=1),
             ),
-            spade=SpadeConfig(block_expansion=4, max_features=16, out_channels=4, spade_hidden=8),
+            spade=SpadeConfig(block_expansion=2, max_features=8, out_channels=4, spade_hidden=4),
             stitching=StitchingConfig(stitching_hidden=(16,), lip_hidden=(16, 8), eye_hidden=(16, 16, 8)),
         )

@@ -5,9 +5,55 @@ Attribute names follow the official modules so that ``state_dict`` keys match th
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@functools.cache
+def native_low_precision(dtype: torch.dtype) -> bool:
+    """Whether this CPU has fast (oneDNN) kernels for convolutions in ``dtype`` (AVX-512 BF16 / AMX class)."""
+    try:
+        if dtype == torch.bfloat16:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if dtype == torch.float16:
+            return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def upcast_on_cpu(x: torch.Tensor) -> bool:
+    """Half/bfloat16 on a CPU without native kernels: compute convolutions and matmuls in float32 instead (the
+    fallback kernels are 10x (conv2d) to several hundred times (conv3d) slower than float32 there)."""
+    return x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16) and not native_low_precision(x.dtype)
+
+
+def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.float()
+
+
+class Conv2d(nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if upcast_on_cpu(x):
+            return self._conv_forward(x.float(), self.weight.float(), _f32(self.bias)).to(x.dtype)
+        return super().forward(x)
+
+
+class Conv3d(nn.Conv3d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if upcast_on_cpu(x):
+            return self._conv_forward(x.float(), self.weight.float(), _f32(self.bias)).to(x.dtype)
+        return super().forward(x)
+
+
+class Linear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if upcast_on_cpu(x):
+            return F.linear(x.float(), self.weight.float(), _f32(self.bias)).to(x.dtype)
+        return super().forward(x)
 
 
 def avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
@@ -23,7 +69,7 @@ def avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
 class SameBlock2d(nn.Module):
     def __init__(self, in_features: int, out_features: int, lrelu: bool = False):
         super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size=3, padding=1)
+        self.conv = Conv2d(in_features, out_features, kernel_size=3, padding=1)
         self.norm = nn.BatchNorm2d(out_features, affine=True)
         self.lrelu = lrelu
 
@@ -35,7 +81,7 @@ class SameBlock2d(nn.Module):
 class DownBlock2d(nn.Module):
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size=3, padding=1)
+        self.conv = Conv2d(in_features, out_features, kernel_size=3, padding=1)
         self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +91,7 @@ class DownBlock2d(nn.Module):
 class DownBlock3d(nn.Module):
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
-        self.conv = nn.Conv3d(in_features, out_features, kernel_size=3, padding=1)
+        self.conv = Conv3d(in_features, out_features, kernel_size=3, padding=1)
         self.norm = nn.BatchNorm3d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +101,7 @@ class DownBlock3d(nn.Module):
 class UpBlock3d(nn.Module):
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
-        self.conv = nn.Conv3d(in_features, out_features, kernel_size=3, padding=1)
+        self.conv = Conv3d(in_features, out_features, kernel_size=3, padding=1)
         self.norm = nn.BatchNorm3d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,8 +112,8 @@ class UpBlock3d(nn.Module):
 class ResBlock3d(nn.Module):
     def __init__(self, features: int):
         super().__init__()
-        self.conv1 = nn.Conv3d(features, features, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv3d(features, features, kernel_size=3, padding=1)
+        self.conv1 = Conv3d(features, features, kernel_size=3, padding=1)
+        self.conv2 = Conv3d(features, features, kernel_size=3, padding=1)
         self.norm1 = nn.BatchNorm3d(features, affine=True)
         self.norm2 = nn.BatchNorm3d(features, affine=True)
 
@@ -104,7 +150,7 @@ class HourglassDecoder(nn.Module):
             blocks.append(UpBlock3d(in_filters, min(max_features, block_expansion * 2**i)))
         self.up_blocks = nn.ModuleList(blocks)
         self.out_filters = block_expansion + in_features
-        self.conv = nn.Conv3d(self.out_filters, self.out_filters, kernel_size=3, padding=1)
+        self.conv = Conv3d(self.out_filters, self.out_filters, kernel_size=3, padding=1)
         self.norm = nn.BatchNorm3d(self.out_filters, affine=True)
 
     def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
@@ -166,6 +212,10 @@ class SpectralConv2d(nn.Module):
         return (w.float() / sigma).to(w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if upcast_on_cpu(x):
+            w = self.weight_orig.float()
+            sigma = torch.dot(self.weight_u.float(), w.reshape(w.shape[0], -1) @ self.weight_v.float())
+            return F.conv2d(x.float(), w / sigma, _f32(self.bias), padding=self.padding).to(x.dtype)
         return F.conv2d(x, self.normalized_weight(), self.bias, padding=self.padding)
 
 

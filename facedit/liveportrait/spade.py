@@ -7,15 +7,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SpadeConfig
-from .layers import SpectralConv2d
+from .layers import Conv2d, SpectralConv2d
 
 
 class SPADE(nn.Module):
     def __init__(self, norm_nc: int, label_nc: int, hidden: int):
         super().__init__()
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size=3, padding=1), nn.ReLU())
-        self.mlp_gamma = nn.Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
-        self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
+        self.mlp_shared = nn.Sequential(Conv2d(label_nc, hidden, kernel_size=3, padding=1), nn.ReLU())
+        self.mlp_gamma = Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
+        self.mlp_beta = Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         normalized = F.instance_norm(x)
@@ -49,16 +49,16 @@ class SPADEDecoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         c, hidden = cfg.input_channels, cfg.spade_hidden
-        self.fc = nn.Conv2d(c, 2 * c, kernel_size=3, padding=1)
+        self.fc = Conv2d(c, 2 * c, kernel_size=3, padding=1)
         for i in range(6):
             self.add_module(f"G_middle_{i}", SPADEResnetBlock(2 * c, 2 * c, c, hidden))
         self.up_0 = SPADEResnetBlock(2 * c, c, c, hidden)
         self.up_1 = SPADEResnetBlock(c, cfg.out_channels, c, hidden)
         if cfg.upscale <= 1:
-            self.conv_img = nn.Conv2d(cfg.out_channels, 3, kernel_size=3, padding=1)
+            self.conv_img = Conv2d(cfg.out_channels, 3, kernel_size=3, padding=1)
         else:
             self.conv_img = nn.Sequential(
-                nn.Conv2d(cfg.out_channels, 3 * 4, kernel_size=3, padding=1), nn.PixelShuffle(upscale_factor=2)
+                Conv2d(cfg.out_channels, 3 * 4, kernel_size=3, padding=1), nn.PixelShuffle(upscale_factor=2)
             )
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .config import StitchingConfig
+from .layers import Linear
 
 
 class RetargetingMLP(nn.Module):
@@ -18,8 +19,8 @@ class RetargetingMLP(nn.Module):
         layers: list[nn.Module] = []
         sizes = [input_size, *hidden_sizes]
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(sizes[-1], output_size))
+            layers += [Linear(a, b), nn.ReLU()]
+        layers.append(Linear(sizes[-1], output_size))
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from torch import nn
 
 from .config import AppearanceConfig, WarpingConfig
 from .keypoints import keypoint_gaussians, make_coordinate_grid
-from .layers import Hourglass, SameBlock2d
+from .layers import Conv2d, Conv3d, Hourglass, SameBlock2d
 
 
 class DenseMotionNetwork(nn.Module):
@@ -22,11 +22,11 @@ class DenseMotionNetwork(nn.Module):
         self.num_kp = cfg.num_kp
         in_features = (cfg.num_kp + 1) * (dm.compress + 1)
         self.hourglass = Hourglass(dm.block_expansion, in_features, dm.num_blocks, dm.max_features)
-        self.mask = nn.Conv3d(self.hourglass.out_filters, cfg.num_kp + 1, kernel_size=7, padding=3)
-        self.compress = nn.Conv3d(feature_channel, dm.compress, kernel_size=1)
+        self.mask = Conv3d(self.hourglass.out_filters, cfg.num_kp + 1, kernel_size=7, padding=3)
+        self.compress = Conv3d(feature_channel, dm.compress, kernel_size=1)
         self.norm = nn.BatchNorm3d(dm.compress, affine=True)
         if cfg.estimate_occlusion_map:
-            self.occlusion = nn.Conv2d(self.hourglass.out_filters * reshape_depth, 1, kernel_size=7, padding=3)
+            self.occlusion = Conv2d(self.hourglass.out_filters * reshape_depth, 1, kernel_size=7, padding=3)
         else:
             self.occlusion = None
 
@@ -69,7 +69,7 @@ class WarpingNetwork(nn.Module):
         self.dense_motion_network = DenseMotionNetwork(cfg, appearance.reshape_channel, appearance.reshape_depth)
         channels = cfg.block_expansion * 2**cfg.num_down_blocks
         self.third = SameBlock2d(appearance.reshape_channel * appearance.reshape_depth, channels, lrelu=True)
-        self.fourth = nn.Conv2d(channels, channels, kernel_size=1)
+        self.fourth = Conv2d(channels, channels, kernel_size=1)
 
     def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
         dense = self.dense_motion_network(feature_3d, kp_driving=kp_driving, kp_source=kp_source)
