@@ -132,25 +132,28 @@ def _order(dets: list[FaceDetection], face_order: str) -> list[FaceDetection]:
     raise ValueError(f"face_order must be 'largest' or 'left_to_right', got {face_order!r}")
 
 
-def _same_face(prev: np.ndarray, cand: np.ndarray) -> float:
-    """Matching score of a candidate box to the face tracked so far (0 = not the same face)."""
+def _same_face(prev: np.ndarray, cand: np.ndarray, gap: int) -> float:
+    """Matching score of a candidate box to the face last seen ``gap`` frames earlier (0 = not the same face)."""
     iou = _iou(prev, cand)
     size = max(prev[2] - prev[0], prev[3] - prev[1])
     dist = np.hypot(*((prev[:2] + prev[2:]) / 2 - (cand[:2] + cand[2:]) / 2))
-    return iou if (iou >= 0.2 or dist < 0.35 * size) else 0.0
+    return max(iou, 1e-6) if (iou >= 0.2 or dist < 0.35 * size * gap) else 0.0
 
 
 def select_track(
     detections: dict[int, list[FaceDetection]], face_index: int, face_order: str, name: str
 ) -> dict[int, FaceDetection]:
     """Pick the face to follow (``face_index`` in ``face_order`` on the first frame that has that many faces),
-    then follow it forwards and backwards by box overlap."""
+    then follow it forwards and backwards by box overlap. With never more than one face per frame, every
+    detection is taken."""
     frames = sorted(detections)
     counts = [len(detections[f]) for f in frames]
     if not any(counts):
         raise ValueError(f"no face was detected in any frame of {name} ({len(frames)} frames searched)")
     if face_index < 0:
         raise ValueError(f"face_index must be >= 0, got {face_index}")
+    if max(counts) == 1 and face_index == 0:
+        return {f: detections[f][0] for f in frames if detections[f]}
     start = next((k for k, c in enumerate(counts) if c > face_index), None)
     if start is None:
         raise ValueError(
@@ -159,14 +162,14 @@ def select_track(
         )
     chosen = {frames[start]: _order(detections[frames[start]], face_order)[face_index]}
     for direction in (range(start + 1, len(frames)), range(start - 1, -1, -1)):
-        prev = np.asarray(chosen[frames[start]].box)
+        prev, last = np.asarray(chosen[frames[start]].box), frames[start]
         for k in direction:
             cands = detections[frames[k]]
-            scores = [_same_face(prev, np.asarray(d.box)) for d in cands]
+            scores = [_same_face(prev, np.asarray(d.box), abs(frames[k] - last)) for d in cands]
             if scores and max(scores) > 0:
                 best = cands[int(np.argmax(scores))]
                 chosen[frames[k]] = best
-                prev = np.asarray(best.box)
+                prev, last = np.asarray(best.box), frames[k]
     return chosen
 
 
