@@ -22,8 +22,9 @@ from facedit.liveportrait import LivePortrait, LivePortraitConfig, resolve_dtype
 from facedit.liveportrait.layers import native_low_precision  # noqa: E402
 
 
-def timed(fn, iters: int) -> float:
-    fn()  # warm-up
+def timed(fn, iters: int, warmup: bool) -> float:
+    if warmup:
+        fn()
     start = time.perf_counter()
     for _ in range(iters):
         fn()
@@ -34,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy machine)")
     parser.add_argument("--iters", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -47,15 +48,16 @@ def main() -> None:
     for name in args.dtypes:
         dtype = resolve_dtype(name)
         lp = LivePortrait.random(LivePortraitConfig(), dtype=dtype)
-        for b in args.batches:
+        for k, b in enumerate(args.batches):
             x = torch.rand(b, 3, 256, 256)
             kp_s = torch.rand(b, 21, 3) * 0.6 - 0.3
             kp_d = kp_s + 0.02 * torch.randn_like(kp_s)
             with torch.inference_mode():
                 feats = lp.appearance(x)
-                t_m = timed(lambda m=lp, x=x: m.motion(x), args.iters)
-                t_f = timed(lambda m=lp, x=x: m.appearance(x), args.iters)
-                t_wg = timed(lambda m=lp, f=feats, s=kp_s, d=kp_d: m.warp_decode(f, s, d), args.iters)
+                warm = k == 0  # the first batch of each dtype pays for one-off allocations
+                t_m = timed(lambda m=lp, x=x: m.motion(x), args.iters, warm)
+                t_f = timed(lambda m=lp, x=x: m.appearance(x), args.iters, warm)
+                t_wg = timed(lambda m=lp, f=feats, s=kp_s, d=kp_d: m.warp_decode(f, s, d), args.iters, warm)
             print(f"{name:6} {b:5d} {1000 * t_m / b:11.0f} {1000 * t_f / b:11.0f} {1000 * t_wg / b:13.0f}", flush=True)
 
 

@@ -117,8 +117,12 @@ def test_paste_back_changes_only_the_masked_face_region():
     assert inner.sum() > 500 and np.allclose(out[inner], 1.0, atol=1e-3)
     edge = (mask > 0.2) & (mask < 0.8)
     assert edge.any() and (out[edge] < 1).any()  # feathered, not a hard seam
-    hard = paste_back(frames[0], white, tr, 0, mask=face_mask(512, feather=0))
-    assert set(np.unique(hard == 1.0)) <= {True, False}
+    hard = paste_back(frames[0], white, tr, 0, feather=0)
+    assert np.array_equal(hard, paste_back(frames[0], white, tr, 0, mask=face_mask(512, feather=0)))
+    hard_mask = frame_face_mask(tr, 0, feather=0)
+    assert ((hard_mask > 0.01) & (hard_mask < 0.99)).sum() < ((mask > 0.01) & (mask < 0.99)).sum() / 3
+    with pytest.raises(ValueError, match="not both"):
+        paste_back(frames[0], white, tr, 0, mask=face_mask(512), feather=0.1)
     with pytest.raises(ValueError, match=r"\(512, 512\)"):
         paste_back(frames[0], white, tr, 0, mask=np.ones((256, 256)))
 

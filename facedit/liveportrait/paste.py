@@ -18,6 +18,7 @@ from .frames import as_numpy_frames, as_numpy_image
 # head, in fractions of the crop side.
 MASK_CENTER = (0.5, 0.56)
 MASK_RADIUS = (0.36, 0.42)
+DEFAULT_FEATHER = 0.08
 
 
 def face_mask(
@@ -25,7 +26,7 @@ def face_mask(
     *,
     center: tuple[float, float] = MASK_CENTER,
     radius: tuple[float, float] = MASK_RADIUS,
-    feather: float = 0.08,
+    feather: float = DEFAULT_FEATHER,
 ) -> np.ndarray:
     """Soft elliptical mask (size, size) float32 in [0, 1] in crop space; ``feather`` is the width of the soft
     edge as a fraction of the crop side (0 = hard edge)."""
@@ -61,18 +62,22 @@ def _warp_to_roi(image: np.ndarray, track: CropTrack, index: int, roi: tuple[int
     )
 
 
-def _crop_mask(mask: np.ndarray | None, size: int) -> np.ndarray:
+def _crop_mask(mask: np.ndarray | None, size: int, feather: float | None = None) -> np.ndarray:
     if mask is None:
-        return face_mask(size)
+        return face_mask(size, feather=DEFAULT_FEATHER if feather is None else feather)
+    if feather is not None:
+        raise ValueError("pass either a mask or feather (the feather of the default mask), not both")
     mask = np.asarray(mask, dtype=np.float32)
     if mask.shape != (size, size):
         raise ValueError(f"mask must be ({size}, {size}) like the rendered crop, got {mask.shape}")
     return mask
 
 
-def frame_face_mask(track: CropTrack, index: int, *, mask: np.ndarray | None = None, size: int = 512) -> np.ndarray:
+def frame_face_mask(
+    track: CropTrack, index: int, *, mask: np.ndarray | None = None, feather: float | None = None, size: int = 512
+) -> np.ndarray:
     """The paste-back mask of frame ``index`` in frame coordinates (H, W) float32: the region that changes."""
-    crop_mask = _crop_mask(mask, size if mask is None else np.asarray(mask).shape[0])
+    crop_mask = _crop_mask(mask, size if mask is None else np.asarray(mask).shape[0], feather)
     out = np.zeros(track.frame_size, np.float32)
     roi = _roi(track, index)
     if roi is not None:
@@ -81,11 +86,13 @@ def frame_face_mask(track: CropTrack, index: int, *, mask: np.ndarray | None = N
     return out
 
 
-def paste_back(frame, rendered, track: CropTrack, index: int, *, mask: np.ndarray | None = None) -> np.ndarray:
+def paste_back(
+    frame, rendered, track: CropTrack, index: int, *, mask: np.ndarray | None = None, feather: float | None = None
+) -> np.ndarray:
     """Blend a rendered crop (S, S, 3) into ``frame`` (H, W, 3) through the crop transform of ``track[index]``.
 
-    mask: crop-space (S, S) weights in [0, 1] (default :func:`face_mask`). Returns a new float32 frame; pixels
-    where the warped mask is 0 equal the input exactly.
+    mask: crop-space (S, S) weights in [0, 1] (default :func:`face_mask` with ``feather``, 0.08 of the crop side
+    unless given). Returns a new float32 frame; pixels where the warped mask is 0 equal the input exactly.
     """
     frame = as_numpy_image(frame, "frame")
     rendered = as_numpy_image(rendered, "rendered")
@@ -94,7 +101,7 @@ def paste_back(frame, rendered, track: CropTrack, index: int, *, mask: np.ndarra
     size = rendered.shape[0]
     if rendered.shape[1] != size:
         raise ValueError(f"rendered crop must be square, got {rendered.shape[:2]}")
-    crop_mask = _crop_mask(mask, size)
+    crop_mask = _crop_mask(mask, size, feather)
     out = frame.copy()
     roi = _roi(track, index)
     if roi is None:
@@ -114,6 +121,7 @@ def paste_back_batch(
     *,
     indices: Sequence[int] | None = None,
     mask: np.ndarray | None = None,
+    feather: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """:func:`paste_back` for frames (N, H, W, 3) and rendered crops (N, S, S, 3); frame k uses track entry
@@ -126,7 +134,7 @@ def paste_back_batch(
         raise ValueError(f"frames ({n}), rendered ({rendered.shape[0]}) and indices ({len(idx)}) must match")
     out = np.empty_like(frames)
     for k in range(n):
-        out[k] = paste_back(frames[k], rendered[k], track, idx[k], mask=mask)
+        out[k] = paste_back(frames[k], rendered[k], track, idx[k], mask=mask, feather=feather)
         if progress is not None:
             progress(k + 1, n)
     return out
