@@ -403,7 +403,7 @@ class WavLM:
         n_windows = math.ceil(n_frames / core)
         cuts = [round(i * n_frames / n_windows) for i in range(1, n_windows)]
         bounds = [0, *cuts, n_frames]
-        reach = context + (fade + 1) // 2
+        reach = context + fade // 2  # frames outside a window segment that still get weight or context
         total = torch.zeros(n_frames, self.hidden_size, dtype=torch.float32)
         grouped = self.model.config.feat_extract_norm == "group"
         stats = self._group_norm_stats(wave) if grouped else None
