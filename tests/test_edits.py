@@ -456,3 +456,58 @@ def test_check_matches():
 def test_edit_record_round_trip():
     e = Edit("insertion", (1.0, 1.0), (1.0, 1.5), (25, 25), (25, 38), (23, 40), (), ("x",), (0, 0))
     assert Edit.from_dict(e.to_dict()) == e
+
+
+# ---------------------------------------------------------------- preview picture
+
+
+def _frames_row_matches(image, plan, width):
+    from facedit.plan_preview import _LEFT, _RIGHT, COLORS
+
+    t_max = max(plan.original_duration_s, plan.edited_duration_s, plan.target_frames / plan.fps)
+    xs = [int(_LEFT + (width - _LEFT - _RIGHT) * (k + 0.5) / plan.fps / t_max) for k in range(plan.target_frames)]
+    retimed = {k: e.type for e in plan.edits for k in range(*e.target_span)}
+    want = np.array(
+        [COLORS[retimed.get(k, "context" if plan.infill_mask[k] else "unchanged")] for k in range(plan.target_frames)]
+    )
+    pixels = (image * 255).round().astype(int)
+    return any(np.array_equal(pixels[y, xs], want) for y in range(image.shape[0]))
+
+
+@pytest.mark.parametrize("name", ["multi_edit", "deletion_start", "no_change"])
+def test_preview_draws_every_target_frame_in_its_class_colour(name):
+    from facedit.plan_preview import render_plan
+
+    _, plan = load_case(name)
+    image = render_plan(plan, width=1000)
+    assert image.dtype == np.float32 and image.ndim == 3 and image.shape[1:] == (1000, 3)
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert _frames_row_matches(image, plan, 1000)
+
+
+def test_preview_of_manual_and_generation_plans_and_waveforms(tmp_path):
+    import cv2
+
+    from facedit.plan_preview import COLORS, render_plan, save_plan_png
+
+    gen = plan_generation(2.0, fps=25, prompt_frames=5, source_frames=5)
+    manual = plan_from_spans([(0.5, 1.0, 0.2), (1.5, 1.5, 0.6)], original_duration_s=2.0, fps=30, source_frames=60)
+    for plan in (gen, manual):
+        assert _frames_row_matches(render_plan(plan, width=800), plan, 800)
+    t = np.arange(32000) / 16000
+    wave = {"waveform": torch_wave(np.sin(2 * np.pi * 150 * t) * np.sin(np.pi * t)), "sample_rate": 16000}
+    plain = render_plan(manual)
+    with_wave = render_plan(manual, original_audio=wave, edited_audio=(np.sin(2 * np.pi * 150 * t[:26000]), 16000))
+    wave_colour = np.all((with_wave * 255).round() == np.array(COLORS["wave"]), axis=-1)
+    assert wave_colour.sum() > 5000 and not np.all((plain * 255).round() == np.array(COLORS["wave"]), axis=-1).any()
+    save_plan_png(manual, str(tmp_path / "plan.png"))
+    back = cv2.cvtColor(cv2.imread(str(tmp_path / "plan.png")), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(back, (plain * 255).round().astype(np.uint8))
+    with pytest.raises(ValueError, match="width"):
+        render_plan(manual, width=100)
+
+
+def torch_wave(x):
+    import torch
+
+    return torch.from_numpy(np.asarray(x, dtype=np.float32))[None, None]
