@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 EDIT_TYPES = ("substitution", "insertion", "deletion", "generation")
 MODES = ("edit", "generate")
 _FRAME_GUARD = 1e-6
-_MISFIT_S = 0.1
+_MISFIT_S = 0.25  # seconds an unchanged word may sit off its stretch's shift before a warning (ASR jitter)
 
 
 def _check_fps(fps: float) -> float:
@@ -567,7 +567,8 @@ def plan_edit(
                 f"the {e.type} {[w.text for w in original_words[i0:i1]]} -> {[w.text for w in edited_words[j0:j1]]} "
                 f"borders a word whose time was interpolated; check its span"
             )
-        spans.append(_Span(e.type, a0, max(a1, a0), b0, max(b1, b0), (i0, i1), (j0, j1), at_start, at_end))
+        a0, a1, b0, b1 = float(a0), float(max(a1, a0)), float(b0), float(max(b1, b0))
+        spans.append(_Span(e.type, a0, a1, b0, b1, (i0, i1), (j0, j1), at_start, at_end))
     # Time shift of each stretch of unchanged words: 0 before the first edit, the duration change after the
     # last, the median time difference of its words in between.
     groups: list[list[tuple[int, int]]] = [[] for _ in range(len(word_edits) + 1)]

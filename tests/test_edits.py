@@ -284,8 +284,8 @@ def test_a_cut_with_no_margin_still_regenerates_the_frames_around_it():
 def test_misfitting_timestamps_are_reported():
     original = grid_words(6)
     edited, dur, _ = splice(original, 3.0, [(2, 3, 1, 0.6)])
-    edited[-1] = Word(edited[-1].text, edited[-1].start + 0.25, edited[-1].end + 0.25)  # not a splice any more
-    plan = plan_edit(original, edited, original_duration_s=3.0, edited_duration_s=dur + 0.25, fps=25, source_frames=75)
+    edited[-1] = Word(edited[-1].text, edited[-1].start + 0.4, edited[-1].end + 0.4)  # not a splice any more
+    plan = plan_edit(original, edited, original_duration_s=3.0, edited_duration_s=dur + 0.4, fps=25, source_frames=75)
     assert any("splice" in w for w in plan.warnings)
 
 
@@ -511,3 +511,37 @@ def torch_wave(x):
     import torch
 
     return torch.from_numpy(np.asarray(x, dtype=np.float32))[None, None]
+
+
+# ---------------------------------------------------------------- real speech (espeak-ng)
+
+
+def test_plan_from_real_speech_spoken_by_espeak():
+    from _speech_helpers import espeak_available, speak
+
+    if not espeak_available():
+        pytest.skip("libespeak-ng not installed (Debian: apt-get install espeak-ng)")
+    original_wave, rate, original = speak("The quick brown fox jumps over the lazy dog.")
+    edited_wave, _, edited = speak("The quick red fox jumps over the dog.")
+    d_o, d_e = len(original_wave) / rate, len(edited_wave) / rate
+    plan = plan_edit(
+        original,
+        edited,
+        original_duration_s=d_o,
+        edited_duration_s=d_e,
+        fps=30,
+        source_frames=target_frame_count(d_o, 30),
+        context_frames=2,
+    )
+    assert [(e.type, e.original_words, e.edited_words) for e in plan.edits] == [
+        ("substitution", ("brown",), ("red",)),
+        ("deletion", ("lazy",), ()),
+    ]
+    assert plan.warnings == ()  # espeak keeps the unchanged words' timing: the edit is close to a splice
+    assert plan.target_frames == target_frame_count(d_e, 30) < plan.source_frames
+    # 'fox jumps over the' lies between the edits: its frames are source frames shifted by one integer.
+    fox, the = edited[3], edited[6]
+    middle = [k for k in range(plan.target_frames) if fox.start * 30 + 4 <= k <= the.end * 30 - 4]
+    shifts = {plan.source_time[k] - k for k in middle}
+    assert len(middle) > 20 and len(shifts) == 1 and float(shifts.pop()).is_integer()
+    assert not plan.infill_mask[middle].any()

@@ -429,3 +429,15 @@ def test_chunk_settings_are_checked():
         w.encode(speechlike(3.0)[0], 16000, chunk_s=2.0, context_s=1.0, crossfade_s=0.5)
     with pytest.raises(ValueError, match="negative"):
         w.encode(speechlike(3.0)[0], 16000, context_s=-1.0)
+
+
+def test_features_of_real_speech_at_22050_hz():
+    from _speech_helpers import espeak_available, speak
+
+    if not espeak_available():
+        pytest.skip("libespeak-ng not installed (Debian: apt-get install espeak-ng)")
+    wave, rate, words = speak("Speech features come fifty times a second.")
+    feats = WavLM(tiny_model(), normalize=True).encode(wave, rate)
+    n16 = round(len(wave) * 16000 / rate)
+    assert rate == 22050 and feats.num_frames == (n16 - 400) // 320 + 1
+    assert feats.duration_s == len(wave) / rate and feats.times()[-1] < feats.duration_s
