@@ -322,8 +322,9 @@ class WavLM:
         states = [out.last_hidden_state if i == self.num_layers else out.hidden_states[i] for i in layers]
         return torch.stack([s[0].float() for s in states]).mean(0)
 
-    def _group_norm_stats(self, wave: torch.Tensor, piece: int = 1 << 20) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and variance of the first conv layer's output over the whole clip, streamed."""
+    def _group_norm_stats(self, wave: torch.Tensor, piece: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and variance of the first conv layer's output over the whole clip, streamed in
+        pieces of ``piece`` samples so that memory stays small."""
         conv = self.model.feature_extractor.conv_layers[0].conv
         kernel, stride = conv.kernel_size[0], conv.stride[0]
         n_out = (wave.shape[-1] - kernel) // stride + 1
@@ -332,9 +333,9 @@ class WavLM:
         total_sq = torch.zeros_like(total)
         for p in range(0, n_out, step):
             q = min(n_out, p + step)
-            y = conv(wave[:, None, p * stride : (q - 1) * stride + kernel]).double()[0]
-            total += y.sum(1)
-            total_sq += (y * y).sum(1)
+            y = conv(wave[:, None, p * stride : (q - 1) * stride + kernel])[0].float()  # (C, q - p)
+            total += y.sum(1, dtype=torch.float64)
+            total_sq += y.square().sum(1, dtype=torch.float64)
         mean = total / n_out
         var = (total_sq / n_out - mean * mean).clamp_min(0.0)
         return mean.float(), var.float()
