@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +129,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, metadata
 
 
-def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
     if path.suffix in (".bin", ".pt", ".pth"):
@@ -469,7 +469,7 @@ def _build_model(config: Any, state: dict[str, torch.Tensor], source: str) -> An
     return model
 
 
-def _find_folder_weights(folder: Path) -> list[Path]:
+def find_folder_weights(folder: Path) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -514,8 +514,8 @@ def load_wavlm(
         if not config_file.is_file():
             raise FileNotFoundError(f"{path}: a WavLM folder needs config.json")
         state: dict[str, torch.Tensor] = {}
-        for weights in _find_folder_weights(path):
-            state.update(_read_weights(weights)[0])
+        for weights in find_folder_weights(path):
+            state.update(read_weights(weights)[0])
         state, ignored = _clean_state_dict(state, source)
         config = _config_from_json(json.loads(config_file.read_text()))
         variant = _variant_of(config)
@@ -542,26 +542,32 @@ def load_wavlm(
     return WavLM(model, file_normalize if normalize is None else normalize, variant, tuple(ignored), source)
 
 
-def download_wavlm(folder: str | Path, repo_id: str = DEFAULT_REPO) -> Path:
-    """Download a WavLM (config, preprocessor config, weights) from the Hugging Face Hub into ``folder``."""
+def hub_download(folder: str | Path, repo_id: str, files: Sequence[str]) -> Path:
+    """Download ``files`` (small config files) and the weights of ``repo_id`` into ``folder``: the
+    ``.safetensors`` weights when the repository has them, else ``pytorch_model.bin``."""
     try:
         from huggingface_hub import snapshot_download
     except ImportError as err:
-        raise ImportError("downloading WavLM needs huggingface_hub: pip install huggingface_hub") from err
+        raise ImportError("downloading models needs huggingface_hub: pip install huggingface_hub") from err
     folder = Path(folder).expanduser()
     try:
         snapshot_download(
-            repo_id,
-            local_dir=str(folder),
-            allow_patterns=["config.json", "preprocessor_config.json", "*.safetensors", "pytorch_model.bin"],
+            repo_id, local_dir=str(folder), allow_patterns=[*files, "*.safetensors", "*.safetensors.index.json"]
         )
+        if not any(folder.glob("*.safetensors")):
+            snapshot_download(repo_id, local_dir=str(folder), allow_patterns=["pytorch_model.bin"])
     except Exception as err:  # noqa: BLE001 - offline, DNS, HTTP and auth errors all mean the same to the user
         raise ConnectionError(
             f"could not download {repo_id} into {folder} ({type(err).__name__}: {err}). If this machine is "
-            f"offline, copy config.json, preprocessor_config.json and the weights of {repo_id} into {folder}, "
-            f"or give a single .safetensors file"
+            f"offline, copy {', '.join(files)} and the weights (model.safetensors or pytorch_model.bin) of "
+            f"{repo_id} into {folder}"
         ) from err
     return folder
+
+
+def download_wavlm(folder: str | Path, repo_id: str = DEFAULT_REPO) -> Path:
+    """Download a WavLM (config, preprocessor config, weights) from the Hugging Face Hub into ``folder``."""
+    return hub_download(folder, repo_id, ["config.json", "preprocessor_config.json"])
 
 
 def save_wavlm_safetensors(model: Any, path: str | Path, normalize: bool | None = None, prefix: str = "") -> Path:

@@ -205,6 +205,12 @@ def _fill_missing(raws: list[_Raw], duration_s: float | None) -> list[Word]:
     return [w for w in words if w is not None]
 
 
+def place_untimed(words: list[tuple[str, float | None, float | None]], duration_s: float | None = None) -> list[Word]:
+    """Words as (text, start or None, end or None) -> ``Word`` list; untimed ones get the gap between their
+    neighbours, shared by length, and ``interpolated=True``."""
+    return _fill_missing([_Raw(text, start, end) for text, start, end in words], duration_s)
+
+
 def validate_words(
     words: list[Word],
     duration_s: float | None = None,
