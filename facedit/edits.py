@@ -656,8 +656,8 @@ def plan_from_spans(
                 kind,
                 float(s.start),
                 float(s.end),
-                b0,
-                b0 + s.new_duration,
+                round(b0, 9),
+                round(b0 + s.new_duration, 9),
                 at_start=s.start == 0,
                 at_end=s.end >= original_duration_s - 1e-6,
             )
