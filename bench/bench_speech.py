@@ -5,6 +5,7 @@ that peak memory (CPU: max RSS growth during encoding; CUDA: max allocated) is i
 
     python bench/bench_speech.py                       # 10 s and 60 s, CPU, float32
     python bench/bench_speech.py --seconds 30 600 --device cuda --dtype float16
+    python bench/bench_speech.py --seconds 180 --modes chunked   # long audio: memory stays flat
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--chunk-s", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--modes", nargs="+", default=["whole", "chunked"], choices=["whole", "chunked"])
     parser.add_argument("--worker", nargs=2, metavar=("SECONDS", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -79,7 +81,7 @@ def main() -> None:
     )
     print(f"{'audio s':>8} {'mode':>8} {'frames':>7} {'wall s':>8} {'s per audio s':>14} {'peak MB':>9}")
     for seconds in args.seconds:
-        for mode in ("whole", "chunked"):
+        for mode in args.modes:
             cmd = [
                 sys.executable,
                 __file__,
