@@ -1,0 +1,136 @@
+"""Speed of the FacEDiT backbone and sampler on this machine.
+
+Prints the parameter count; this machine's dense-matmul throughput; and for each motion length and
+dtype: FLOPs and milliseconds per network evaluation, the achieved fraction of the matmul throughput,
+and milliseconds per full N-step sample (measured, or with --quick extrapolated from the per-evaluation
+time, which the sampler's overhead barely exceeds).
+
+    python bench/bench_model.py                       # paper preset, 10 s and 60 s, float32 and bfloat16
+    python bench/bench_model.py --quick --evals 2     # cheaper: no full samples
+    python bench/bench_model.py --seconds 600 --dtypes float32 --quick   # 10 minutes of motion
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from facedit.config import FacEDiTConfig  # noqa: E402
+from facedit.flow import sample  # noqa: E402
+from facedit.model import FacEDiT, count_parameters  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def matmul_flops_per_second(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / min(times)
+
+
+def network_flops(model: FacEDiT, inputs: tuple) -> int:
+    """Matmul/conv FLOPs from torch's counter plus the attention FLOPs it cannot see on CPU."""
+    attention = 0
+    original = F.scaled_dot_product_attention
+
+    def counted(q, k, v, *args, **kwargs):
+        nonlocal attention
+        attention += 4 * q[..., 0].numel() * k.shape[-2] * q.shape[-1]  # QK^T and AV as executed
+        return original(q, k, v, *args, **kwargs)
+
+    F.scaled_dot_product_attention = counted
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*inputs)
+    finally:
+        F.scaled_dot_product_attention = original
+    return counter.get_total_flops() + attention
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=("paper", "tiny"), default="paper")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0], help="motion lengths")
+    parser.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["float32", "bfloat16"])
+    parser.add_argument("--steps", type=int, default=32, help="sampler steps for the full-sample timing")
+    parser.add_argument("--evals", type=int, default=3, help="timed network evaluations per setting")
+    parser.add_argument("--quick", action="store_true", help="extrapolate full samples instead of running them")
+    parser.add_argument("--full-max-seconds", type=float, default=10.0, help="longer motion is always extrapolated")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    config = getattr(FacEDiTConfig, args.preset)()
+    torch.manual_seed(0)
+    model = FacEDiT(config).eval()
+    print(f"FacEDiT {args.preset}: {count_parameters(model):,} parameters ({count_parameters(model) / 1e6:.1f}M), "
+          f"adaln={config.adaln}, depth={config.depth}, dim={config.dim}, ffn={config.ffn_dim}")  # fmt: skip
+    print(f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+
+    for name in args.dtypes:
+        dtype = DTYPES[name]
+        peak = matmul_flops_per_second(dtype, args.device)
+        print(f"\n[{name}] dense matmul 2048^3: {peak / 1e9:.1f} GFLOP/s")
+        model.to(args.device, dtype)
+        for seconds in args.seconds:
+            frames = round(seconds * config.fps)
+            speech_frames = int(seconds * config.speech_frame_rate)
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(1, frames, config.motion_dim, generator=g).to(args.device)
+            speech = torch.randn(1, speech_frames, config.speech_dim, generator=g).to(args.device)
+            t = torch.full((1,), 0.5, device=args.device)
+            inputs = (x, x, speech, t)
+            flops = network_flops(model, inputs)
+            times = []
+            with torch.no_grad():
+                model(*inputs)  # warm-up
+                for _ in range(args.evals):
+                    _sync(args.device)
+                    start = time.perf_counter()
+                    model(*inputs)
+                    _sync(args.device)
+                    times.append(time.perf_counter() - start)
+            per_eval = statistics.median(times)
+            path = "block-local" if frames > model.dense_max_frames else "dense"
+            achieved = flops / per_eval
+            line = (
+                f"  {seconds:g} s = {frames} frames ({path} attention): {flops / 1e9:.1f} GFLOP/eval, "
+                f"{per_eval * 1e3:.0f} ms/eval, {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of matmul"
+            )
+            mask = torch.ones(1, frames, dtype=torch.bool)
+            if args.quick or seconds > args.full_max_seconds:
+                line += f"; {args.steps}-step sample ~{per_eval * args.steps * 1e3:.0f} ms (extrapolated)"
+            else:
+                start = time.perf_counter()
+                sample(model, x, mask, speech, steps=args.steps)
+                _sync(args.device)
+                line += f"; {args.steps}-step sample {(time.perf_counter() - start) * 1e3:.0f} ms (measured)"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

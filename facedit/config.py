@@ -1,0 +1,120 @@
+"""FacEDiT model configuration: a frozen dataclass with named presets and a versioned JSON form.
+
+The JSON form travels in every checkpoint's metadata, so a file always says which architecture its
+weights belong to. Unknown keys are an error (a newer or foreign file must not load into a model it
+does not describe); missing keys take the defaults, which are the `paper` preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+CONFIG_FORMAT_VERSION = 1
+ADALN_LAYOUTS = ("shared", "per_block")
+
+
+@dataclass(frozen=True)
+class FacEDiTConfig:
+    """Architecture of the FacEDiT backbone (paper section 3.2 / 3.4).
+
+    Attention windows: self-attention lets motion frame i see frames j with i - window <= j < i + window
+    (the paper's bias B). Cross-attention applies the same rule in seconds: frame i at i / fps sees speech
+    frame j at speech_offset_s + j / speech_frame_rate when |difference| fits the half-open window
+    [-cross_window_s, +cross_window_s). The paper does not give either width; ours are choices.
+
+    adaln: "shared" computes the 9 modulation vectors (shift, scale, gate for self-attention,
+    cross-attention and FFN) once from the timestep with one projection and adds a learned per-block
+    offset (PixArt-alpha's adaLN-single); "per_block" is DiT's separate 9-way projection in every block.
+    See `facedit.model` for why "shared" is the default.
+    """
+
+    motion_dim: int = 75  # LivePortrait expression (21x3) + rotation (3x3) + translation (3)
+    speech_dim: int = 768  # WavLM hidden size
+    dim: int = 1024
+    depth: int = 22
+    heads: int = 16
+    ffn_dim: int = 2048  # the paper prints 2024; F5-TTS, which it builds on, uses 2 x 1024
+    dropout: float = 0.1
+    window: int = 16  # self-attention half-width in motion frames
+    cross_window_s: float = 0.5  # cross-attention half-width in seconds
+    fps: float = 25.0  # motion frame rate the model is trained at
+    speech_frame_rate: float = 50.0  # default speech feature rate (WavLM: 16000 / 320)
+    speech_offset_s: float = 0.0125  # default time of speech frame 0 (centre of WavLM's first receptive field)
+    conv_pos_kernel: int = 31
+    conv_pos_groups: int = 16
+    time_freq_dim: int = 256  # sinusoidal timestep features before the timestep MLP
+    rope_theta: float = 10000.0
+    adaln: str = "shared"
+
+    def __post_init__(self) -> None:
+        positive_ints = ("motion_dim", "speech_dim", "dim", "depth", "heads", "ffn_dim", "window")
+        for name in positive_ints + ("conv_pos_kernel", "conv_pos_groups", "time_freq_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"FacEDiTConfig.{name} must be a positive int, got {value!r}")
+        for name in ("cross_window_s", "fps", "speech_frame_rate", "rope_theta"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"FacEDiTConfig.{name} must be a positive number, got {value!r}")
+        if not isinstance(self.speech_offset_s, (int, float)) or isinstance(self.speech_offset_s, bool):
+            raise ValueError(f"FacEDiTConfig.speech_offset_s must be a number, got {self.speech_offset_s!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"FacEDiTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"FacEDiTConfig.dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if (self.dim // self.heads) % 2:
+            raise ValueError(f"FacEDiTConfig head size dim/heads = {self.dim // self.heads} must be even for RoPE")
+        if self.conv_pos_kernel % 2 == 0:
+            raise ValueError(f"FacEDiTConfig.conv_pos_kernel must be odd, got {self.conv_pos_kernel}")
+        if self.dim % self.conv_pos_groups:
+            raise ValueError(
+                f"FacEDiTConfig.dim ({self.dim}) must be divisible by conv_pos_groups ({self.conv_pos_groups})"
+            )
+        if self.time_freq_dim % 2:
+            raise ValueError(f"FacEDiTConfig.time_freq_dim must be even, got {self.time_freq_dim}")
+        if self.adaln not in ADALN_LAYOUTS:
+            raise ValueError(f"FacEDiTConfig.adaln must be one of {ADALN_LAYOUTS}, got {self.adaln!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> FacEDiTConfig:
+        """22 layers, 16 heads, width 1024, FFN 2048 (paper section 3.4)."""
+        return cls(**overrides)
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> FacEDiTConfig:
+        """A few-hundred-thousand-parameter model for tests and smoke runs."""
+        values: dict[str, Any] = dict(
+            dim=64, depth=2, heads=4, ffn_dim=128, dropout=0.0, window=8, cross_window_s=0.32,
+            conv_pos_kernel=7, conv_pos_groups=4, time_freq_dim=64,
+        )  # fmt: skip
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> FacEDiTConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": CONFIG_FORMAT_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FacEDiTConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"FacEDiTConfig.from_dict expects a dict, got {type(data).__name__}")
+        data = dict(data)
+        version = data.pop("format_version", None)
+        if version != CONFIG_FORMAT_VERSION:
+            raise ValueError(
+                f"FacEDiT config format_version {version!r} is not supported (this code reads version "
+                f"{CONFIG_FORMAT_VERSION}); update ComfyUI-FacEDiT or re-export the model"
+            )
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"FacEDiT config has unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**data)

@@ -1,0 +1,282 @@
+"""Conditional flow matching for FacEDiT: the training loss, the Euler/Sway sampler and `infill`.
+
+The backbone (`facedit.model.FacEDiT`) only predicts a velocity; this module owns masking, the
+noise-to-data interpolation, targets, condition dropout and the ODE sampler (the F5-TTS split).
+
+Path: x_t = (1 - t) x_0 + t x_1 with x_0 ~ N(0, I), target velocity x_1 - x_0 (paper eq. 1, 3).
+One function serves editing (inner spans masked) and generation (everything after a prompt masked).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model import FacEDiT
+
+SWAY_RANGE = (-1.0, 1.0 / (math.pi / 2 - 1))  # outside it the Sway schedule stops being monotonic
+ProgressFn = Callable[[int, int], None]
+
+
+def cfm_loss(
+    model: FacEDiT,
+    x1: torch.Tensor,
+    infill_mask: torch.Tensor,
+    motion_mask: torch.Tensor | None,
+    speech: torch.Tensor,
+    speech_mask: torch.Tensor | None,
+    *,
+    speech_frame_rate: float | None = None,
+    speech_offset_s: float | None = None,
+    lambda_ts: float = 0.2,
+    speech_drop_prob: float = 0.0,
+    generator: torch.Generator | None = None,
+    t: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Flow-matching loss plus temporal smoothness (paper eq. 3-5). Returns dict(loss, cfm, ts).
+
+    x1: (B, T, D) normalised ground-truth motion; infill_mask (B, T) True where the model must
+    generate (its input there is zeroed); motion_mask / speech_mask (B, T) / (B, N) True for real
+    frames (None: all real). cfm is the velocity MSE over generated, real frames only.
+
+    ts is eq. 4's L1 on consecutive-frame differences of the estimate of x1, but formed from the
+    network as x1_hat = x_t + (1 - t) v (the paper's printed F0 + (Ft - F0) / t contains no network
+    output and so could not train anything). Known frames are put back into x1_hat, as the sampler
+    does, and only pairs of real frames that touch a generated frame count: so the loss also rewards
+    seamless joins at the span boundaries. Both terms average over the motion dims.
+
+    speech_drop_prob: per-sample probability of dropping speech (classifier-free guidance training).
+    Off by default: guidance at sampling time then has no meaning, so enable it when training a model
+    meant for `guidance > 0`. t / noise may be given for reproducible tests; otherwise they are drawn
+    from `generator` (or torch's global RNG when None).
+    """
+    if x1.ndim != 3:
+        raise ValueError(f"x1 must be (B, T, D), got {tuple(x1.shape)}")
+    batch, frames, _ = x1.shape
+    device = x1.device
+    if infill_mask.shape != (batch, frames):
+        raise ValueError(f"infill_mask must be ({batch}, {frames}), got {tuple(infill_mask.shape)}")
+    if not 0.0 <= speech_drop_prob <= 1.0:
+        raise ValueError(f"speech_drop_prob must be in [0, 1], got {speech_drop_prob}")
+    valid = torch.ones(batch, frames, dtype=torch.bool, device=device) if motion_mask is None else motion_mask.bool()
+    infill_mask = infill_mask.to(device, torch.bool)
+    x1 = x1.float()
+
+    def draw(shape: tuple[int, ...], normal: bool) -> torch.Tensor:
+        gen_device = generator.device if generator is not None else device
+        fn = torch.randn if normal else torch.rand
+        return fn(shape, generator=generator, device=gen_device).to(device)
+
+    t = draw((batch,), normal=False) if t is None else t.to(device, torch.float32)
+    x0 = draw(tuple(x1.shape), normal=True) if noise is None else noise.to(device, torch.float32)
+    drop = draw((batch,), normal=False) < speech_drop_prob if speech_drop_prob > 0 else False
+
+    tt = t[:, None, None]
+    x_t = (1 - tt) * x0 + tt * x1
+    cond = x1.masked_fill(infill_mask[..., None], 0.0)
+    v = model(
+        x_t, cond, speech, t, motion_mask=valid, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
+        speech_offset_s=speech_offset_s, drop_speech=drop,
+    ).float()  # fmt: skip
+
+    target = infill_mask & valid
+    per_frame = ((v - (x1 - x0)) ** 2).mean(dim=-1)  # (B, T)
+    cfm = (per_frame * target).sum() / target.sum().clamp(min=1)
+
+    x1_hat = torch.where(infill_mask[..., None], x_t + (1 - tt) * v, x1)
+    pairs = valid[:, 1:] & valid[:, :-1] & (infill_mask[:, 1:] | infill_mask[:, :-1])
+    step = (x1_hat[:, 1:] - x1_hat[:, :-1]).abs().mean(dim=-1)  # (B, T - 1)
+    ts = (step * pairs).sum() / pairs.sum().clamp(min=1)
+    return {"loss": cfm + lambda_ts * ts, "cfm": cfm, "ts": ts}
+
+
+def sway_timesteps(steps: int, sway: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Flow times t_0 = 0 < ... < t_steps = 1 with Sway scaling t = u + s (cos(pi/2 u) - 1 + u) (F5-TTS).
+
+    s = -1 crowds the steps near t = 0, where the coarse shape of the motion is decided.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not SWAY_RANGE[0] <= sway <= SWAY_RANGE[1]:
+        raise ValueError(f"sway must be in [{SWAY_RANGE[0]}, {SWAY_RANGE[1]:.4f}] (monotonic schedule), got {sway}")
+    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
+    t = u + sway * (torch.cos(math.pi / 2 * u) - 1 + u)
+    t[0], t[-1] = 0.0, 1.0
+    return t.to(device=device, dtype=torch.float32)
+
+
+@torch.no_grad()
+def sample(
+    model: FacEDiT,
+    cond: torch.Tensor,
+    infill_mask: torch.Tensor,
+    speech: torch.Tensor,
+    *,
+    motion_mask: torch.Tensor | None = None,
+    speech_mask: torch.Tensor | None = None,
+    speech_frame_rate: float | None = None,
+    speech_offset_s: float | None = None,
+    steps: int = 32,
+    sway: float = -1.0,
+    guidance: float = 0.0,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], None] | None = None,
+    attention: str = "auto",
+) -> torch.Tensor:
+    """Euler ODE from noise to motion in NORMALISED space; returns (B, T, D) float32.
+
+    cond (B, T, D): known motion (its values under infill_mask are ignored); infill_mask (B, T) True
+    where motion is generated. Known frames of the result are cond's, exactly. guidance > 0 mixes
+    v = v_speech + guidance * (v_speech - v_no_speech) (needs a model trained with speech dropout).
+    seed feeds a private CPU torch.Generator, so the result repeats exactly and on any device.
+    progress(step, steps) runs after every step; cancel() runs before every step and stops the
+    sampler by raising (for ComfyUI: its interrupt check).
+    """
+    if cond.ndim != 3:
+        raise ValueError(f"cond must be (B, T, D), got {tuple(cond.shape)}")
+    batch, frames, dim = cond.shape
+    if infill_mask.shape != (batch, frames):
+        raise ValueError(f"infill_mask must be ({batch}, {frames}), got {tuple(infill_mask.shape)}")
+    if not guidance >= 0:
+        raise ValueError(f"guidance must be >= 0, got {guidance}")
+    device = model.device
+    times = sway_timesteps(steps, sway, device)
+    infill_mask = infill_mask.to(device, torch.bool)
+    known = cond.to(device, torch.float32).masked_fill(infill_mask[..., None], 0.0)
+    speech = speech.to(device)
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    x = torch.randn(batch, frames, dim, generator=generator).to(device)
+
+    kwargs: dict[str, Any] = dict(
+        speech_frame_rate=speech_frame_rate, speech_offset_s=speech_offset_s, attention=attention
+    )
+    if guidance > 0:
+        double = lambda a: None if a is None else torch.cat((a, a))  # noqa: E731
+        cond_in, speech_in = double(known), double(speech)
+        kwargs.update(motion_mask=double(motion_mask), speech_mask=double(speech_mask))
+        kwargs["drop_speech"] = torch.arange(2 * batch, device=device) >= batch
+    else:
+        cond_in, speech_in = known, speech
+        kwargs.update(motion_mask=motion_mask, speech_mask=speech_mask)
+
+    was_training = model.training
+    model.eval()
+    try:
+        for step in range(steps):
+            if cancel is not None:
+                cancel()
+            t = times[step]
+            if guidance > 0:
+                v_speech, v_blind = model(torch.cat((x, x)), cond_in, speech_in, t, **kwargs).float().chunk(2)
+                v = v_speech + guidance * (v_speech - v_blind)
+            else:
+                v = model(x, cond_in, speech_in, t, **kwargs).float()
+            x = x + (times[step + 1] - t) * v
+            if progress is not None:
+                progress(step + 1, steps)
+    finally:
+        model.train(was_training)
+    return torch.where(infill_mask[..., None], x, known)
+
+
+def infill(
+    model: FacEDiT,
+    motion: torch.Tensor | np.ndarray,
+    infill_mask: torch.Tensor | np.ndarray,
+    speech: Any,
+    *,
+    speech_frame_rate: float | None = None,
+    speech_offset_s: float | None = None,
+    steps: int = 32,
+    sway: float = -1.0,
+    guidance: float = 0.0,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], None] | None = None,
+    attention: str = "auto",
+) -> torch.Tensor | np.ndarray:
+    """Generate the masked frames of RAW motion from speech; the other frames come back bit-identical.
+
+    motion: (T, D) or (B, T, D) raw LivePortrait motion at the model's fps (config.fps). Values under
+    the mask are ignored and may be NaN (e.g. frames where no face was found).
+    infill_mask: (T,) or (B, T) bool, True = generate. Editing masks inner spans; generation masks
+    everything after a prompt.
+    speech: (N, speech_dim) or (B, N, speech_dim) features, or an object with `.features`,
+    `.frame_rate`, `.offset_s` (facedit.speech.SpeechFeatures); frame j stands at
+    offset + j / rate seconds (defaults: the object's values, else the model config's).
+    The network runs on the model's device and dtype; the result has motion's type, shape, device and
+    dtype (numpy in, numpy out).
+    """
+    cfg = model.config
+    if hasattr(speech, "features"):
+        speech_frame_rate = _agree("speech_frame_rate", speech_frame_rate, getattr(speech, "frame_rate", None))
+        speech_offset_s = _agree("speech_offset_s", speech_offset_s, getattr(speech, "offset_s", None))
+        speech = speech.features
+    is_numpy = isinstance(motion, np.ndarray)
+    motion_t = torch.from_numpy(motion) if is_numpy else motion
+    if not isinstance(motion_t, torch.Tensor):
+        raise TypeError(f"motion must be a torch tensor or numpy array, got {type(motion).__name__}")
+    if motion_t.ndim not in (2, 3) or motion_t.shape[-1] != cfg.motion_dim:
+        raise ValueError(
+            f"motion must be (T, {cfg.motion_dim}) or (B, T, {cfg.motion_dim}), got {tuple(motion_t.shape)}"
+        )
+    if not motion_t.is_floating_point():
+        raise ValueError(f"motion must be floating point, got {motion_t.dtype}")
+    single = motion_t.ndim == 2
+    batched = motion_t[None] if single else motion_t
+    batch, frames, _ = batched.shape
+
+    mask = torch.as_tensor(infill_mask)
+    if mask.dtype != torch.bool:
+        raise ValueError(f"infill_mask must be bool (True = generate), got {mask.dtype}")
+    if mask.shape == (frames,):
+        mask = mask[None].expand(batch, frames)
+    if mask.shape != (batch, frames):
+        raise ValueError(f"infill_mask must be ({frames},) or ({batch}, {frames}), got {tuple(mask.shape)}")
+    mask = mask.to(batched.device)
+    known_values = batched[~mask]
+    if not torch.isfinite(known_values).all():
+        raise ValueError("motion has NaN or infinite values in frames that are not masked for infilling")
+
+    speech_t = torch.from_numpy(speech) if isinstance(speech, np.ndarray) else speech
+    if not isinstance(speech_t, torch.Tensor):
+        raise TypeError(f"speech must be a tensor, numpy array or SpeechFeatures, got {type(speech).__name__}")
+    if speech_t.ndim == 2:
+        speech_t = speech_t[None].expand(batch, *speech_t.shape)
+    if speech_t.ndim != 3 or speech_t.shape[0] != batch or speech_t.shape[-1] != cfg.speech_dim:
+        raise ValueError(
+            f"speech must be (N, {cfg.speech_dim}) or ({batch}, N, {cfg.speech_dim}), got {tuple(speech_t.shape)}"
+        )
+    if not torch.isfinite(speech_t).all():
+        raise ValueError("speech features contain NaN or infinite values")
+
+    result = batched.clone()
+    if not mask.any():
+        return _like_input(result, single, is_numpy)
+    device = model.device
+    normalised = model.normalize(torch.nan_to_num(batched.to(device)))
+    generated = sample(
+        model, normalised, mask.to(device), speech_t.to(device), speech_frame_rate=speech_frame_rate,
+        speech_offset_s=speech_offset_s, steps=steps, sway=sway, guidance=guidance, seed=seed, progress=progress,
+        cancel=cancel, attention=attention,
+    )  # fmt: skip
+    raw = model.denormalize(generated).to(result.device, result.dtype)
+    result[mask] = raw[mask]
+    return _like_input(result, single, is_numpy)
+
+
+def _agree(name: str, given: float | None, carried: float | None) -> float | None:
+    if given is not None and carried is not None and float(given) != float(carried):
+        raise ValueError(f"{name}={given} contradicts the speech features' own value {carried}")
+    return carried if given is None else given
+
+
+def _like_input(result: torch.Tensor, single: bool, is_numpy: bool) -> torch.Tensor | np.ndarray:
+    result = result[0] if single else result
+    return result.numpy() if is_numpy else result

@@ -1,0 +1,350 @@
+"""Flow matching: loss arithmetic, Sway schedule, Euler sampler, guidance, seeds, and raw-space infill."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from facedit.config import FacEDiTConfig
+from facedit.flow import cfm_loss, infill, sample, sway_timesteps
+from tests._model_helpers import random_model
+
+
+class ScriptedVelocity(nn.Module):
+    """Stands in for FacEDiT where the test needs to know the velocity: v = fn(x_t, t), inputs recorded."""
+
+    def __init__(self, fn, motion_dim: int = 75):
+        super().__init__()
+        self.fn = fn
+        self.config = FacEDiTConfig.tiny(motion_dim=motion_dim)
+        self.anchor = nn.Parameter(torch.zeros(()))
+        self.calls: list[dict] = []
+
+    @property
+    def device(self):
+        return self.anchor.device
+
+    def forward(self, x_t, cond, speech, t, **kwargs):
+        self.calls.append(dict(x_t=x_t.clone(), cond=cond.clone(), t=torch.as_tensor(t).clone(), **kwargs))
+        return self.fn(x_t, torch.as_tensor(t)) + 0 * self.anchor
+
+
+# ---------------------------------------------------------------- Sway
+
+
+def test_sway_schedule_endpoints_shape_and_formula():
+    u = torch.linspace(0, 1, 33, dtype=torch.float64)
+    times = sway_timesteps(32, -1.0)
+    assert times.shape == (33,) and times[0] == 0 and times[-1] == 1
+    torch.testing.assert_close(times, (1 - torch.cos(math.pi / 2 * u)).float())
+    torch.testing.assert_close(sway_timesteps(32, 0.0), u.float())
+    assert times[1] < 1 / 32 / 10  # s = -1 crowds the first steps near t = 0
+    for s in (-1.0, -0.5, 0.5, 1.75):
+        assert (sway_timesteps(16, s).diff() >= 0).all()
+
+
+@pytest.mark.parametrize(
+    "steps, sway, message", [(0, -1.0, "steps"), (2.0, -1.0, "steps"), (8, -1.2, "sway"), (8, 1.8, "sway")]
+)
+def test_sway_schedule_rejects_bad_arguments(steps, sway, message):
+    with pytest.raises(ValueError, match=message):
+        sway_timesteps(steps, sway)
+
+
+# ---------------------------------------------------------------- loss
+
+
+def _batch(frames: int = 12, batch: int = 2, dim: int = 75, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(batch, frames, dim, generator=g)
+    noise = torch.randn(batch, frames, dim, generator=g)
+    infill_mask = torch.zeros(batch, frames, dtype=torch.bool)
+    infill_mask[:, 3:8] = True
+    valid = torch.ones(batch, frames, dtype=torch.bool)
+    valid[1, 10:] = False
+    return x1, noise, infill_mask, valid
+
+
+def test_cfm_loss_matches_hand_computation():
+    x1, noise, infill_mask, valid = _batch()
+    t = torch.tensor([0.25, 0.8])
+    model = ScriptedVelocity(lambda x, t: torch.sin(3 * x))
+    out = cfm_loss(model, x1, infill_mask, valid, torch.zeros(2, 24, 768), None, t=t, noise=noise, lambda_ts=0.2)
+
+    call = model.calls[0]
+    x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * x1
+    torch.testing.assert_close(call["x_t"], x_t)
+    assert torch.equal(call["cond"], x1.masked_fill(infill_mask[..., None], 0.0))
+    v = torch.sin(3 * x_t)
+
+    x1_np, v_np, noise_np, xt_np = (a.numpy().astype(np.float64) for a in (x1, v, noise, x_t))
+    m, ok = infill_mask.numpy(), valid.numpy()
+    target = m & ok
+    cfm = ((v_np - (x1_np - noise_np)) ** 2).mean(-1)[target].mean()
+    t_np = t.numpy()[:, None, None].astype(np.float64)
+    hat = np.where(m[..., None], xt_np + (1 - t_np) * v_np, x1_np)
+    pairs = ok[:, 1:] & ok[:, :-1] & (m[:, 1:] | m[:, :-1])
+    ts = np.abs(np.diff(hat, axis=1)).mean(-1)[pairs].mean()
+    assert out["cfm"].item() == pytest.approx(cfm, rel=1e-5)
+    assert out["ts"].item() == pytest.approx(ts, rel=1e-5)
+    assert out["loss"].item() == pytest.approx(cfm + 0.2 * ts, rel=1e-5)
+
+
+def test_cfm_loss_counts_only_generated_real_frames():
+    x1, noise, infill_mask, valid = _batch()
+    infill_mask[1, 9:] = True  # generated, but frames 10, 11 of sample 1 are padding
+    t = torch.tensor([0.5, 0.5])
+    model = ScriptedVelocity(lambda x, t: x)
+    base = cfm_loss(model, x1, infill_mask, valid, torch.zeros(2, 24, 768), None, t=t, noise=noise)
+    x2 = x1.clone()
+    x2[1, 10:] += 100.0  # padding
+    padded = cfm_loss(model, x2, infill_mask, valid, torch.zeros(2, 24, 768), None, t=t, noise=noise)
+    assert padded["cfm"] == base["cfm"] and padded["ts"] == base["ts"]
+    x3 = x1.clone()
+    x3[0, 0] += 100.0  # known frame far from the span: neither the velocity target nor a counted pair
+    known = cfm_loss(model, x3, infill_mask, valid, torch.zeros(2, 24, 768), None, t=t, noise=noise)
+    # v = x_t changes with x1 at frame 0, but frame 0 is known: its velocity is not trained.
+    assert known["cfm"] == base["cfm"] and known["ts"] == base["ts"]
+
+
+def test_smoothness_loss_trains_the_network():
+    x1, noise, infill_mask, valid = _batch()
+    model = ScriptedVelocity(lambda x, t: x)
+    scale = nn.Parameter(torch.tensor(1.0))
+    model.fn = lambda x, t: scale * x
+    out = cfm_loss(
+        model, x1, infill_mask, valid, torch.zeros(2, 24, 768), None, t=torch.tensor([0.3, 0.6]), noise=noise
+    )
+    (grad,) = torch.autograd.grad(out["ts"], scale)
+    assert grad.abs() > 0  # the paper's printed F0 + (Ft - F0) / t would give no gradient here
+
+
+def test_cfm_loss_draws_from_the_generator_and_drops_speech():
+    x1, _, infill_mask, valid = _batch()
+    model = ScriptedVelocity(lambda x, t: x)
+    speech = torch.zeros(2, 24, 768)
+    a = cfm_loss(model, x1, infill_mask, valid, speech, None, generator=torch.Generator().manual_seed(5))
+    b = cfm_loss(model, x1, infill_mask, valid, speech, None, generator=torch.Generator().manual_seed(5))
+    c = cfm_loss(model, x1, infill_mask, valid, speech, None, generator=torch.Generator().manual_seed(6))
+    assert a["loss"] == b["loss"] != c["loss"]
+    assert model.calls[0]["drop_speech"] is False
+    cfm_loss(model, x1, infill_mask, valid, speech, None, speech_drop_prob=1.0)
+    assert model.calls[-1]["drop_speech"].tolist() == [True, True]
+    with pytest.raises(ValueError, match="speech_drop_prob"):
+        cfm_loss(model, x1, infill_mask, valid, speech, None, speech_drop_prob=1.5)
+    with pytest.raises(ValueError, match="infill_mask"):
+        cfm_loss(model, x1, infill_mask[:, :5], valid, speech, None)
+
+
+@pytest.mark.parametrize("adaln", ["shared", "per_block"])
+def test_cfm_loss_backward_through_the_tiny_model(adaln):
+    model = random_model(adaln=adaln).train()
+    x1, _, infill_mask, valid = _batch(frames=30)
+    out = cfm_loss(model, x1, infill_mask, valid, torch.randn(2, 60, 768), None, speech_drop_prob=0.5)
+    out["loss"].backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+
+
+# ---------------------------------------------------------------- sampler
+
+
+def test_euler_integrates_a_constant_and_a_linear_field_exactly():
+    cond = torch.zeros(1, 6, 75)
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    noise = torch.randn(1, 6, 75, generator=torch.Generator().manual_seed(3))
+    shift = torch.linspace(-1, 1, 75)
+    out = sample(
+        ScriptedVelocity(lambda x, t: shift.expand_as(x)), cond, mask, torch.zeros(1, 12, 768), steps=7, seed=3
+    )
+    torch.testing.assert_close(out, noise + shift)  # the Euler step sizes sum to 1
+
+    times = sway_timesteps(5, -1.0).double()
+    out = sample(ScriptedVelocity(lambda x, t: -x), cond, mask, torch.zeros(1, 12, 768), steps=5, seed=3)
+    torch.testing.assert_close(out, noise * float(torch.prod(1 - times.diff())))
+
+
+def test_sampler_calls_the_model_at_the_sway_times_with_zeroed_cond():
+    model = ScriptedVelocity(lambda x, t: torch.zeros_like(x))
+    cond = torch.randn(1, 8, 75)
+    mask = torch.zeros(1, 8, dtype=torch.bool)
+    mask[0, 2:5] = True
+    out = sample(model, cond, mask, torch.zeros(1, 16, 768), steps=4, sway=-1.0)
+    assert [float(c["t"]) for c in model.calls] == sway_timesteps(4, -1.0)[:-1].tolist()
+    assert torch.equal(model.calls[0]["cond"], cond.masked_fill(mask[..., None], 0.0))
+    assert torch.equal(out[~mask], cond[~mask])
+
+
+def test_guidance_mixes_speech_and_speech_blind_velocities():
+    def field(x, t):
+        return torch.ones_like(x)
+
+    model = ScriptedVelocity(field)
+    # Second half of the doubled batch is the speech-blind pass: give it velocity 3 instead of 1.
+    model.fn = lambda x, t: torch.cat((torch.ones_like(x[:1]), 3 * torch.ones_like(x[1:])))
+    cond, mask = torch.zeros(1, 4, 75), torch.ones(1, 4, dtype=torch.bool)
+    out = sample(model, cond, mask, torch.zeros(1, 8, 768), steps=2, guidance=0.5, seed=1)
+    noise = torch.randn(1, 4, 75, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, noise + (1 + 0.5 * (1 - 3)))
+    assert model.calls[0]["drop_speech"].tolist() == [False, True]
+    with pytest.raises(ValueError, match="guidance"):
+        sample(model, cond, mask, torch.zeros(1, 8, 768), guidance=-1.0)
+
+
+def test_progress_and_cancel():
+    model = random_model().train()
+    cond, mask = torch.randn(1, 10, 75), torch.ones(1, 10, dtype=torch.bool)
+    seen = []
+    sample(model, cond, mask, torch.randn(1, 20, 768), steps=3, progress=lambda i, n: seen.append((i, n)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert model.training  # the sampler restores the caller's mode
+
+    class Interrupted(Exception):
+        pass
+
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        sample(model, cond, mask, torch.randn(1, 20, 768), steps=5, cancel=cancel)
+    assert model.training and len(calls) == 2
+
+
+# ---------------------------------------------------------------- infill in raw motion space
+
+
+def _motion(frames: int = 50, seed: int = 0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(frames, 75, generator=g) * 0.05 + 0.3).to(dtype)
+
+
+def _span(frames: int, start: int, stop: int) -> torch.Tensor:
+    mask = torch.zeros(frames, dtype=torch.bool)
+    mask[start:stop] = True
+    return mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_infill_returns_known_frames_bit_identical(dtype):
+    model = random_model()
+    motion, mask = _motion(dtype=dtype), _span(50, 12, 30)
+    out = infill(model, motion, mask, torch.randn(100, 768), steps=3)
+    assert out.dtype == dtype and out.shape == motion.shape
+    assert torch.equal(out[~mask], motion[~mask])
+    assert not torch.equal(out[mask], motion[mask]) and torch.isfinite(out).all()
+
+
+def test_infill_numpy_in_numpy_out_and_nan_allowed_under_the_mask():
+    model = random_model()
+    motion = _motion().numpy()
+    mask = _span(50, 20, 50)  # generation: everything after a 20-frame prompt
+    motion[25] = np.nan  # e.g. a frame where no face was found
+    out = infill(
+        model, motion, mask.numpy(), np.random.default_rng(0).normal(size=(100, 768)).astype(np.float32), steps=2
+    )
+    assert isinstance(out, np.ndarray) and np.array_equal(out[:20], motion[:20]) and np.isfinite(out).all()
+
+
+def test_infill_same_seed_same_result_different_seed_differs():
+    model = random_model()
+    motion, mask, speech = _motion(), _span(50, 10, 40), torch.randn(100, 768)
+    a = infill(model, motion, mask, speech, steps=4, seed=7)
+    b = infill(model, motion, mask, speech, steps=4, seed=7)
+    c = infill(model, motion, mask, speech, steps=4, seed=8)
+    assert torch.equal(a, b)
+    assert (a - c)[mask].abs().max() > 1e-3
+    torch.manual_seed(123)  # the global RNG plays no part
+    assert torch.equal(infill(model, motion, mask, speech, steps=4, seed=7), a)
+
+
+def test_infill_uses_the_speech():
+    model = random_model()
+    motion, mask = _motion(), _span(50, 10, 40)
+    a = infill(model, motion, mask, torch.randn(100, 768), steps=3)
+    b = infill(model, motion, mask, torch.randn(100, 768), steps=3)
+    assert (a - b)[mask].abs().max() > 1e-3
+
+
+def test_infill_in_bfloat16_keeps_known_frames_exact():
+    model = random_model(dtype=torch.bfloat16)
+    motion, mask = _motion(), _span(50, 5, 15)
+    out = infill(model, motion, mask, torch.randn(100, 768), steps=2)
+    assert out.dtype == torch.float32 and torch.equal(out[~mask], motion[~mask]) and torch.isfinite(out).all()
+
+
+def test_infill_batches_and_broadcasts():
+    model = random_model()
+    motion = torch.stack((_motion(seed=1), _motion(seed=2)))
+    mask = torch.stack((_span(50, 3, 9), _span(50, 30, 50)))
+    out = infill(model, motion, mask, torch.randn(100, 768), steps=2)
+    assert out.shape == (2, 50, 75) and torch.equal(out[~mask], motion[~mask])
+    shared = infill(model, motion, _span(50, 3, 9), torch.randn(2, 100, 768), steps=2)
+    assert torch.equal(shared[:, :3], motion[:, :3])
+
+
+def test_infill_with_nothing_masked_returns_a_copy():
+    model = random_model()
+    motion = _motion()
+    out = infill(model, motion, torch.zeros(50, dtype=torch.bool), torch.randn(100, 768))
+    assert torch.equal(out, motion) and out.data_ptr() != motion.data_ptr()
+
+
+@dataclass
+class FakeSpeechFeatures:
+    features: torch.Tensor
+    frame_rate: float
+    offset_s: float
+    duration_s: float
+
+
+def test_infill_reads_timing_from_speech_features():
+    model = random_model()
+    motion, mask, speech = _motion(), _span(50, 10, 40), torch.randn(100, 768)
+    wrapped = FakeSpeechFeatures(speech, frame_rate=40.0, offset_s=0.01, duration_s=2.5)
+    a = infill(model, motion, mask, wrapped, steps=2)
+    b = infill(model, motion, mask, speech, speech_frame_rate=40.0, speech_offset_s=0.01, steps=2)
+    c = infill(model, motion, mask, speech, steps=2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(ValueError, match="speech_frame_rate=50.0 contradicts"):
+        infill(model, motion, mask, wrapped, speech_frame_rate=50.0)
+
+
+@pytest.mark.parametrize(
+    "motion, mask, speech, message",
+    [
+        (torch.zeros(10, 74), torch.zeros(10, dtype=torch.bool), torch.zeros(20, 768), "motion must be"),
+        (torch.zeros(10, 75), torch.zeros(10), torch.zeros(20, 768), "must be bool"),
+        (torch.zeros(10, 75), torch.zeros(9, dtype=torch.bool), torch.zeros(20, 768), "infill_mask must be"),
+        (torch.zeros(10, 75), torch.zeros(10, dtype=torch.bool), torch.zeros(20, 512), "speech must be"),
+        (torch.full((10, 75), float("nan")), torch.zeros(10, dtype=torch.bool), torch.zeros(20, 768), "NaN"),
+        (torch.zeros(10, 75), torch.ones(10, dtype=torch.bool), torch.full((20, 768), float("inf")), "speech features"),
+        (torch.zeros(10, 75, dtype=torch.int64), torch.ones(10, dtype=torch.bool), torch.zeros(20, 768), "floating"),
+    ],
+)
+def test_infill_rejects_bad_inputs(motion, mask, speech, message):
+    with pytest.raises(ValueError, match=message):
+        infill(random_model(), motion, mask, speech, steps=1)
+
+
+def test_infill_handles_minutes_of_motion_with_the_block_local_path(monkeypatch):
+    import facedit.model as model_module
+
+    chunks = []
+    original = model_module.local_attention
+    monkeypatch.setattr(model_module, "local_attention", lambda *a, **k: chunks.append(a[7]) or original(*a, **k))
+    model = random_model()
+    frames = 25 * 60 * 2  # two minutes at 25 fps
+    motion, mask = _motion(frames), _span(frames, 1000, 1100)
+    out = infill(model, motion, mask, torch.randn(2 * frames, 768), steps=1)
+    assert torch.equal(out[~mask], motion[~mask]) and torch.isfinite(out).all()
+    assert set(chunks) == {model.chunk_frames}
