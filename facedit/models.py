@@ -80,7 +80,7 @@ def random_wavlm(device: torch.device | str = "cpu", dtype: torch.dtype = torch.
         conv_dim=(64,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
         num_buckets=32, max_bucket_distance=200,
     )  # fmt: skip
-    return WavLM(WavLMModel(config).eval(), normalize=False).to(device=device, dtype=dtype)
+    return WavLM(WavLMModel(config).to(device=device, dtype=dtype).eval(), normalize=False, variant="random")
 
 
 def load_models(
