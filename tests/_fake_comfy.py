@@ -330,10 +330,16 @@ class FakeComfy:
                 node_errors[node_id] = {"errors": reasons, "dependent_outputs": [], "class_type": node["class_type"]}
         if not node_errors:
             return None, outputs, {}
+        good = []
         for output in outputs:
-            for node_id in self._upstream(prompt, output):
+            upstream = self._upstream(prompt, output)
+            for node_id in upstream:
                 if node_id in node_errors:
                     node_errors[node_id]["dependent_outputs"].append(output)
+            if not any(node_id in node_errors for node_id in upstream):
+                good.append(output)
+        if good:  # like ComfyUI: run the valid outputs, report the rest in node_errors of a 200 reply
+            return None, good, node_errors
         details = "\n".join(
             f"{reason['message']}: {reason['details']}" for info in node_errors.values() for reason in info["errors"]
         )

@@ -273,7 +273,7 @@ def test_successful_batch_uploads_patches_submits_and_downloads(tmp_path, media,
 def test_validation_and_execution_errors_are_reported_while_other_jobs_succeed(tmp_path, media, workflow_file, fake):
     jobs = [
         job_record("good", "clip_a.mp4", "speech_a.wav"),
-        {**job_record("invalid", "clip_a.mp4", "speech_a.wav"), "Load Video.file": "missing.mp4"},
+        {**job_record("invalid", "clip_a.mp4", "speech_a.wav"), "Load Video.file": "missing.mp4", "2.audio": "no.wav"},
         job_record("broken", "clip_b.mp4", "speech_b.wav", spans="from one to two"),
         job_record("good2", "clip_b.mp4", "speech_b.wav"),
     ]
@@ -292,6 +292,7 @@ def test_validation_and_execution_errors_are_reported_while_other_jobs_succeed(t
     invalid = by_id["invalid"]
     assert invalid.error.startswith("Prompt outputs failed validation")
     assert "node 1 (LoadVideo): Value not in list: file: 'missing.mp4' not in [" in invalid.error
+    assert "node 2 (LoadAudio): Value not in list: audio: 'no.wav' not in [" in invalid.error
     assert invalid.error_details["node_errors"]["1"]["class_type"] == "LoadVideo"
     assert invalid.prompt_id is None and invalid.outputs == []
 
@@ -304,6 +305,19 @@ def test_validation_and_execution_errors_are_reported_while_other_jobs_succeed(t
     table = report.format_table(width=200)
     assert "broken" in table and "failed" in table and "spans: cannot parse" in table
     assert "2 success, 2 failed" in table
+
+
+def test_partly_invalid_workflow_runs_the_valid_outputs_and_warns(tmp_path, media, fake):
+    workflow = example_workflow()
+    workflow["8"] = {"class_type": "LoadAudio", "inputs": {"audio": "not-uploaded.wav"}}
+    workflow["9"] = {"class_type": "SaveAudio", "inputs": {"audio": ["8", 0], "filename_prefix": "extra"}}
+    jobs = [job_record("a", "clip_a.mp4", "speech_a.wav")]
+    report = run_batch(workflow, jobs, tmp_path / "out", base_dir=media, server=fake.url, **FAST)
+    (job,) = report.jobs
+    assert job.status == "success" and len(job.outputs) == 3
+    assert (
+        job.warnings[0].splitlines()[1].startswith("node 8 (LoadAudio): Value not in list: audio: 'not-uploaded.wav'")
+    )
 
 
 def test_retry_resubmits_failed_jobs(tmp_path, media, workflow_file, fake):

@@ -55,14 +55,13 @@ class PromptRejected(ComfyError):
 
 
 def format_validation_error(error: Any, node_errors: dict[str, Any]) -> str:
-    """ComfyUI's validation error as text: the summary line, then one line per node error."""
+    """ComfyUI's validation error as text: the summary line (if any), then one line per node error."""
+    lines = []
     if isinstance(error, dict):
         head = str(error.get("message", "invalid prompt"))
-        if error.get("details"):
-            head += f": {error['details']}"
-    else:
-        head = str(error)
-    lines = [head]
+        lines.append(head + (f": {error['details']}" if error.get("details") else ""))
+    elif error:
+        lines.append(str(error))
     for node_id, info in (node_errors or {}).items():
         class_type = info.get("class_type", "?") if isinstance(info, dict) else "?"
         reasons = info.get("errors", []) if isinstance(info, dict) else []

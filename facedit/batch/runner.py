@@ -76,11 +76,10 @@ class BatchInterrupted(KeyboardInterrupt):
 
 
 class _JobFailure(Exception):
-    def __init__(self, message: str, details: dict[str, Any] | None = None, retryable: bool = True):
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.details = details
-        self.retryable = retryable
 
 
 def run_batch(
@@ -173,6 +172,7 @@ class BatchRun:
         self._client: ComfyClient | None = None
         self._events: EventStream | None = None
         self._progress: _Progress | None = None
+        self._report_path: Path | None = None
 
     def report(self) -> BatchReport:
         seconds = self._seconds if self._t0 is None else time.monotonic() - self._t0
@@ -239,7 +239,7 @@ class BatchRun:
                 except _JobFailure as failure:
                     result.status, result.error, result.error_details = FAILED, failure.message, failure.details
                     result.attempt_log.append(_log_entry(result, a0, failure.message))
-                    if attempt <= self.options.retry and failure.retryable:
+                    if attempt <= self.options.retry:
                         self._progress.write(
                             f"{job.id}: attempt {attempt} failed, retrying: {_first_line(failure.message)}"
                         )
@@ -252,7 +252,7 @@ class BatchRun:
                     result.attempt_log.append(_log_entry(result, a0, None))
                     break
         except asyncio.CancelledError:
-            result.status, result.error = INTERRUPTED, "interrupted before it finished (Ctrl-C)"
+            result.status, result.error = INTERRUPTED, "interrupted before it finished (Ctrl-C or cancelled)"
             raise
         except Exception as e:  # a bug in one job must not stop the others
             result.status, result.error = FAILED, f"internal error: {type(e).__name__}: {e}"
@@ -295,8 +295,8 @@ class BatchRun:
             result.prompt_id = prompt_id
             if reply.get("node_errors"):
                 result.warnings.append(
-                    "some outputs failed validation and were skipped: "
-                    + format_validation_error("", reply["node_errors"])
+                    "some outputs failed validation and were skipped:\n"
+                    + format_validation_error(None, reply["node_errors"])
                 )
             bar.stage("queued")
             entry = await self._follow(prompt_id, queue, bar)
@@ -467,9 +467,8 @@ class BatchRun:
         return f"node {node} {spec.get('class_type', '')}".rstrip()
 
     def _write_report(self) -> None:
-        path = getattr(self, "_report_path", None)
-        if path is not None:
-            self.report().write(path)
+        if self._report_path is not None:
+            self.report().write(self._report_path)
 
 
 def _judge(prompt_id: str, entry: dict[str, Any] | None, final: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
