@@ -340,8 +340,11 @@ class FakeComfy:
                 good.append(output)
         if good:  # like ComfyUI: run the valid outputs, report the rest in node_errors of a 200 reply
             return None, good, node_errors
+        # ComfyUI's details list only the output nodes' own reasons; upstream failures show in node_errors
         details = "\n".join(
-            f"{reason['message']}: {reason['details']}" for info in node_errors.values() for reason in info["errors"]
+            f"{reason['message']}: {reason['details']}"
+            for output in outputs
+            for reason in node_errors.get(output, {}).get("errors", [])
         )
         error = {
             "type": "prompt_outputs_failed_validation",

@@ -71,13 +71,13 @@ class BatchReport:
         return path
 
     def format_table(self, width: int | None = None) -> str:
-        """A plain-text table: job, status, seconds, outputs, error (its first line, shortened to ``width``)."""
+        """A plain-text table: job, status, seconds, outputs, error (on one line, shortened to ``width``)."""
         rows = [("job", "status", "seconds", "outputs", "error")]
         for job in self.jobs:
             outputs = ""
             if job.outputs:
                 outputs = job.outputs[0] + (f" (+{len(job.outputs) - 1})" if len(job.outputs) > 1 else "")
-            error = (job.error or "").strip().splitlines()[0] if job.error else ""
+            error = " | ".join(line.strip() for line in (job.error or "").splitlines() if line.strip())
             attempts = f" x{job.attempts}" if job.attempts > 1 else ""
             rows.append((job.id, job.status + attempts, f"{job.seconds:.1f}", outputs, error))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -424,7 +424,7 @@ class BatchRun:
     async def _collect(self, job: Job, result: JobResult, entry: dict[str, Any]) -> list[str]:
         assert self._client is not None
         types = ("output", "temp") if self.options.include_temp else ("output",)
-        refs = list(iter_output_files(entry.get("outputs") or {}, types))
+        refs = sorted(iter_output_files(entry.get("outputs") or {}, types), key=lambda ref: ref.get("type") != "output")
         if not refs:
             result.warnings.append(f"the prompt finished but listed no files of type {' or '.join(types)}")
         job_dir = self.out_dir / job.id
