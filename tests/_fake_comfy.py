@@ -143,6 +143,11 @@ class FakeComfy:
         if self._thread is not None:
             self._thread.join(10)
 
+    def queue_ids(self) -> tuple[list[str], list[str]]:
+        """Prompt ids (running, pending), as GET /queue would list them."""
+        running = [self._running[1]] if self._running is not None else []
+        return running, [item[1] for item in list(self._pending)]
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

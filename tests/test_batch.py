@@ -199,6 +199,63 @@ def test_output_files_are_found_under_any_key_and_filtered_by_type():
     assert [r["filename"] for r in iter_output_files(outputs, ("output", "temp"))][-1] == "p.png"
 
 
+@pytest.mark.parametrize(
+    "ref, expected",
+    [
+        ({"filename": "a.mp4", "subfolder": "video/x"}, "video/x/a.mp4"),
+        ({"filename": "a.mp4", "subfolder": ""}, "a.mp4"),
+        ({"filename": "../../a.mp4", "subfolder": "../up"}, "a.mp4"),
+        ({"filename": "a.mp4", "subfolder": "ok\\win"}, "ok/win/a.mp4"),
+    ],
+)
+def test_downloaded_files_stay_inside_the_job_folder(ref, expected):
+    from facedit.batch.runner import _local_name
+
+    assert _local_name(ref).as_posix() == expected
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("concurrency", 0, "concurrency: expected at least 1"),
+        ("retry", -1, "retry: expected 0 or more"),
+        ("timeout", 0, "timeout: expected a positive number"),
+        ("server", "ftp://host", "server: expected an address like http://127.0.0.1:8188"),
+        ("upload_subfolder", "../x", "upload_subfolder: expected a relative folder"),
+    ],
+)
+def test_bad_options_are_rejected_by_name(field, value, words):
+    with pytest.raises(ValueError, match=words.replace("(", "\\(")):
+        BatchOptions(**{field: value})
+
+
+def test_waiting_for_an_event_never_swallows_a_cancellation():
+    """asyncio.wait_for on Python < 3.12 returns the item and drops a cancel that lands as the item arrives;
+    Ctrl-C would then be ignored. Every cancel that the task accepts must surface as CancelledError."""
+    from facedit.batch.runner import _get_within
+
+    async def trial(spins: int) -> bool | None:
+        queue: asyncio.Queue = asyncio.Queue()
+        task = asyncio.create_task(_get_within(queue, 5.0))
+        await asyncio.sleep(0)
+        queue.put_nowait(("progress", {}))
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        if not task.cancel():
+            return None  # it had already returned the item
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    async def main() -> list:
+        return [await trial(spins) for spins in range(5)]
+
+    outcomes = asyncio.run(main())
+    assert False not in outcomes and outcomes.count(True) >= 2, outcomes
+
+
 def test_validation_error_text_lists_every_node_error():
     error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": ""}
     node_errors = {
@@ -384,8 +441,8 @@ def test_timeout_interrupts_the_prompt_and_the_next_job_runs(tmp_path, media, wo
 
 def test_cancelling_interrupts_the_running_prompt_and_deletes_queued_ones(tmp_path, media, workflow_file, fake):
     jobs = [
-        job_record("hang", "clip_a.mp4", "speech_a.wav", spans="HANG"),
-        job_record("queued", "clip_b.mp4", "speech_b.wav"),
+        job_record("hang1", "clip_a.mp4", "speech_a.wav", spans="HANG"),
+        job_record("hang2", "clip_b.mp4", "speech_b.wav", spans="HANG 2"),
         job_record("never", "clip_b.mp4", "speech_b.wav", spans="1-2"),
     ]
     out = tmp_path / "out"
@@ -393,22 +450,22 @@ def test_cancelling_interrupts_the_running_prompt_and_deletes_queued_ones(tmp_pa
 
     async def scenario():
         task = asyncio.create_task(run.run(out / "report.json"))
-        while not fake.running_event.is_set():
+        while not (fake.running_event.is_set() and len(fake.queue_ids()[1]) == 1):
             await asyncio.sleep(0.01)
-        while len(fake.prompts) < 2:
-            await asyncio.sleep(0.01)
+        ids = fake.queue_ids()  # whichever HANG job was submitted first runs, the other waits
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        return ids
 
-    asyncio.run(scenario())
+    (running,), (queued,) = asyncio.run(scenario())
     report = run.report()
-    hang, queued, never = report.jobs
     assert report.interrupted and report.exit_code() == 130
-    assert (hang.status, queued.status, never.status) == ("interrupted", "interrupted", "not_run")
-    assert {"prompt_id": hang.prompt_id} in fake.interrupts
-    assert {"delete": [queued.prompt_id]} in fake.queue_posts
-    assert queued.prompt_id not in fake.executed_ids, "the queued prompt never ran"
+    assert [j.status for j in report.jobs] == ["interrupted", "interrupted", "not_run"]
+    assert {j.prompt_id for j in report.jobs[:2]} == {running, queued}
+    assert fake.interrupts == [{"prompt_id": running}]
+    assert fake.queue_posts == [{"delete": [queued]}]
+    assert queued not in fake.executed_ids, "the queued prompt never ran"
     saved = json.loads((out / "report.json").read_text())
     assert saved["interrupted"] and [j["status"] for j in saved["jobs"]] == ["interrupted", "interrupted", "not_run"]
 

@@ -336,11 +336,11 @@ class BatchRun:
                     await self._give_up_on(prompt_id)
                     raise _JobFailure(f"timed out after {timeout:g} s of execution; interrupted on the server")
                 wait = min(wait, left)
-            try:
-                kind, data = await asyncio.wait_for(queue.get(), wait)
-            except asyncio.TimeoutError:
+            item = await _get_within(queue, wait)
+            if item is None:
                 entry = await self._history(prompt_id)
                 continue
+            kind, data = item
             if kind == CONNECTION_LOST:
                 self._open_prompts.pop(prompt_id, None)
                 raise _JobFailure(data["error"])
@@ -469,6 +469,20 @@ class BatchRun:
     def _write_report(self) -> None:
         if self._report_path is not None:
             self.report().write(self._report_path)
+
+
+async def _get_within(queue: asyncio.Queue, timeout: float) -> Any:
+    """``queue.get()`` or None after ``timeout`` s. Not wait_for: before Python 3.12 it can swallow a
+    cancellation (Ctrl-C) that arrives just as the item does."""
+    if not queue.empty():
+        return queue.get_nowait()
+    getter = asyncio.ensure_future(queue.get())
+    try:
+        done, _ = await asyncio.wait({getter}, timeout=timeout)
+    finally:
+        if not getter.done():
+            getter.cancel()
+    return getter.result() if getter in done else None
 
 
 def _judge(prompt_id: str, entry: dict[str, Any] | None, final: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
