@@ -23,7 +23,7 @@ values:
   @file:PATH         upload PATH through /upload/image; the input gets ComfyUI's name for the file
   @text:PATH         the input gets the content of the text file PATH (e.g. word timestamps JSON)
   other              a literal, converted to the type of the workflow's value; empty cell / null: keep it
-  relative paths are relative to the jobs file
+  relative paths are relative to the jobs file; JSON lines: blank lines and lines starting with # are skipped
 
 exit status: 0 all jobs succeeded, 1 some failed, 2 bad arguments or jobs file, 130 interrupted (Ctrl-C)
 """
@@ -36,16 +36,41 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--workflow", required=True, type=Path, help="API-format workflow JSON (Export (API))")
-    parser.add_argument("--jobs", required=True, type=Path, help="jobs file: .csv, .jsonl/.ndjson, or .json list")
-    parser.add_argument("--out", required=True, type=Path, help="output folder; each job's files go to OUT/<id>/")
-    parser.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI address (default %(default)s)")
-    parser.add_argument("--client-id", default=None, help="websocket client id (default: a random one)")
-    parser.add_argument("--concurrency", type=int, default=1, help="prompts of this batch queued at once (default 1)")
-    parser.add_argument("--retry", type=int, default=0, help="re-submit a failed job up to K times (default 0)")
-    parser.add_argument("--timeout", type=float, default=None, help="fail and interrupt a job running over S seconds")
-    parser.add_argument("--report", type=Path, default=None, help="report JSON path (default OUT/report.json)")
-    parser.add_argument("--upload-subfolder", default="", help="subfolder of ComfyUI's input folder for uploads")
+    parser.add_argument(
+        "--workflow", required=True, type=Path, metavar="API_JSON", help="API-format workflow JSON (Export (API))"
+    )
+    parser.add_argument(
+        "--jobs", required=True, type=Path, metavar="FILE", help="jobs file: .csv, .jsonl/.ndjson, or .json list"
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="OUT", help="output folder; each job's files go to OUT/<id>/"
+    )
+    parser.add_argument(
+        "--server", default="http://127.0.0.1:8188", metavar="URL", help="ComfyUI address (default %(default)s)"
+    )
+    parser.add_argument("--client-id", default=None, metavar="ID", help="websocket client id (default: a random one)")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="prompts of this batch queued at once (default 1)"
+    )
+    parser.add_argument(
+        "--retry", type=int, default=0, metavar="K", help="re-submit a failed job up to K times (default 0)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="fail and interrupt a job that runs over S seconds on the server",
+    )
+    parser.add_argument(
+        "--report", type=Path, default=None, metavar="FILE", help="report JSON path (default OUT/report.json)"
+    )
+    parser.add_argument(
+        "--upload-subfolder",
+        default="",
+        metavar="DIR",
+        help="subfolder of ComfyUI's input folder for uploads (core LoadVideo/LoadAudio list only the top folder)",
+    )
     parser.add_argument("--include-temp", action="store_true", help="also download temp files (previews)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--dry-run", action="store_true", help="check the jobs against the workflow and stop")

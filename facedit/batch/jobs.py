@@ -16,7 +16,8 @@ Values:
 - anything else is a literal, converted to the type of the value the workflow already holds (INT, FLOAT,
   BOOLEAN, STRING). An empty CSV cell or a JSON ``null`` keeps the workflow's value.
 
-Relative paths are resolved against the jobs file's folder.
+Relative paths are resolved against the jobs file's folder. In JSON lines files, blank lines and lines
+starting with ``#`` are skipped; in CSV files, blank rows are.
 """
 
 from __future__ import annotations
@@ -335,7 +336,7 @@ def _read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
     records = []
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         text = line.strip()
-        if not text or text.startswith("#") or text.startswith("//"):
+        if not text or text.startswith("#"):
             continue
         try:
             value = json.loads(text)
