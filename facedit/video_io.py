@@ -426,3 +426,43 @@ def write_video(
         raise
     container.close()
     return path
+
+
+class VideoFrames:
+    """A video file as a read-only sequence of float32 RGB frames, decoded on demand.
+
+    Access is cheap in increasing order (one forward decoder); a step back beyond the small cache reopens the
+    file. The editing pipeline reads frames in time order, so a whole clip is never held in memory.
+    """
+
+    def __init__(self, path: str | os.PathLike, cache_frames: int = 16):
+        self.info = probe_video(path)
+        self.path = os.fspath(path)
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_frames = max(1, int(cache_frames))
+        self._reader: Iterator[np.ndarray] | None = None
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self.info.frame_count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"frame {index} is outside {self.path}'s {len(self)} frames")
+        if index in self._cache:
+            return self._cache[index]
+        if self._reader is None or index < self._next:
+            self._reader = iter_frames(self.path, start=index)
+            self._next = index
+        frame = None
+        while self._next <= index:
+            try:
+                frame = next(self._reader)
+            except StopIteration:
+                raise IndexError(f"{self.path} ended before frame {index} (probed {len(self)} frames)") from None
+            self._cache[self._next] = frame
+            if len(self._cache) > self._cache_frames:
+                del self._cache[min(self._cache)]
+            self._next += 1
+        return frame
