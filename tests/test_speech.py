@@ -441,3 +441,21 @@ def test_features_of_real_speech_at_22050_hz():
     n16 = round(len(wave) * 16000 / rate)
     assert rate == 22050 and feats.num_frames == (n16 - 400) // 320 + 1
     assert feats.duration_s == len(wave) / rate and feats.times()[-1] < feats.duration_s
+
+
+def test_folder_of_a_released_size_is_named():
+    from facedit.speech import _variant_of
+
+    assert _variant_of(tiny_config()) == "custom"
+    from transformers import WavLMConfig
+
+    assert _variant_of(WavLMConfig(**PRESETS["large"])) == "large"
+    assert _variant_of(WavLMConfig(**PRESETS["base-plus"])) == "base-plus"
+
+
+def test_features_can_feed_training():
+    w = WavLM(tiny_model(), normalize=False)
+    feats = w.encode(speechlike(1.0)[0], 16000).features
+    layer = torch.nn.Linear(32, 4)
+    layer(feats).sum().backward()  # not an inference-mode tensor
+    assert layer.weight.grad is not None
