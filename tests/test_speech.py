@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from facedit.audio import normalize_wave, to_mono, unpack_audio
+from facedit.audio import audio_duration, normalize_wave, to_mono, unpack_audio
 from facedit.speech import (
     PRESETS,
     WavLM,
@@ -245,6 +245,7 @@ def test_stereo_at_any_rate_becomes_mono_16k(rate):
     wave = torch.from_numpy(np.stack([left, right])[None]).float()
     mono = to_mono({"waveform": wave, "sample_rate": rate})
     assert mono.sample_rate == 16000 and mono.duration_s == pytest.approx(seconds)
+    assert audio_duration({"waveform": wave, "sample_rate": rate}) == mono.duration_s == len(t) / rate
     assert mono.samples.shape == (round(len(t) * 16000 / rate),) and mono.samples.dtype == np.float32
     spectrum = np.abs(np.fft.rfft(mono.samples))
     assert np.fft.rfftfreq(len(mono.samples), 1 / 16000)[spectrum.argmax()] == pytest.approx(440, abs=1)
