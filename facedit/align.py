@@ -140,7 +140,7 @@ class CTCAligner:
             owner += [w] * len(chars)
         return words, ids, owner
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def emissions(self, audio: Any, sample_rate: int | None = None) -> tuple[np.ndarray, float, float, float]:
         """(log-probabilities [frames, vocabulary], frame_rate, offset_s, duration_s) of one clip."""
         mono = to_mono(audio, sample_rate, SPEECH_SAMPLE_RATE)

@@ -116,3 +116,9 @@ def normalize_wave(samples: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance, as transformers' Wav2Vec2FeatureExtractor does when ``do_normalize`` is set."""
     x = samples.astype(np.float64)
     return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
+
+
+def audio_duration(audio: Any, sample_rate: int | None = None, batch_index: int | None = None) -> float:
+    """Duration in seconds of a ComfyUI AUDIO dict or an array (samples / sample rate), without resampling."""
+    wave, rate = unpack_audio(audio, sample_rate, batch_index)
+    return wave.shape[-1] / rate

@@ -340,7 +340,7 @@ class WavLM:
         var = (total_sq / n_out - mean * mean).clamp_min(0.0)
         return mean.float(), var.float()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(
         self,
         audio: Any,
@@ -433,14 +433,13 @@ def _config_from_json(data: dict[str, Any]) -> Any:
 
 
 def _variant_of(config: Any) -> str:
-    for name, preset in PRESETS.items():
-        if all(
-            list(v) == list(getattr(config, k)) if isinstance(v, list) else getattr(config, k) == v
-            for k, v in preset.items()
-            if k != "conv_bias"
-        ):
-            return name
-    return "custom"
+    def same(value: Any, want: Any) -> bool:
+        return list(value) == want if isinstance(want, list) else value == want
+
+    matches = (
+        n for n, p in PRESETS.items() if all(same(getattr(config, k), v) for k, v in p.items() if k != "conv_bias")
+    )
+    return next(matches, "custom")
 
 
 def _build_model(config: Any, state: dict[str, torch.Tensor], source: str) -> Any:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from facedit.audio import normalize_wave, to_mono, unpack_audio
+from facedit.audio import audio_duration, normalize_wave, to_mono, unpack_audio
 from facedit.speech import (
     PRESETS,
     WavLM,
@@ -245,6 +245,7 @@ def test_stereo_at_any_rate_becomes_mono_16k(rate):
     wave = torch.from_numpy(np.stack([left, right])[None]).float()
     mono = to_mono({"waveform": wave, "sample_rate": rate})
     assert mono.sample_rate == 16000 and mono.duration_s == pytest.approx(seconds)
+    assert audio_duration({"waveform": wave, "sample_rate": rate}) == mono.duration_s == len(t) / rate
     assert mono.samples.shape == (round(len(t) * 16000 / rate),) and mono.samples.dtype == np.float32
     spectrum = np.abs(np.fft.rfft(mono.samples))
     assert np.fft.rfftfreq(len(mono.samples), 1 / 16000)[spectrum.argmax()] == pytest.approx(440, abs=1)
@@ -441,3 +442,21 @@ def test_features_of_real_speech_at_22050_hz():
     n16 = round(len(wave) * 16000 / rate)
     assert rate == 22050 and feats.num_frames == (n16 - 400) // 320 + 1
     assert feats.duration_s == len(wave) / rate and feats.times()[-1] < feats.duration_s
+
+
+def test_folder_of_a_released_size_is_named():
+    from facedit.speech import _variant_of
+
+    assert _variant_of(tiny_config()) == "custom"
+    from transformers import WavLMConfig
+
+    assert _variant_of(WavLMConfig(**PRESETS["large"])) == "large"
+    assert _variant_of(WavLMConfig(**PRESETS["base-plus"])) == "base-plus"
+
+
+def test_features_can_feed_training():
+    w = WavLM(tiny_model(), normalize=False)
+    feats = w.encode(speechlike(1.0)[0], 16000).features
+    layer = torch.nn.Linear(32, 4)
+    layer(feats).sum().backward()  # not an inference-mode tensor
+    assert layer.weight.grad is not None
