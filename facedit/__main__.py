@@ -12,31 +12,10 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
-
-
-def _load_audio(path: str | Path) -> dict[str, Any]:
-    import soundfile as sf
-    import torch
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"speech file {path} does not exist")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except RuntimeError:
-        from .video_io import read_audio
-
-        found = read_audio(path)
-        if found is None:
-            raise ValueError(f"{path} has no audio stream") from None
-        wave, rate = found
-        return {"waveform": torch.from_numpy(np.ascontiguousarray(wave))[None], "sample_rate": int(rate)}
-    return {"waveform": torch.from_numpy(np.ascontiguousarray(data.T))[None], "sample_rate": int(rate)}
 
 
 def _load_image(path: str | Path) -> np.ndarray:
@@ -46,17 +25,6 @@ def _load_image(path: str | Path) -> np.ndarray:
     if image is None:
         raise ValueError(f"{path} is not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-
-
-def _write(out: Path, frames, count: int, fps: float, audio: dict[str, Any]) -> None:
-    from .video_io import write_video
-
-    wave = audio["waveform"][0].float().numpy()
-    if wave.shape[0] > 2:
-        wave = wave.mean(0, keepdims=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_video(out, frames, fps, audio=wave, sample_rate=audio["sample_rate"],
-                progress=lambda n: _bar("write", n, count))  # fmt: skip
 
 
 _last_report = [0.0]
@@ -108,47 +76,34 @@ def _spans(text: str | None) -> list[tuple[float, float, float]] | None:
 
 
 def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
-    from .pipeline import audio_duration, iter_edit, make_plan
+    from .pipeline import edit_file
     from .plan_preview import save_plan_png
     from .timestamps import load_words
-    from .video_io import VideoFrames, read_audio
 
-    video = VideoFrames(args.video)
-    fps = float(video.info.fps)
-    speech = _load_audio(args.speech)
-    edited_s = audio_duration(speech)
-    original_s = args.original_duration
-    if original_s is None:
-        found = read_audio(args.video)
-        original_s = found[0].shape[-1] / found[1] if found is not None else len(video) / fps
     spans = _spans(args.spans)
-    plan = make_plan(
-        fps=fps, source_frames=len(video), original_duration_s=original_s, edited_duration_s=edited_s,
-        original_words=None if spans else load_words(args.original_words, duration_s=original_s),
-        edited_words=None if spans else load_words(args.edited_words, duration_s=edited_s),
-        spans=spans, context_frames=args.context_frames,
-    )  # fmt: skip
     out = Path(args.out)
-    print(f"plan: {plan.source_frames} -> {plan.target_frames} frames at {fps:g} fps; "
-          f"{len(plan.edits)} edit(s): " + ", ".join(f"{e.type} {' '.join(e.edited_words or e.original_words)!r}"
-                                                  for e in plan.edits), file=sys.stderr)  # fmt: skip
-    save_plan_png(plan, str(out.with_suffix(".plan.png")))
     models = _models(args, allow_random)
-    features = models.wavlm.encode(speech, progress=lambda d, t: _bar("speech", d, t))
-    frames = iter_edit(video, plan, models, features, _options(args), progress=_bar)
-    _write(out, frames, plan.target_frames, fps, speech)
-    print(f"wrote {out} ({plan.target_frames} frames, {edited_s:.2f} s) and {out.with_suffix('.plan.png')}",
+    plan = edit_file(
+        args.video, args.speech, out, models, spans=spans, original_duration_s=args.original_duration,
+        original_words=None if spans else load_words(args.original_words),
+        edited_words=None if spans else load_words(args.edited_words), options=_options(args), progress=_bar,
+    )  # fmt: skip
+    save_plan_png(plan, str(out.with_suffix(".plan.png")))
+    print(f"plan: {plan.source_frames} -> {plan.target_frames} frames at {plan.fps:g} fps; {len(plan.edits)} edit(s): "
+          + ", ".join(f"{e.type} {' '.join(e.edited_words or e.original_words)!r}" for e in plan.edits),
           file=sys.stderr)  # fmt: skip
+    print(f"wrote {out} and {out.with_suffix('.plan.png')}", file=sys.stderr)
     return out
 
 
 def run_generate(args: argparse.Namespace) -> Path:
-    from .pipeline import generate
+    from .audio import load_audio_file
+    from .pipeline import generate, write_clip
 
-    result = generate(_load_image(args.portrait), _load_audio(args.speech), _models(args), fps=args.fps,
+    result = generate(_load_image(args.portrait), load_audio_file(args.speech), _models(args), fps=args.fps,
                       options=_options(args), progress=_bar)  # fmt: skip
     out = Path(args.out)
-    _write(out, result.frames, len(result.frames), args.fps, result.audio)
+    write_clip(out, result.frames, len(result.frames), args.fps, result.audio, _bar)
     print(f"wrote {out} ({len(result.frames)} frames at {args.fps:g} fps)", file=sys.stderr)
     return out
 
@@ -162,7 +117,9 @@ def make_sample_video(path: Path, fps: float = 25.0, size: int = 256) -> Path:
     portrait = _load_image(SAMPLES / "portrait.jpg")
     scale = size / portrait.shape[1]
     portrait = cv2.resize(portrait, (size, int(round(portrait.shape[0] * scale / 2)) * 2), interpolation=cv2.INTER_AREA)
-    speech = _load_audio(SAMPLES / "original.wav")
+    from .audio import load_audio_file
+
+    speech = load_audio_file(SAMPLES / "original.wav")
     seconds = speech["waveform"].shape[-1] / speech["sample_rate"]
     count = int(round(seconds * fps))
     h, w = portrait.shape[:2]

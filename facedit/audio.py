@@ -122,3 +122,26 @@ def audio_duration(audio: Any, sample_rate: int | None = None, batch_index: int 
     """Duration in seconds of a ComfyUI AUDIO dict or an array (samples / sample rate), without resampling."""
     wave, rate = unpack_audio(audio, sample_rate, batch_index)
     return wave.shape[-1] / rate
+
+
+def load_audio_file(path: Any) -> dict[str, Any]:
+    """A sound file (wav/flac/ogg via soundfile; mp3/m4a/video containers via PyAV) as a ComfyUI AUDIO dict."""
+    from pathlib import Path
+
+    import soundfile as sf
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"audio file {path} does not exist")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        wave = data.T
+    except (RuntimeError, sf.LibsndfileError):
+        from .video_io import read_audio
+
+        found = read_audio(path)
+        if found is None:
+            raise ValueError(f"{path} has no audio stream") from None
+        wave, rate = found
+    return {"waveform": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], "sample_rate": int(rate)}

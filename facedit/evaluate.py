@@ -151,39 +151,53 @@ def run_pipeline_edits(
     pipeline_kwargs: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Edit every sample with ``facedit.pipeline.edit`` into ``<out_dir>/<id>.mp4``; returns ``{id: path}``.
+    """Edit every sample with the FacEDiT pipeline into ``<out_dir>/<id>.mp4``; returns ``{id: path}``.
 
-    Contract expected from the pipeline: ``edit(original_video=, edited_speech=, original_transcript=,
-    edited_transcript=, output_path=, original_speech=, **pipeline_kwargs)`` writes the edited mp4 at
-    ``output_path`` (``original_speech`` is None when the video's own audio is the original speech).
+    The manifest's edit span (original start/end, and the edited span's length, given or derived from the two
+    speeches' durations) becomes a manual-span edit. ``pipeline_kwargs``: ``models`` (folder, default
+    ``models``), ``device``, ``precision`` (fp32/fp16/bf16), and any ``EditOptions`` field (steps, seed, ...).
     """
-    try:
-        from . import pipeline
-    except ImportError as exc:
-        raise RuntimeError(
-            f"--run-pipeline needs facedit.pipeline, which cannot be imported here ({exc}); "
-            "evaluate already edited videos with --edited-dir instead"
-        ) from exc
-    edit = getattr(pipeline, "edit", None)
-    if not callable(edit):
-        raise RuntimeError("facedit.pipeline has no edit() function; evaluate already edited videos with --edited-dir")
+    import torch
+
+    from .models import load_models
+    from .pipeline import EditOptions, edit_file
+
+    kwargs = dict(pipeline_kwargs or {})
+    models_dir = kwargs.pop("models", "models")
+    device = kwargs.pop("device", "cpu")
+    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    precision = kwargs.pop("precision", "fp32")
+    if precision not in dtypes:
+        raise ValueError(f"--pipeline-arg precision: expected one of {sorted(dtypes)}, got {precision!r}")
+    fields = EditOptions.__dataclass_fields__
+    unknown = sorted(set(kwargs) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"--pipeline-arg: unknown keys {unknown}; expected models, device, precision or {sorted(fields)}"
+        )
+    options = EditOptions(**{k: type(getattr(EditOptions(), k))(v) for k, v in kwargs.items()})
+    models = load_models(models_dir, device=device, dtype=dtypes[precision])
     os.makedirs(out_dir, exist_ok=True)
     out = {}
     for s in samples:
         path = os.path.join(out_dir, s.id + ".mp4")
         if progress is not None:
             progress(f"editing {s.id} -> {path}")
-        edit(
-            original_video=s.original_video,
-            edited_speech=s.edited_speech,
-            original_transcript=s.original_transcript,
-            edited_transcript=s.edited_transcript,
-            output_path=path,
-            original_speech=s.original_speech,
-            **(pipeline_kwargs or {}),
-        )
-        if not os.path.isfile(path):
-            raise RuntimeError(f"facedit.pipeline.edit did not write {path} for sample {s.id!r}")
+        original_speech = s.original_speech or s.original_video
+        if s.edited_start_s is not None:
+            new_duration = s.edited_end_s - s.edited_start_s
+        else:
+            new_duration = s.original_end_s - s.original_start_s
+            new_duration += _speech_duration(s.edited_speech) - _speech_duration(original_speech)
+        if new_duration < 0:
+            raise ValueError(
+                f"sample {s.id!r}: the edited span would last {new_duration:.3f} s; give edited_start_s/end_s"
+            )
+        edit_file(
+            s.original_video, s.edited_speech, path, models, options=options,
+            spans=[(s.original_start_s, s.original_end_s, new_duration)],
+            original_duration_s=_speech_duration(original_speech),
+        )  # fmt: skip
         out[s.id] = path
     return out
 

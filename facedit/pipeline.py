@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .audio import audio_duration, load_audio_file
 from .edits import EditPlan, SpanEdit, plan_edit, plan_from_spans, plan_generation
 from .flow import infill
 from .liveportrait import CropTrack, LivePortrait, MotionTrack, crop_faces, detect_face_track, extract_motion
@@ -362,16 +363,6 @@ def edit(
     return EditResult(out, fps, plan, edited_speech)
 
 
-def audio_duration(audio: dict[str, Any]) -> float:
-    """Seconds of a ComfyUI AUDIO dict, with a clear error for anything else."""
-    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
-        raise ValueError("audio must be a dict with 'waveform' [B, C, S] and 'sample_rate' (ComfyUI AUDIO)")
-    rate = int(audio["sample_rate"])
-    if rate <= 0:
-        raise ValueError(f"audio sample_rate must be positive, got {rate}")
-    return float(audio["waveform"].shape[-1]) / rate
-
-
 def generate(
     portrait: np.ndarray,
     speech_audio: dict[str, Any],
@@ -415,3 +406,55 @@ def generate(
             out[idx[start + k]] = paste_back(image, img, track, 0)
         report(start + len(rendered), len(idx))
     return EditResult(out, fps, plan, speech_audio)
+
+
+def write_clip(path: Any, frames: Any, count: int, fps: float, audio: dict[str, Any],
+               progress: Progress | None = None) -> None:  # fmt: skip
+    """An mp4 (H.264 + AAC) of ``count`` frames at ``fps`` with ``audio`` muxed in from frame 0."""
+    from pathlib import Path
+
+    from .video_io import write_video
+
+    wave = audio["waveform"][0].float().numpy()
+    if wave.shape[0] > 2:
+        wave = wave.mean(0, keepdims=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    report = _stage(progress, "write")
+    write_video(path, frames, fps, audio=wave, sample_rate=audio["sample_rate"], progress=lambda n: report(n, count))
+
+
+def edit_file(
+    video: Any,
+    speech: Any,
+    out: Any,
+    models: Models,
+    *,
+    original_words: Sequence[Word] | None = None,
+    edited_words: Sequence[Word] | None = None,
+    spans: Sequence[SpanEdit | tuple[float, float, float]] | None = None,
+    original_duration_s: float | None = None,
+    options: EditOptions = EditOptions(),
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> EditPlan:
+    """Edit a video file to a speech file and write the mp4 ``out``, streaming frames; returns the plan.
+
+    ``original_duration_s`` defaults to the video's own audio track (else the video's duration).
+    """
+    from .video_io import VideoFrames, read_audio
+
+    frames = VideoFrames(video)
+    fps = float(frames.info.fps)
+    edited = load_audio_file(speech)
+    if original_duration_s is None:
+        found = read_audio(video)
+        original_duration_s = found[0].shape[-1] / found[1] if found is not None else len(frames) / fps
+    plan = make_plan(
+        fps=fps, source_frames=len(frames), original_duration_s=original_duration_s,
+        edited_duration_s=audio_duration(edited), original_words=original_words, edited_words=edited_words,
+        spans=spans, context_frames=options.context_frames,
+    )  # fmt: skip
+    features = models.wavlm.encode(edited, progress=_stage(progress, "speech"))
+    target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel)
+    write_clip(out, target, plan.target_frames, fps, edited, progress)
+    return plan

@@ -1,7 +1,5 @@
 import json
 import math
-import sys
-import types
 import wave
 
 import numpy as np
@@ -297,48 +295,44 @@ def test_sample_with_wrong_fps_fails_alone(bench, tmp_path, capsys):
     assert "1 sample(s) failed" in capsys.readouterr().out
 
 
-def test_run_pipeline_without_pipeline_module_is_a_clear_error(bench, tmp_path, capsys, monkeypatch):
+def test_run_pipeline_without_model_weights_is_a_clear_error(bench, tmp_path, capsys):
     root, manifest, _ = bench
-    monkeypatch.setitem(sys.modules, "facedit.pipeline", None)
-    assert main(["--manifest", str(manifest), "--run-pipeline", str(tmp_path / "out")]) == 2
-    assert "--run-pipeline needs facedit.pipeline" in capsys.readouterr().err
+    code = main(["--manifest", str(manifest), "--run-pipeline", str(tmp_path / "out"),
+                 "--pipeline-arg", f"models={tmp_path / 'empty'}"])  # fmt: skip
+    assert code == 2
+    assert "no LivePortrait weights" in capsys.readouterr().err
 
 
-def test_run_pipeline_calls_edit_for_every_sample(bench, tmp_path, monkeypatch):
+def test_run_pipeline_rejects_unknown_pipeline_args(bench, tmp_path, capsys):
+    root, manifest, _ = bench
+    assert main(["--manifest", str(manifest), "--run-pipeline", str(tmp_path / "out"),
+                 "--pipeline-arg", "stepz=3"]) == 2  # fmt: skip
+    assert "unknown keys ['stepz']" in capsys.readouterr().err
+
+
+def test_run_pipeline_edits_every_sample_with_its_span(bench, tmp_path, monkeypatch):
     import shutil
+
+    import facedit.models
+    import facedit.pipeline
 
     root, manifest, _ = bench
     calls = []
 
-    def edit(
-        original_video, edited_speech, original_transcript, edited_transcript, output_path, original_speech, steps=None
-    ):
-        calls.append((original_transcript, edited_transcript, steps))
-        shutil.copy(original_video, output_path)  # a 'perfect' no-op edit of a same-length substitution
+    def edit_file(video, speech, out, models, *, spans, original_duration_s, options):
+        calls.append((spans, options.steps, models))
+        shutil.copy(video, out)  # a 'perfect' no-op edit of a same-length substitution
 
-    fake = types.ModuleType("facedit.pipeline")
-    fake.edit = edit
-    monkeypatch.setitem(sys.modules, "facedit.pipeline", fake)
-    import facedit
-
-    monkeypatch.setattr(facedit, "pipeline", fake, raising=False)
+    monkeypatch.setattr(facedit.pipeline, "edit_file", edit_file)
+    monkeypatch.setattr(facedit.models, "load_models", lambda folder, device, dtype: f"models from {folder}")
     out = tmp_path / "r.json"
-    code = main(
-        [
-            "--manifest",
-            str(manifest),
-            "--run-pipeline",
-            str(tmp_path / "out"),
-            "--samples",
-            "smooth_sub",
-            "--pipeline-arg",
-            "steps=8",
-            "--json",
-            str(out),
-        ]
-    )
+    code = main(["--manifest", str(manifest), "--run-pipeline", str(tmp_path / "out"), "--samples", "smooth_sub",
+                 "--pipeline-arg", "steps=8", "--pipeline-arg", "models=M", "--json", str(out)])  # fmt: skip
     assert code == 0
-    assert calls == [("the cat sat on the mat", "the dog sat on the mat", 8)]
+    ((spans, steps, models),) = calls
+    (start, end, new_duration), = spans
+    assert steps == 8 and models == "models from M"
+    assert new_duration == pytest.approx(end - start)  # same-length substitution: speeches of equal duration
     (sample,) = json.loads(out.read_text())["samples"]
     assert sample["metrics"]["P_continuity"] == 0.0 and sample["metrics"]["M_continuity"] == 0.0
 

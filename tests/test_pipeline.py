@@ -255,7 +255,7 @@ def test_generate_keeps_the_portrait_as_frame_zero(models):
 
 def test_audio_duration_rejects_what_is_not_audio():
     assert audio_duration(_speech(0.5)) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="AUDIO"):
+    with pytest.raises(ValueError, match="waveform"):
         audio_duration({"samples": []})
 
 
