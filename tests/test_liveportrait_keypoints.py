@@ -54,7 +54,7 @@ def test_rotation_convention_matches_livePortrait():
     rz = torch.tensor([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]], dtype=torch.float64)
     got = rotation_matrix(torch.tensor([p]), torch.tensor([y]), torch.tensor([r])).double()[0]
     assert torch.allclose(got, (rz @ ry @ rx).T, atol=1e-6)
-    # pure yaw of +90 degrees turns the x axis (row vector) into +z... as (Ry x)^T
+    # a pure +90 degree yaw sends the x axis (as a row vector, kp @ R) to -z: the first column of Ry
     yaw = rotation_matrix(torch.zeros(1), torch.tensor([90.0]), torch.zeros(1))[0]
     assert torch.allclose(torch.tensor([1.0, 0, 0]) @ yaw, torch.tensor([0.0, 0, -1]), atol=1e-6)
 

@@ -3,6 +3,17 @@
 Networks with configurable widths (official sizes by default; only those load the published files), strict
 weight loading for the official ``.pth`` and the ``.safetensors`` layouts, keypoint maths, batched motion
 extraction, chunked rendering, face detection / crop and feathered paste-back.
+
+Typical use (frames: (T, H, W, 3) float in [0, 1]):
+
+    lp = load_liveportrait("models/liveportrait", device="cpu", dtype="fp32")
+    track = detect_face_track(frames)                      # one smoothed crop square per frame
+    crops = crop_faces(frames, track, 256)                 # (T, 256, 256, 3)
+    motion = extract_motion(lp, crops)                     # motion.motion: (T, 75)
+    new = motion.motion.clone()                            # ... edited motion for some frames ...
+    idx = [10, 11, 12]
+    out = render(lp, crops[idx], motion.select(idx), new[idx])     # (3, 512, 512, 3)
+    frames_out = paste_back_batch(frames[idx], out, track, indices=idx)
 """
 
 from .config import LivePortraitConfig
