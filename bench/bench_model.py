@@ -104,10 +104,9 @@ def main() -> None:
             speech = torch.randn(1, speech_frames, config.speech_dim, generator=g).to(args.device)
             t = torch.full((1,), 0.5, device=args.device)
             inputs = (x, x, speech, t)
-            flops = network_flops(model, inputs)
+            flops = network_flops(model, inputs)  # this forward is also the warm-up
             times = []
             with torch.no_grad():
-                model(*inputs)  # warm-up
                 for _ in range(args.evals):
                     _sync(args.device)
                     start = time.perf_counter()

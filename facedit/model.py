@@ -14,13 +14,13 @@ speech frame that happens at the same instant gets the same (fractional) positio
 
 adaLN layout (a decision the paper leaves open). DiT's faithful layout gives each block its own
 Linear(dim, 9 * dim) for the shift/scale/gate of its three sub-layers: 9.4M parameters per block,
-208M of the 488M total at the paper size. The timestep is one scalar, so those projections are
-heavily redundant. The default "shared" layout (PixArt-alpha's adaLN-single) computes the 9 x dim
-modulation once per forward from the timestep embedding and adds a learned per-block table of
-9 x dim offsets (9,216 parameters per block). The paper preset then has 295M parameters, of which
-9.6M are modulation. Zero-initialising the shared projection and the tables keeps adaLN-Zero's
-property that every block starts as the identity. `FacEDiTConfig(adaln="per_block")` builds the
-faithful DiT layout instead.
+207.7M of the 493.4M total at the paper size. The timestep is one scalar, so those projections are
+heavily redundant, and they would double the weights every sampling step streams from memory. The
+default "shared" layout (PixArt-alpha's adaLN-single) computes the 9 x dim modulation once per
+forward from the timestep embedding and adds a learned per-block table of 9 x dim offsets (9,216
+parameters per block). The paper preset then has 295.2M parameters, 9.6M of them block modulation.
+Zero-initialising the shared projection and the tables keeps adaLN-Zero's property that every block
+starts as the identity. `FacEDiTConfig(adaln="per_block")` builds the faithful DiT layout instead.
 
 Other choices: RoPE on every head (F5-TTS); no qk-norm; a LayerNorm on the raw speech features before
 the projection, because WavLM hidden states carry a few large-magnitude channels; classifier-free
