@@ -22,9 +22,10 @@ from .liveportrait.paste import paste_back
 from .liveportrait.render import iter_render
 from .model import FacEDiT
 from .models import Models
+from .motion import MOTION_DIM
 from .resample import ResampleConfig, resample_frames
 from .speech import SpeechFeatures
-from .timeline import MOTION_DIM, Window, from_model_grid, model_grid, to_model_grid, work_windows
+from .timeline import Window, from_model_grid, model_grid, to_model_grid, work_windows
 from .timestamps import Word
 
 Progress = Callable[[str, int, int], None]

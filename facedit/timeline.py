@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MOTION_DIM = 75
+from .motion import project_to_rotation
+
 _ROT = slice(63, 72)
 
 
@@ -54,14 +55,7 @@ def work_windows(infill_mask: np.ndarray, context_frames: int) -> list[Window]:
 def orthonormalize_rotations(motion: np.ndarray) -> np.ndarray:
     """Project the 3x3 rotation block of every frame back onto SO(3) (after interpolation)."""
     out = np.array(motion, dtype=np.float64)
-    rot = out[:, _ROT].reshape(-1, 3, 3)
-    u, _, vt = np.linalg.svd(rot)
-    fixed = u @ vt
-    flip = np.linalg.det(fixed) < 0
-    if flip.any():
-        u[flip, :, -1] *= -1
-        fixed = u @ vt
-    out[:, _ROT] = fixed.reshape(-1, 9)
+    out[:, _ROT] = project_to_rotation(out[:, _ROT].reshape(-1, 3, 3)).reshape(-1, 9)
     return out
 
 
