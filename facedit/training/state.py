@@ -85,7 +85,7 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"training checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - truncated file, foreign pickle, wrong format: one message
         raise ValueError(f"{path}: not a readable FacEDiT training checkpoint ({error})") from error
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
