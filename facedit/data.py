@@ -13,8 +13,10 @@ from ``context_s`` before its first frame to ``context_s`` after its end (the cr
 outside it is never seen by any frame). The model takes ONE speech offset per batch, so every crop start s
 is a multiple of the smallest frame count that spans a whole number of speech frames (1 when the speech rate
 is a multiple of fps, e.g. 50 Hz over 25 fps; 3 for 50 Hz over 30 fps). Then speech frame a = s * rate / fps
-stands exactly at the crop's first frame and every item of a batch shares the offset
-``speech_offset_s - context / rate``. Speech before the clip's start or after its end is padding.
+stands exactly speech_offset_s after the crop's first frame, and an item's speech starts a fixed number of
+frames before frame a: every item of a batch shares one offset (``ShardDataset.item_speech_offset_s``). The
+window holds exactly the speech frames within [-context_s, L / fps + context_s) of the crop's first frame;
+speech before the clip's start or after its end is padding.
 
 Batches. Per epoch, one generator seeded by (seed, epoch) shuffles the clips, draws each crop's length
 (uniform in [min_frames, max_frames], capped by the clip), start and mask seed, sorts items by length and
@@ -396,7 +398,9 @@ class ShardDataset(torch.utils.data.Dataset):
         ratio = _as_fraction(self.speech_frame_rate) / self.fps  # speech frames per motion frame
         self.start_multiple = ratio.denominator
         self._speech_per_frame = ratio
-        self.context = math.ceil(context_s * self.speech_frame_rate - 1e-9)
+        self.context_s = float(context_s)
+        # Speech frames before the one at the crop's first frame that still fall within context_s of it.
+        self.context = max(0, math.floor((context_s + self.speech_offset_s) * self.speech_frame_rate + 1e-9))
         self.item_speech_offset_s = self.speech_offset_s - self.context / self.speech_frame_rate
 
     @property
@@ -424,7 +428,8 @@ class ShardDataset(torch.utils.data.Dataset):
             raise ValueError(f"infill_mask must be [{length}], got {infill_mask.shape}")
         at_start = int(start * self._speech_per_frame)  # exact: start is a multiple of the denominator
         first = at_start - self.context
-        last = at_start + math.ceil(length * self._speech_per_frame) + self.context
+        end_s = length / float(self.fps) + self.context_s - self.speech_offset_s  # window end after frame at_start
+        last = at_start + max(0, math.ceil(end_s * self.speech_frame_rate - 1e-9))
         lo, hi = max(first, 0), min(last, info.speech_frames)
         speech = np.zeros((last - first, self.speech_dim), np.float32)
         valid = np.zeros(last - first, bool)
