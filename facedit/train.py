@@ -88,8 +88,8 @@ def derived_seed(*parts: int | str) -> int:
 
 
 def split_clips(entries: Sequence[ManifestEntry], val_clips: int) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
-    """(train, validation): the validation clips are the first ``val_clips`` in the order of sha1(id), so
-    the split does not depend on the manifest's order and a clip never moves between the two."""
+    """(train, validation): the validation clips are the first ``val_clips`` in the order of sha1(id), so the
+    split depends only on the set of clip ids, not on the manifest's order."""
     if len(entries) < 2 and val_clips:
         raise ValueError(f"{len(entries)} clip(s) cannot be split into training and validation; use --val-clips 0")
     ranked = sorted(entries, key=lambda e: hashlib.sha1(e.id.encode()).hexdigest())
@@ -219,9 +219,11 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, resume: str | Path | No
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=cfg.speech_drop_prob > 0,  # a batch whose speech is all dropped skips layers
         )  # fmt: skip
+    # Its own generator: a loader draws a seed from torch's global RNG whenever it starts an iteration, which
+    # would shift the dropout noise of a resumed run. Batches do not depend on it (see facedit.data).
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
-        pin_memory=device.type == "cuda",
+        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
     )  # fmt: skip
 
     writer = bar = None
