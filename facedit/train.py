@@ -195,6 +195,7 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, resume: str | Path | No
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
     amp_dtype = _amp_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    loader_rng = torch.Generator().manual_seed(cfg.seed)
     step = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -204,9 +205,10 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, resume: str | Path | No
         sampler.set_position(state["sampler"]["epoch"], state["sampler"]["index"])
         if len(state["rng"]) == info.world_size:
             restore_rng(state["rng"][info.rank])
+            loader_rng.set_state(state["rng"][info.rank]["loader"])
         else:
-            log.warning("checkpoint has RNG states of %d ranks, this run has %d: dropout noise is reseeded",
-                        len(state["rng"]), info.world_size)  # fmt: skip
+            log.warning("the checkpoint was written by %d processes, this run has %d: data order and dropout noise "
+                        "continue differently from the original run", len(state["rng"]), info.world_size)  # fmt: skip
             state = {**state, "rng": []}
     if state is None or not state["rng"]:
         torch.manual_seed(derived_seed(cfg.seed, "torch", info.rank, step))
@@ -223,7 +225,7 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, resume: str | Path | No
     # would shift the dropout noise of a resumed run. Batches do not depend on it (see facedit.data).
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
-        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
+        pin_memory=device.type == "cuda", generator=loader_rng,
     )  # fmt: skip
 
     writer = bar = None
@@ -247,7 +249,7 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, resume: str | Path | No
         )  # fmt: skip
 
     def save_checkpoint() -> None:
-        rng = distributed.all_gather_objects(info, capture_rng())
+        rng = distributed.all_gather_objects(info, {**capture_rng(), "loader": loader_rng.get_state()})
         if info.is_main:
             save_state(checkpoint_path(out, step), {
                 "step": step, "world_size": info.world_size, "train_config": cfg.to_json(),

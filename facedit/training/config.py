@@ -14,7 +14,17 @@ PRESETS = {"paper": FacEDiTConfig.paper, "tiny": FacEDiTConfig.tiny}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECAYS = ("linear", "cosine", "constant")
 # Settings a resumed run may change without breaking the exact continuation.
-FREE_ON_RESUME = ("out", "steps", "log_every", "ckpt_every", "val_every", "keep_checkpoints", "workers", "export")
+FREE_ON_RESUME = (
+    "data",
+    "out",
+    "steps",
+    "log_every",
+    "ckpt_every",
+    "val_every",
+    "keep_checkpoints",
+    "workers",
+    "export",
+)
 
 
 @dataclass(frozen=True)
