@@ -33,7 +33,9 @@ import sys
 from pathlib import Path
 
 if not __package__:  # run as a script: python facedit/preprocess.py (also spawn workers of that script)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    _here = Path(__file__).resolve().parent  # on sys.path for scripts; its modules must not shadow top-level names
+    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
     __package__ = "facedit"  # noqa: A001
 
 import argparse  # noqa: E402

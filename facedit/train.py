@@ -30,7 +30,9 @@ import sys
 from pathlib import Path
 
 if not __package__:  # run as a script: python facedit/train.py (also under torchrun)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    _here = Path(__file__).resolve().parent  # on sys.path for scripts; its modules must not shadow top-level names
+    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
     __package__ = "facedit"  # noqa: A001
 
 import argparse  # noqa: E402
@@ -101,7 +103,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
