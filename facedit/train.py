@@ -239,7 +239,10 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, resume: str | Path | No
         )
         _truncate_log(log_path, step)
         _truncate_log(val_path, step)
-        from torch.utils.tensorboard import SummaryWriter
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ImportError("training logs TensorBoard scalars: pip install tensorboard") from error
         from tqdm import tqdm
 
         writer = SummaryWriter(str(out / "tensorboard"), purge_step=step if step else None)
