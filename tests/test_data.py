@@ -264,7 +264,7 @@ def test_collate_pads_and_masks(tmp_path):
         collate([items[0], other])
 
 
-def test_loader_batches_through_workers(tmp_path):
+def test_loader_yields_the_sampler_batches(tmp_path):
     entries = _timed_cache(tmp_path, 25.0, 50.0, 0.0125, [(60, 120), (90, 178), (45, 88), (70, 140)])
     ds = ShardDataset(tmp_path, entries, context_s=0.32)
     sampler = FrameBudgetSampler(ds.lengths, batch_frames=120, max_frames=40, min_frames=20, seed=0)
