@@ -1,0 +1,215 @@
+// ComfyUI frontend extension: draws the edit plan on the FacEDiT plan nodes after they run.
+//
+// The nodes send the plan with their UI output: {"facedit_plan": [EditPlan.to_dict()], "images": [...]}.
+// The drawing lives in a widget that is never serialised: a saved workflow holds no plan, and a reloaded
+// page shows none until the node runs again. When the frontend itself restores node outputs (switching
+// workflow tabs, loading a run from the queue history) the plan of that real run is drawn again.
+// When a run starts the drawing is dimmed; the node's `executed` message replaces it, and an
+// `execution_cached` message naming the node (same inputs, same plan) undims it. A node whose whole
+// downstream branch is cached is not visited by ComfyUI, sends nothing and stays dimmed.
+//
+// Inspection hooks for tests and debugging: node.faceditPlan (the last plan dict received),
+// node.faceditPlanError (why it was not drawn, or null) and node.faceditPlanView (draw count, stale flag).
+
+import { api } from '../../scripts/api.js';
+import { app } from '../../scripts/app.js';
+import { MIN_WIDTH, drawPlan, errorLayout, hitTest, layoutPlan, normalizePlan } from './facedit_plan_view.js';
+
+export const EXTENSION_NAME = 'FacEDiT.EditPlanView';
+export const PLAN_NODE_TYPES = ['FacEDiTEditPlan', 'FacEDiTManualEditPlan', 'FacEDiTGenerationPlan'];
+export const OUTPUT_KEY = 'facedit_plan';
+export const WIDGET_NAME = '$$facedit_plan_view';
+const IMAGE_PREVIEW_WIDGET = '$$canvas-image-preview';
+const MARGIN = 10; // panel inset from the node's sides
+const GAP = 4; // space above and below the panel
+
+let measureCtx = null;
+function measure(text, font) {
+  measureCtx ??= document.createElement('canvas').getContext('2d');
+  measureCtx.font = font;
+  return measureCtx.measureText(text).width;
+}
+
+function vueMode() {
+  return !!globalThis.LiteGraph?.vueNodesMode;
+}
+
+function layoutFor(view, width) {
+  const w = Math.max(width - 2 * MARGIN, 200);
+  if (view.layout && view.layoutWidth === w) return view.layout;
+  try {
+    view.layout = view.plan ? layoutPlan(view.plan, w, measure) : errorLayout(view.error ?? 'no plan', w, measure);
+  } catch (err) {
+    view.error = `layout failed: ${err?.message ?? err}`;
+    console.warn('[FacEDiT] edit plan layout failed:', err);
+    view.plan = null;
+    view.layout = errorLayout(view.error, w, measure);
+  }
+  view.layoutWidth = w;
+  return view.layout;
+}
+
+function makeWidget(node, view) {
+  return {
+    name: WIDGET_NAME,
+    type: 'facedit_plan_view',
+    value: '',
+    serialize: false, // not in widgets_values
+    options: { serialize: false }, // not in the API prompt
+    computeSize(width) {
+      const w = vueMode() && width ? width : node.size[0];
+      return [w, layoutFor(view, w).height + 2 * GAP];
+    },
+    draw(ctx, _node, width, y, _h, lowQuality) {
+      view.draws += 1;
+      const L = layoutFor(view, vueMode() && width ? width : node.size[0]);
+      view.panel = { x: MARGIN, y: y + GAP, w: L.width, h: L.height };
+      try {
+        view.tooltip = drawPlan(ctx, L, MARGIN, y + GAP,
+          { hover: lowQuality ? null : view.hover, stale: view.stale, measure, lowQuality });
+      } catch (err) {
+        if (!view.drawFailed) console.warn('[FacEDiT] edit plan drawing failed:', err);
+        view.drawFailed = true;
+        view.error = `drawing failed: ${err?.message ?? err}`;
+        view.plan = null;
+        view.layout = null;
+      }
+    },
+  };
+}
+
+function refresh(node) {
+  const view = node.faceditPlanView;
+  view.layout = null;
+  view.hover = null;
+  view.widget?.triggerDraw?.(); // Vue nodes mode
+  node.setDirtyCanvas?.(true, true);
+}
+
+/** Show plan dict `raw` on `node` (replacing what it showed); a bad dict shows an error line instead. */
+export function setPlan(node, raw) {
+  const view = (node.faceditPlanView ??= { draws: 0, hover: null, stale: false, plan: null, error: null, widget: null });
+  try {
+    view.plan = normalizePlan(raw);
+    view.error = null;
+  } catch (err) {
+    view.plan = null;
+    view.error = err?.message ?? String(err);
+    console.warn(`[FacEDiT] edit plan of node ${node.id} not drawn: ${view.error}`, raw);
+  }
+  view.stale = false;
+  view.drawFailed = false;
+  node.faceditPlan = raw;
+  node.faceditPlanError = view.error;
+
+  const oldHeight = view.widget ? view.widget.computeSize(node.size[0])[1] : 0;
+  if (!view.widget) {
+    node.widgets ??= [];
+    const widget = node.addCustomWidget(makeWidget(node, view));
+    const preview = node.widgets.findIndex(w => w.name === IMAGE_PREVIEW_WIDGET);
+    if (preview >= 0 && preview < node.widgets.indexOf(widget)) { // above the plan picture, if any
+      node.widgets.splice(node.widgets.indexOf(widget), 1);
+      node.widgets.splice(preview, 0, widget);
+    }
+    view.widget = widget;
+  }
+  view.layout = null;
+  const width = Math.max(node.size[0], MIN_WIDTH + 2 * MARGIN);
+  if (width !== node.size[0]) node.setSize([width, node.size[1]]);
+  const newHeight = view.widget.computeSize(width)[1];
+  const need = node.computeSize()[1];
+  node.setSize([width, Math.max(need, node.size[1] + (oldHeight ? newHeight - oldHeight : 0))]);
+  refresh(node);
+}
+
+function installOn(proto) {
+  if (proto.faceditPlanInstalled) return;
+  proto.faceditPlanInstalled = true;
+
+  const onExecuted = proto.onExecuted;
+  proto.onExecuted = function (output) {
+    const r = onExecuted?.apply(this, arguments);
+    if (output && Object.prototype.hasOwnProperty.call(output, OUTPUT_KEY)) {
+      const value = output[OUTPUT_KEY];
+      setPlan(this, Array.isArray(value) ? value[value.length - 1] : value);
+    } else {
+      console.warn(`[FacEDiT] node ${this.id} (${this.type}) ran without '${OUTPUT_KEY}' in its UI output`);
+    }
+    return r;
+  };
+
+  const onExecutionStart = proto.onExecutionStart;
+  proto.onExecutionStart = function () {
+    const r = onExecutionStart?.apply(this, arguments);
+    if (this.faceditPlanView?.widget) {
+      this.faceditPlanView.stale = true;
+      refresh(this);
+    }
+    return r;
+  };
+
+  const onMouseMove = proto.onMouseMove;
+  proto.onMouseMove = function (e, pos) {
+    const r = onMouseMove?.apply(this, arguments);
+    const view = this.faceditPlanView;
+    const p = view?.panel;
+    if (!p || !view.layout) return r;
+    const x = pos[0] - p.x, y = pos[1] - p.y;
+    const inside = x >= 0 && y >= 0 && x <= p.w && y <= p.h;
+    const hover = inside && hitTest(view.layout, x, y) ? { x, y } : null;
+    if (hover || view.hover) {
+      view.hover = hover;
+      this.setDirtyCanvas?.(true, false);
+    }
+    return r;
+  };
+
+  const onMouseLeave = proto.onMouseLeave;
+  proto.onMouseLeave = function () {
+    const r = onMouseLeave?.apply(this, arguments);
+    if (this.faceditPlanView?.hover) {
+      this.faceditPlanView.hover = null;
+      this.setDirtyCanvas?.(true, false);
+    }
+    return r;
+  };
+}
+
+function graphNode(id) {
+  const graph = app.rootGraph ?? app.graph;
+  if (!graph || (typeof id !== 'number' && !/^\d+$/.test(String(id)))) return null; // subgraph ids: not handled
+  return graph.getNodeById?.(Number(id)) ?? null;
+}
+
+app.registerExtension({
+  name: EXTENSION_NAME,
+
+  setup() {
+    api.addEventListener('execution_cached', ({ detail }) => {
+      for (const id of detail?.nodes ?? []) {
+        const node = graphNode(id);
+        if (node?.faceditPlanView?.stale) {
+          node.faceditPlanView.stale = false;
+          refresh(node);
+        }
+      }
+    });
+  },
+
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (PLAN_NODE_TYPES.includes(nodeData?.name)) installOn(nodeType.prototype);
+  },
+
+  // Outputs restored by the frontend (workflow tab switch, a run loaded from the queue history).
+  onNodeOutputsUpdated(outputs) {
+    if (!outputs) return;
+    for (const [id, output] of Object.entries(outputs)) {
+      if (!output || !Object.prototype.hasOwnProperty.call(output, OUTPUT_KEY)) continue;
+      const node = graphNode(id);
+      if (!node || !PLAN_NODE_TYPES.includes(node.type)) continue;
+      const value = output[OUTPUT_KEY];
+      const raw = Array.isArray(value) ? value[value.length - 1] : value;
+      if (raw !== node.faceditPlan) setPlan(node, raw);
+    }
+  },
+});
