@@ -37,8 +37,14 @@ def _duration(path: Path) -> float:
 def _multi_edit_words() -> tuple[list[Word], float]:
     """The sample sentence with "will" deleted, "station" -> "old harbour", "sharp" appended; "the" untimed."""
     words = [
-        ("we", 0.3, 0.64), ("meet", 0.7, 1.057), ("at", 1.117, 1.421), ("the", 1.481, 1.744),
-        ("old", 1.804, 2.213), ("harbour", 2.273, 2.77), ("at", 2.83, 3.134), ("noon", 3.194, 3.619),
+        ("we", 0.3, 0.64),
+        ("meet", 0.7, 1.057),
+        ("at", 1.117, 1.421),
+        ("the", 1.481, 1.744),
+        ("old", 1.804, 2.213),
+        ("harbour", 2.273, 2.77),
+        ("at", 2.83, 3.134),
+        ("noon", 3.194, 3.619),
         ("sharp", 3.679, 4.05),
     ]
     return [Word(t, a, b, interpolated=t == "the") for t, a, b in words], 4.41
@@ -115,7 +121,8 @@ def _node(node_id, cases):
 
         @classmethod
         def INPUT_TYPES(cls):
-            return {{"required": {{"case": (cases,), "context_frames": ("INT", {{"default": 3, "min": 0, "max": 12}})}}}}
+            context = ("INT", {{"default": 3, "min": 0, "max": 12}})
+            return {{"required": {{"case": (cases,), "context_frames": context}}}}
 
         def run(self, case, context_frames):
             plan = malformed_plan() if case == "malformed" else example_plans(context_frames)[case]
@@ -165,8 +172,8 @@ class ComfyServer:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ComfyServer:
-        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--disable-metadata"]  # fmt: skip
+        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--base-directory", str(self.base), "--disable-metadata"]
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(cmd, cwd=self.comfy_dir, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.timeout_s
