@@ -242,25 +242,29 @@ def _browser_skip_reason() -> str | None:
     return None
 
 
-@pytest.mark.skipif(_browser_skip_reason() is not None, reason=str(_browser_skip_reason()))
-def test_extension_in_a_real_browser(tmp_path: Path) -> None:
-    """ComfyUI + the probe pack + headless Chromium: registers, draws after a run only, re-run replaces, and
-    nothing of the plan is saved (see tools/frontend_check.mjs for every check)."""
-    comfy, python = comfy_install()
-    write_probe_base(tmp_path / "base")
-    with ComfyServer(comfy, python, tmp_path / "base") as server:
-        check = [NODE, str(ROOT / "tools" / "frontend_check.mjs"), "--url", server.url, "--chromium", CHROMIUM]
-        result = subprocess.run(
-            [*check, "--out-dir", str(tmp_path / "shots")], capture_output=True, text=True, timeout=400
-        )
-        log = server.log()
-    assert "IMPORT FAILED" not in log, log[-3000:]
+def _report(result: subprocess.CompletedProcess) -> dict:
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"frontend_check.mjs printed no report (rc {result.returncode}):\n{result.stdout}\n{result.stderr}")
     failed = [c for c in report["checks"] if not c["ok"]]
     assert result.returncode == 0 and report["ok"], json.dumps(failed or report.get("error"), indent=1)[:4000]
+    return report
+
+
+@pytest.mark.skipif(_browser_skip_reason() is not None, reason=str(_browser_skip_reason()))
+def test_extension_in_a_real_browser(tmp_path: Path) -> None:
+    """ComfyUI + the probe pack + headless Chromium: registers, draws after a run only, re-run replaces, and
+    nothing of the plan is saved; on the litegraph canvas, then with Vue nodes (tools/frontend_check.mjs)."""
+    comfy, python = comfy_install()
+    write_probe_base(tmp_path / "base")
+    with ComfyServer(comfy, python, tmp_path / "base") as server:
+        check = [NODE, str(ROOT / "tools" / "frontend_check.mjs"), "--url", server.url, "--chromium", CHROMIUM]
+        canvas = subprocess.run(check, capture_output=True, text=True, timeout=400)
+        vue = subprocess.run([*check, "--vue", "--cases", "multi"], capture_output=True, text=True, timeout=400)
+        log = server.log()
+    assert "IMPORT FAILED" not in log, log[-3000:]
+    report = _report(canvas)
     names = {c["name"] for c in report["checks"]}
     needed = {
         "extension registered",
@@ -268,6 +272,8 @@ def test_extension_in_a_real_browser(tmp_path: Path) -> None:
         "re-run replaces the plan",
         "saved workflow holds no plan",
         "nothing drawn after reloading the workflow",
+        "Vue nodes switched on: plans move to DOM canvases",
     }
     assert needed <= names
     assert len(report["checks"]) >= 30
+    assert _report(vue)["vue"] is True

@@ -4,7 +4,10 @@
 //
 // usage: node tools/frontend_check.mjs --url http://127.0.0.1:8188/ [--out-dir DIR] [--doc-shot FILE.png]
 //          [--timeout-ms 120000] [--chromium /usr/bin/chromium] [--playwright PATH/TO/playwright-core]
-//          [--cases multi,spans,portrait,malformed] [--keep-cache]
+//          [--cases multi,spans,portrait,malformed] [--keep-cache] [--vue]
+//
+// --vue runs everything with ComfyUI's Vue nodes (setting Comfy.VueNodes.Enabled, restored afterwards),
+// where the plan is drawn on a <canvas> of its own in a DOM widget.
 //
 // Before the first run it POSTs /free {free_memory: true}, which empties the server's caches (and unloads
 // models): against a server you use for work, pass --keep-cache and change an input of every plan node.
@@ -32,9 +35,9 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     const key = { '--url': 'url', '--out-dir': 'outDir', '--doc-shot': 'docShot', '--timeout-ms': 'timeoutMs',
-      '--chromium': 'chromium', '--playwright': 'playwright', '--cases': 'cases', '--keep-cache': 'keepCache' }[k];
+      '--chromium': 'chromium', '--playwright': 'playwright', '--cases': 'cases', '--keep-cache': 'keepCache', '--vue': 'vue' }[k];
     if (!key) { console.error(`unknown argument ${k}`); process.exit(1); }
-    if (key === 'keepCache') { a.keepCache = true; continue; }
+    if (key === 'keepCache' || key === 'vue') { a[key] = true; continue; }
     a[key] = key === 'timeoutMs' ? Number(v) : v;
     i++;
   }
@@ -59,6 +62,7 @@ const check = (name, ok, detail = null) => { report.checks.push({ name, ok: !!ok
 const cases = a.cases.split(',').map(s => s.trim()).filter(Boolean);
 const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'facedit-fe-chromium-'));
 let browser;
+let restoreSettings = null;
 
 // In-page helpers, installed once: state of each plan node and pixel counts inside its panel.
 const PAGE_HELPERS = () => {
@@ -71,12 +75,14 @@ const PAGE_HELPERS = () => {
       const v = n.faceditPlanView;
       return { id: n.id, type: n.type, case: n.widgets?.find(w => w.name === 'case')?.value, hasPlan: n.faceditPlan != null,
         plan: n.faceditPlan ?? null, error: n.faceditPlanError ?? null, draws: v?.draws ?? 0, stale: v?.stale ?? null,
-        widget: !!n.widgets?.some(w => w.name === '$$facedit_plan_view'), size: [...n.size],
+        widget: !!n.widgets?.some(w => w.name === 'facedit_plan_view'), size: [...n.size],
         widgetOrder: (n.widgets || []).map(w => w.name) };
     },
     // Pixels of the given colours inside the node's body (graph rect -> canvas pixels), after a full redraw.
     pixels(n, colors) {
       window.__fe.fit([n]); // at the node's own zoom, so that thin marks cover whole pixels
+      const el = n.faceditPlanView?.panel?.element; // Vue nodes: the plan is on its own <canvas>
+      if (el) return window.__fe.count(el.getContext('2d').getImageData(0, 0, el.width, el.height).data, colors);
       const dpr = window.devicePixelRatio || 1;
       const [x0, y0] = app.canvas.ds.convertOffsetToCanvas([n.pos[0], n.pos[1]]);
       const [x1, y1] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0], n.pos[1] + n.size[1]]);
@@ -84,7 +90,9 @@ const PAGE_HELPERS = () => {
       const rx = Math.max(0, Math.floor(x0 * dpr)), ry = Math.max(0, Math.floor(y0 * dpr));
       const rw = Math.min(c.width, Math.ceil(x1 * dpr)) - rx, rh = Math.min(c.height, Math.ceil(y1 * dpr)) - ry;
       if (rw <= 0 || rh <= 0) return { offscreen: true };
-      const d = c.getContext('2d').getImageData(rx, ry, rw, rh).data;
+      return window.__fe.count(c.getContext('2d').getImageData(rx, ry, rw, rh).data, colors);
+    },
+    count(d, colors) {
       const out = {};
       for (const [name, h] of Object.entries(colors)) {
         const [r, g, b] = hex(h);
@@ -106,15 +114,27 @@ const PAGE_HELPERS = () => {
       app.canvas.setDirty(true, true);
       app.canvas.draw(true, true);
     },
-    layoutGrid() { // plan nodes in two columns, each PreviewImage to its right
+    // Client (page) coordinates of panel point (x, y) of node n.
+    clientPoint(n, x, y) {
+      const p = n.faceditPlanView.panel;
+      if (p.element) {
+        const r = p.element.getBoundingClientRect();
+        return { x: r.left + x * r.width / p.w, y: r.top + y * r.height / p.h };
+      }
+      const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] + p.x + x, n.pos[1] + p.y + y]);
+      const r = app.canvas.canvas.getBoundingClientRect();
+      return { x: r.left + cx, y: r.top + cy };
+    },
+    layoutGrid(spaced = false) { // plan nodes in two columns, each PreviewImage to its right
+      if (window.LiteGraph?.vueNodesMode) return; // Vue nodes keep their own positions
       const rows = [80, 80];
       window.__fe.planNodes().forEach((n, i) => {
-        const col = i % 2, x = 60 + col * (n.size[0] + 380);
+        const col = i % 2, x = 60 + col * (Math.max(n.size[0], spaced ? 520 : 0) + 380);
         n.pos = [x, rows[col]];
         const link = n.outputs?.[0]?.links?.map(l => app.graph.links[l] ?? app.graph._links?.get(l))[0];
         const prev = link && app.graph.getNodeById(link.target_id);
         if (prev) { prev.pos = [x + n.size[0] + 50, rows[col]]; prev.size = [260, 300]; }
-        rows[col] += Math.max(n.size[1], prev ? prev.size[1] : 0) + 70;
+        rows[col] += Math.max(n.size[1], prev ? prev.size[1] : 0, spaced ? 720 : 0) + 70;
       });
       app.canvas.setDirty(true, true);
     },
@@ -187,7 +207,7 @@ try {
     const app = window.app || window.comfyAPI?.app?.app;
     return !!(app && app.canvas && app.graph && document.querySelector('canvas#graph-canvas'));
   }, null, { timeout: a.timeoutMs, polling: 250 });
-  await page.waitForTimeout(1500);
+  await page.waitForTimeout(1000);
   for (let i = 0; i < 5 && await page.locator('[role="dialog"]').count(); i++) {
     await page.keyboard.press('Escape');
     await page.waitForTimeout(300);
@@ -209,8 +229,22 @@ try {
     prompt[String(2 * i + 1)] = { class_type: CASE_NODE[c], inputs: { case: c, context_frames: 3 } };
     prompt[String(2 * i + 2)] = { class_type: 'PreviewImage', inputs: { images: [String(2 * i + 1), 0] } };
   });
-  await page.evaluate(async p => { await window.__fe.app.loadApiJson(p, 'facedit_plan_check'); window.__fe.layoutGrid(); }, prompt);
+  await page.evaluate(async p => { await window.__fe.app.loadApiJson(p.prompt, 'facedit_plan_check'); window.__fe.layoutGrid(p.vue); }, { prompt, vue: !!a.vue });
   await page.waitForTimeout(500);
+  // Vue nodes keep their own positions: lay the graph out on the canvas first, then switch them on.
+  report.vue = a.vue;
+  const vueBefore = await page.evaluate(async vue => {
+    const setting = window.__fe.app.extensionManager.setting;
+    const before = setting.get('Comfy.VueNodes.Enabled');
+    if (vue !== !!before) await setting.set('Comfy.VueNodes.Enabled', vue);
+    await new Promise(r => setTimeout(r, 500));
+    return before;
+  }, !!a.vue);
+  restoreSettings = async () => page.evaluate(async v => {
+    const setting = window.__fe.app.extensionManager.setting;
+    if (setting.get('Comfy.VueNodes.Enabled') !== v) await setting.set('Comfy.VueNodes.Enabled', v);
+  }, vueBefore);
+  check('node rendering mode', await page.evaluate(() => !!window.LiteGraph?.vueNodesMode) === !!a.vue, { vue: !!a.vue });
   const colors = { panel: '#161E28', substitution: '#E69F00', insertion: '#009E73', deletion: '#D55E00',
     generation: '#56B4E9', context: '#F0E442', warning: '#F5B94A' };
   const before = await page.evaluate(c => {
@@ -226,7 +260,7 @@ try {
   // First run, on emptied caches (POST /free): a cached branch would not send its plan.
   if (!a.keepCache) {
     await fetch(new URL('/free', a.url), { method: 'POST', body: JSON.stringify({ free_memory: true }) });
-    await page.waitForTimeout(1500);
+    await page.waitForTimeout(1000);
   }
   const run1 = await queueAndWait(page, a.timeoutMs);
   check('first run succeeded', run1.status === 'execution_success', run1.status === 'execution_success' ? null : run1);
@@ -239,8 +273,8 @@ try {
       { sentKeys: sent ? Object.keys(sent[0] || {}) : null });
     check(`${tag}: drawn on the canvas`, s.widget && s.draws > 0 && s.pixels.panel > 2000, { draws: s.draws, pixels: s.pixels });
     check(`${tag}: plan widget sits above the image preview`,
-      s.widgetOrder.indexOf('$$facedit_plan_view') >= 0 && (s.widgetOrder.indexOf('$$canvas-image-preview') < 0 ||
-        s.widgetOrder.indexOf('$$facedit_plan_view') < s.widgetOrder.indexOf('$$canvas-image-preview')), s.widgetOrder);
+      s.widgetOrder.indexOf('facedit_plan_view') >= 0 && (s.widgetOrder.indexOf('$$canvas-image-preview') < 0 ||
+        s.widgetOrder.indexOf('facedit_plan_view') < s.widgetOrder.indexOf('$$canvas-image-preview')), s.widgetOrder);
     if (s.case === 'malformed') {
       check(`${tag}: reported, not drawn`, /source_time/.test(s.error || '') && s.pixels.warning > 50, { error: s.error, pixels: s.pixels });
       check(`${tag}: console warning logged`, report.consoleWarnings.some(w => w.includes(`edit plan of node ${s.id} not drawn`)));
@@ -248,28 +282,30 @@ try {
       const types = new Set((s.plan?.edits || []).map(e => e.type));
       check(`${tag}: no error`, s.error === null, s.error);
       check(`${tag}: edit colours drawn`, [...types].every(t => s.pixels[t] > 20), { types: [...types], pixels: s.pixels });
-      check(`${tag}: node widened to the minimum`, s.size[0] >= 500, s.size);
+      if (!a.vue) check(`${tag}: node widened to the minimum`, s.size[0] >= 500, s.size); // Vue nodes size themselves
     }
   }
   await page.evaluate(() => window.__fe.fit(window.__fe.app.graph._nodes));
   await shot(page, 'after');
+  for (const s of after) {
+    if (!a.outDir) break;
+    await page.evaluate(id => window.__fe.fit([window.__fe.app.graph.getNodeById(id)]), s.id);
+    await shot(page, `node_${s.case}`, s.id);
+  }
 
   // Hover a changed word of the first word-level plan: the tooltip names it.
   const hoverCase = after.find(s => s.case === 'multi' || s.case === 'sample');
   if (hoverCase) {
-    const target = await page.evaluate(id => {
+    const target = await page.evaluate(async id => {
       const app = window.__fe.app, n = app.graph.getNodeById(id);
       const e = n.faceditPlan.edits.find(ed => ed.type === 'substitution' && ed.original_words.length) ||
         n.faceditPlan.edits.find(ed => ed.original_words.length);
       const word = n.faceditPlan.original_words.find(w => w.word === e.original_words[0]);
-      n.pos = [60, 80];
+      if (!window.LiteGraph?.vueNodesMode) n.pos = [60, 80];
       window.__fe.fit([n]);
-      const v = n.faceditPlanView, L = v.layout;
-      const gx = n.pos[0] + v.panel.x + L.sx((word.start + word.end) / 2);
-      const gy = n.pos[1] + v.panel.y + L.origLane.y + L.origLane.h / 2;
-      const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([gx, gy]);
-      const r = app.canvas.canvas.getBoundingClientRect();
-      return { x: r.left + cx, y: r.top + cy, word: word.word };
+      await new Promise(r => setTimeout(r, 300)); // Vue nodes follow the canvas transform a frame later
+      const L = n.faceditPlanView.layout;
+      return { ...window.__fe.clientPoint(n, L.sx((word.start + word.end) / 2), L.origLane.y + L.origLane.h / 2), word: word.word };
     }, hoverCase.id);
     await page.mouse.move(target.x - 40, target.y - 40);
     await page.mouse.move(target.x, target.y, { steps: 4 });
@@ -316,6 +352,7 @@ try {
       others.map(o => ({ id: o.id, staleAtStart: run2.staleAtStart[String(o.id)], stale: o.stale })));
     await page.evaluate(() => { window.__fe.layoutGrid(); window.__fe.fit(window.__fe.app.graph._nodes); });
     await shot(page, 'rerun');
+    await page.evaluate(id => window.__fe.fit([window.__fe.app.graph.getNodeById(id)]), rerunNode.id);
     await shot(page, 'rerun_node', rerunNode.id);
   }
 
@@ -345,8 +382,27 @@ try {
   check('restored outputs are drawn', restored.filter(s => s.case !== 'malformed').every(s => s.hasPlan && s.pixels.panel > 2000),
     restored.map(s => ({ id: s.id, hasPlan: s.hasPlan, panel: s.pixels.panel })));
 
+  // Switching Vue nodes on while plans are shown: the canvas widgets turn into DOM canvases, and back.
+  if (!a.vue) {
+    const toggled = [];
+    for (const vue of [true, false]) {
+      await page.evaluate(v => window.__fe.app.extensionManager.setting.set('Comfy.VueNodes.Enabled', v), vue);
+      await page.waitForTimeout(1000);
+      const st = await page.evaluate(c => window.__fe.planNodes().filter(n => n.faceditPlan && !n.faceditPlanError)
+        .map(n => ({ id: n.id, kind: n.faceditPlanView.widgetKind, panel: window.__fe.pixels(n, c).panel,
+          widgets: n.widgets.filter(w => w.name === 'facedit_plan_view').length })), { panel: colors.panel });
+      toggled.push({ vue, st });
+      await shot(page, `toggled_vue_${vue}`);
+    }
+    const [on, off] = toggled;
+    check('Vue nodes switched on: plans move to DOM canvases', on.st.length > 0 &&
+      on.st.every(s => s.kind === 'dom' && s.widgets === 1 && s.panel > 2000), on.st);
+    check('Vue nodes switched off again: plans still shown', off.st.every(s => s.widgets === 1), off.st);
+  }
+
   check('no page errors', report.pageErrors.length === 0, report.pageErrors);
   check('no console errors', report.consoleErrors.length === 0, report.consoleErrors);
+  await restoreSettings?.();
   report.ok = report.checks.every(c => c.ok);
   console.log(JSON.stringify(report, null, 2));
   await browser.close();
@@ -354,6 +410,7 @@ try {
   process.exit(report.ok ? 0 : 2);
 } catch (e) {
   report.error = String(e?.stack || e);
+  await restoreSettings?.().catch(() => {});
   console.log(JSON.stringify(report, null, 2));
   if (browser) await browser.close().catch(() => {});
   fs.rmSync(userDir, { recursive: true, force: true });

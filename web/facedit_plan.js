@@ -18,7 +18,7 @@ import { MIN_WIDTH, drawPlan, errorLayout, hitTest, layoutPlan, normalizePlan } 
 export const EXTENSION_NAME = 'FacEDiT.EditPlanView';
 export const PLAN_NODE_TYPES = ['FacEDiTEditPlan', 'FacEDiTManualEditPlan', 'FacEDiTGenerationPlan'];
 export const OUTPUT_KEY = 'facedit_plan';
-export const WIDGET_NAME = '$$facedit_plan_view';
+export const WIDGET_NAME = 'facedit_plan_view'; // no '$$' prefix: subgraphs promote '$$' preview widgets
 const IMAGE_PREVIEW_WIDGET = '$$canvas-image-preview';
 const MARGIN = 10; // panel inset from the node's sides
 const GAP = 4; // space above and below the panel
@@ -30,7 +30,7 @@ function measure(text, font) {
   return measureCtx.measureText(text).width;
 }
 
-function vueMode() {
+function vueMode() { // ComfyUI's "Vue nodes" (setting Comfy.VueNodes.Enabled)
   return !!globalThis.LiteGraph?.vueNodesMode;
 }
 
@@ -49,46 +49,112 @@ function layoutFor(view, width) {
   return view.layout;
 }
 
-function makeWidget(node, view) {
+function panelHeight(view, nodeWidth) {
+  return layoutFor(view, nodeWidth).height + 2 * GAP;
+}
+
+function paintInto(ctx, view, L, x, y, lowQuality = false) {
+  view.draws += 1;
+  try {
+    view.tooltip = drawPlan(ctx, L, x, y, { hover: lowQuality ? null : view.hover, stale: view.stale, measure, lowQuality });
+  } catch (err) {
+    if (!view.drawFailed) console.warn('[FacEDiT] edit plan drawing failed:', err);
+    view.drawFailed = true;
+    view.error = `drawing failed: ${err?.message ?? err}`;
+    view.plan = null;
+    view.layout = null;
+  }
+}
+
+// Litegraph canvas (the default): a widget drawn on the graph canvas with the node.
+function makeCanvasWidget(node, view) {
   return {
     name: WIDGET_NAME,
     type: 'facedit_plan_view',
     value: '',
     serialize: false, // not in widgets_values
     options: { serialize: false }, // not in the API prompt
-    computeSize(width) {
-      const w = vueMode() && width ? width : node.size[0];
-      return [w, layoutFor(view, w).height + 2 * GAP];
-    },
-    draw(ctx, _node, width, y, _h, lowQuality) {
-      view.draws += 1;
-      const L = layoutFor(view, vueMode() && width ? width : node.size[0]);
-      view.panel = { x: MARGIN, y: y + GAP, w: L.width, h: L.height };
-      try {
-        view.tooltip = drawPlan(ctx, L, MARGIN, y + GAP,
-          { hover: lowQuality ? null : view.hover, stale: view.stale, measure, lowQuality });
-      } catch (err) {
-        if (!view.drawFailed) console.warn('[FacEDiT] edit plan drawing failed:', err);
-        view.drawFailed = true;
-        view.error = `drawing failed: ${err?.message ?? err}`;
-        view.plan = null;
-        view.layout = null;
+    computeSize: () => [node.size[0], panelHeight(view, node.size[0])],
+    draw(ctx, _node, _width, y, _h, lowQuality) {
+      if (vueMode()) { // Vue nodes were switched on: their legacy-widget rows cannot grow, use a DOM canvas
+        queueMicrotask(() => replaceWidget(node, view));
+        return;
       }
+      const L = layoutFor(view, node.size[0]);
+      view.panel = { x: MARGIN, y: y + GAP, w: L.width, h: L.height };
+      paintInto(ctx, view, L, MARGIN, y + GAP, lowQuality);
     },
   };
+}
+
+// Vue nodes mode: a DOM widget holding a <canvas> (legacy canvas widgets get one fixed-height row there).
+// Vue nodes keep the width the user gives them (setSize does not reach them): the panel fits that width.
+function makeDomWidget(node, view) {
+  const canvas = document.createElement('canvas');
+  canvas.style.display = 'block';
+  const holder = document.createElement('div');
+  holder.style.width = '100%';
+  holder.appendChild(canvas);
+  const width = () => (holder.clientWidth || node.size[0] - 2 * MARGIN) + 2 * MARGIN;
+  const widget = node.addDOMWidget(WIDGET_NAME, 'facedit_plan_view', holder, {
+    serialize: false, hideOnZoom: false, getMinHeight: () => panelHeight(view, width()),
+    getMaxHeight: () => panelHeight(view, width()),
+  });
+  widget.serialize = false;
+  const paint = () => {
+    const L = layoutFor(view, width());
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(L.width * dpr);
+    canvas.height = Math.round(L.height * dpr);
+    canvas.style.width = `${L.width}px`;
+    canvas.style.height = `${L.height}px`;
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    view.panel = { x: 0, y: 0, w: L.width, h: L.height, element: canvas };
+    paintInto(ctx, view, L, 0, 0);
+  };
+  canvas.addEventListener('pointermove', e => {
+    const hover = view.layout && hitTest(view.layout, e.offsetX, e.offsetY) ? { x: e.offsetX, y: e.offsetY } : null;
+    if (hover || view.hover) { view.hover = hover; paint(); }
+  });
+  canvas.addEventListener('pointerleave', () => { if (view.hover) { view.hover = null; paint(); } });
+  new ResizeObserver(paint).observe(holder);
+  widget.triggerDraw = paint;
+  return widget;
+}
+
+function addWidget(node, view) {
+  node.widgets ??= [];
+  const widget = vueMode() ? makeDomWidget(node, view) : node.addCustomWidget(makeCanvasWidget(node, view));
+  const preview = node.widgets.findIndex(w => w.name === IMAGE_PREVIEW_WIDGET);
+  if (preview >= 0 && preview < node.widgets.indexOf(widget)) { // above the plan picture, if any
+    node.widgets.splice(node.widgets.indexOf(widget), 1);
+    node.widgets.splice(preview, 0, widget);
+  }
+  view.widget = widget;
+  view.widgetKind = vueMode() ? 'dom' : 'canvas';
+}
+
+function replaceWidget(node, view) {
+  if (!view.widget || view.widgetKind === (vueMode() ? 'dom' : 'canvas')) return;
+  const at = node.widgets.indexOf(view.widget);
+  if (at >= 0) node.removeWidget(view.widget);
+  addWidget(node, view);
+  refresh(node);
 }
 
 function refresh(node) {
   const view = node.faceditPlanView;
   view.layout = null;
   view.hover = null;
-  view.widget?.triggerDraw?.(); // Vue nodes mode
+  view.widget?.triggerDraw?.();
   node.setDirtyCanvas?.(true, true);
 }
 
 /** Show plan dict `raw` on `node` (replacing what it showed); a bad dict shows an error line instead. */
 export function setPlan(node, raw) {
   const view = (node.faceditPlanView ??= { draws: 0, hover: null, stale: false, plan: null, error: null, widget: null });
+  const oldHeight = view.widget ? panelHeight(view, node.size[0]) : 0;
   try {
     view.plan = normalizePlan(raw);
     view.error = null;
@@ -99,24 +165,15 @@ export function setPlan(node, raw) {
   }
   view.stale = false;
   view.drawFailed = false;
+  view.layout = null;
   node.faceditPlan = raw;
   node.faceditPlanError = view.error;
 
-  const oldHeight = view.widget ? view.widget.computeSize(node.size[0])[1] : 0;
-  if (!view.widget) {
-    node.widgets ??= [];
-    const widget = node.addCustomWidget(makeWidget(node, view));
-    const preview = node.widgets.findIndex(w => w.name === IMAGE_PREVIEW_WIDGET);
-    if (preview >= 0 && preview < node.widgets.indexOf(widget)) { // above the plan picture, if any
-      node.widgets.splice(node.widgets.indexOf(widget), 1);
-      node.widgets.splice(preview, 0, widget);
-    }
-    view.widget = widget;
-  }
-  view.layout = null;
+  if (!view.widget) addWidget(node, view);
+  else replaceWidget(node, view);
   const width = Math.max(node.size[0], MIN_WIDTH + 2 * MARGIN);
   if (width !== node.size[0]) node.setSize([width, node.size[1]]);
-  const newHeight = view.widget.computeSize(width)[1];
+  const newHeight = panelHeight(view, width);
   const need = node.computeSize()[1];
   node.setSize([width, Math.max(need, node.size[1] + (oldHeight ? newHeight - oldHeight : 0))]);
   refresh(node);
@@ -153,7 +210,7 @@ function installOn(proto) {
     const r = onMouseMove?.apply(this, arguments);
     const view = this.faceditPlanView;
     const p = view?.panel;
-    if (!p || !view.layout) return r;
+    if (!p || !view.layout || view.widgetKind !== 'canvas') return r; // the DOM canvas has its own events
     const x = pos[0] - p.x, y = pos[1] - p.y;
     const inside = x >= 0 && y >= 0 && x <= p.w && y <= p.h;
     const hover = inside && hitTest(view.layout, x, y) ? { x, y } : null;
