@@ -4,7 +4,10 @@
 //
 // usage: node tools/frontend_check.mjs --url http://127.0.0.1:8188/ [--out-dir DIR] [--doc-shot FILE.png]
 //          [--timeout-ms 120000] [--chromium /usr/bin/chromium] [--playwright PATH/TO/playwright-core]
-//          [--cases multi,spans,portrait,malformed] [--keep-cache] [--vue]
+//          [--cases multi,spans,portrait,malformed] [--keep-cache] [--vue] [--prompt API_PROMPT.json]
+//
+// --prompt runs an API-format prompt holding real plan nodes (with the real pack installed) instead of the
+// probe's cases.
 //
 // --vue runs everything with ComfyUI's Vue nodes (setting Comfy.VueNodes.Enabled, restored afterwards),
 // where the plan is drawn on a <canvas> of its own in a DOM widget.
@@ -35,7 +38,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     const key = { '--url': 'url', '--out-dir': 'outDir', '--doc-shot': 'docShot', '--timeout-ms': 'timeoutMs',
-      '--chromium': 'chromium', '--playwright': 'playwright', '--cases': 'cases', '--keep-cache': 'keepCache', '--vue': 'vue' }[k];
+      '--chromium': 'chromium', '--playwright': 'playwright', '--cases': 'cases', '--keep-cache': 'keepCache', '--vue': 'vue', '--prompt': 'prompt' }[k];
     if (!key) { console.error(`unknown argument ${k}`); process.exit(1); }
     if (key === 'keepCache' || key === 'vue') { a[key] = true; continue; }
     a[key] = key === 'timeoutMs' ? Number(v) : v;
@@ -52,6 +55,7 @@ function loadPlaywright(hint) {
   throw new Error(`playwright-core not found (tried ${tries.join(', ')}); set FACEDIT_PLAYWRIGHT`);
 }
 
+const PLAN_TYPES = ['FacEDiTEditPlan', 'FacEDiTManualEditPlan', 'FacEDiTGenerationPlan'];
 const CASE_NODE = { sample: 'FacEDiTEditPlan', multi: 'FacEDiTEditPlan', malformed: 'FacEDiTEditPlan',
   spans: 'FacEDiTManualEditPlan', portrait: 'FacEDiTGenerationPlan' };
 const BENIGN = [/\/user\.css/, /\/api\/userdata/, /api\.comfy\.org/, /^Failed to load resource/, /comfy\.templates\.json/];
@@ -76,6 +80,7 @@ const PAGE_HELPERS = () => {
       return { id: n.id, type: n.type, case: n.widgets?.find(w => w.name === 'case')?.value, hasPlan: n.faceditPlan != null,
         plan: n.faceditPlan ?? null, error: n.faceditPlanError ?? null, draws: v?.draws ?? 0, stale: v?.stale ?? null,
         widget: !!n.widgets?.some(w => w.name === 'facedit_plan_view'), size: [...n.size],
+        context: n.widgets?.find(w => w.name === 'context_frames')?.value ?? null,
         widgetOrder: (n.widgets || []).map(w => w.name) };
     },
     // Pixels of the given colours inside the node's body (graph rect -> canvas pixels), after a full redraw.
@@ -136,6 +141,14 @@ const PAGE_HELPERS = () => {
         if (prev) { prev.pos = [x + n.size[0] + 50, rows[col]]; prev.size = [260, 300]; }
         rows[col] += Math.max(n.size[1], prev ? prev.size[1] : 0, spaced ? 720 : 0) + 70;
       });
+      let y = 80; // the other nodes (loaders...) in a column on the left, out of the way
+      const placed = new Set(window.__fe.planNodes().flatMap(n => [n.id, ...(n.outputs?.[0]?.links ?? [])
+        .map(l => (app.graph.links[l] ?? app.graph._links?.get(l))?.target_id)]));
+      for (const n of app.graph._nodes) {
+        if (placed.has(n.id)) continue;
+        n.pos = [-n.size[0] - 120, y];
+        y += n.size[1] + 60;
+      }
       app.canvas.setDirty(true, true);
     },
   };
@@ -224,8 +237,8 @@ try {
   check('plan node types hooked', Object.values(ext.hooked).every(Boolean), ext.hooked);
 
   // The graph: one plan node per case, each feeding a PreviewImage (the output node that makes it run).
-  const prompt = {};
-  cases.forEach((c, i) => {
+  const prompt = a.prompt ? JSON.parse(fs.readFileSync(a.prompt, 'utf8')) : {};
+  if (!a.prompt) cases.forEach((c, i) => {
     prompt[String(2 * i + 1)] = { class_type: CASE_NODE[c], inputs: { case: c, context_frames: 3 } };
     prompt[String(2 * i + 2)] = { class_type: 'PreviewImage', inputs: { images: [String(2 * i + 1), 0] } };
   });
@@ -251,7 +264,8 @@ try {
     window.__fe.fit(window.__fe.app.graph._nodes);
     return window.__fe.planNodes().map(n => ({ ...window.__fe.state(n), pixels: window.__fe.pixels(n, c) }));
   }, colors);
-  check('plan nodes loaded', before.length === cases.length, before.map(s => `${s.type}:${s.case}`));
+  const planCount = Object.values(prompt).filter(p => PLAN_TYPES.includes(p.class_type)).length;
+  check('plan nodes loaded', before.length === planCount && planCount > 0, before.map(s => `${s.type}:${s.case ?? `#${s.id}`}`));
   check('nothing drawn before a run', before.every(s => !s.hasPlan && !s.widget && s.draws === 0 && s.pixels.panel < 50),
     before.map(s => ({ id: s.id, hasPlan: s.hasPlan, widget: s.widget, draws: s.draws, panelPixels: s.pixels.panel })));
   await page.evaluate(() => window.__fe.fit(window.__fe.app.graph._nodes));
@@ -268,7 +282,7 @@ try {
   const after = await page.evaluate(c => window.__fe.planNodes().map(n => ({ ...window.__fe.state(n), pixels: window.__fe.pixels(n, c) })), colors);
   for (const s of after) {
     const sent = run1.executed[String(s.id)]?.facedit_plan;
-    const tag = `${s.type}:${s.case}`;
+    const tag = `${s.type}:${s.case ?? `#${s.id}`}`;
     check(`${tag}: node holds the plan it was sent`, sent && JSON.stringify(s.plan) === JSON.stringify(sent[sent.length - 1]),
       { sentKeys: sent ? Object.keys(sent[0] || {}) : null });
     check(`${tag}: drawn on the canvas`, s.widget && s.draws > 0 && s.pixels.panel > 2000, { draws: s.draws, pixels: s.pixels });
@@ -290,11 +304,11 @@ try {
   for (const s of after) {
     if (!a.outDir) break;
     await page.evaluate(id => window.__fe.fit([window.__fe.app.graph.getNodeById(id)]), s.id);
-    await shot(page, `node_${s.case}`, s.id);
+    await shot(page, `node_${s.case ?? s.id}`, s.id);
   }
 
   // Hover a changed word of the first word-level plan: the tooltip names it.
-  const hoverCase = after.find(s => s.case === 'multi' || s.case === 'sample');
+  const hoverCase = after.find(s => s.plan?.edits?.some(e => e.original_words?.length));
   if (hoverCase) {
     const target = await page.evaluate(async id => {
       const app = window.__fe.app, n = app.graph.getNodeById(id);
@@ -324,12 +338,13 @@ try {
   }
 
   // Re-run with another context margin: the plan is replaced, and was dimmed while the run started.
-  const rerunNode = after.find(s => s.case !== 'malformed' && s.type === 'FacEDiTEditPlan') || after.find(s => s.case !== 'malformed');
+  const rerunNode = after.find(s => s.case !== 'malformed' && s.context !== null && s.plan?.context_frames === s.context);
+  const newContext = rerunNode ? rerunNode.context + 3 : null;
   if (rerunNode) {
-    await page.evaluate(id => {
+    await page.evaluate(([id, v]) => {
       const n = window.__fe.app.graph.getNodeById(id);
-      n.widgets.find(w => w.name === 'context_frames').value = 6;
-    }, rerunNode.id);
+      n.widgets.find(w => w.name === 'context_frames').value = v;
+    }, [rerunNode.id, newContext]);
     const run2 = await queueAndWait(page, a.timeoutMs);
     check('re-run succeeded', run2.status === 'execution_success', run2.status === 'execution_success' ? null : run2);
     const s2 = await page.evaluate(({ id, c }) => {
@@ -337,7 +352,7 @@ try {
       return { ...window.__fe.state(n), pixels: window.__fe.pixels(n, c) };
     }, { id: rerunNode.id, c: colors });
     const sent2 = run2.executed[String(rerunNode.id)]?.facedit_plan;
-    check('re-run replaces the plan', s2.plan?.context_frames === 6 && rerunNode.plan.context_frames === 3 &&
+    check('re-run replaces the plan', s2.plan?.context_frames === newContext &&
       JSON.stringify(s2.plan) === JSON.stringify(sent2?.[sent2.length - 1]) &&
       JSON.stringify(s2.plan.infill_runs) !== JSON.stringify(rerunNode.plan.infill_runs),
       { before: rerunNode.plan?.infill_runs, after: s2.plan?.infill_runs });
@@ -361,17 +376,19 @@ try {
     const app = window.__fe.app;
     const graph = app.graph.serialize();
     const prompt = (await app.graphToPrompt()).output;
-    const planInputs = Object.values(prompt).filter(p => /Plan$/.test(p.class_type)).map(p => Object.keys(p.inputs).sort());
+    const planInputs = Object.fromEntries(Object.entries(prompt).filter(([, p]) => /^FacEDiT.*Plan$/.test(p.class_type))
+      .map(([id, p]) => [id, Object.keys(p.inputs).sort()]));
     return { text: JSON.stringify(graph), graph, planInputs };
   });
   check('saved workflow holds no plan', !/facedit_plan|source_time|infill_runs/.test(saved.text));
-  check('API prompt holds only the node inputs', saved.planInputs.every(k => JSON.stringify(k) === '["case","context_frames"]'), saved.planInputs);
+  check('API prompt holds only the node inputs', Object.entries(saved.planInputs).every(([id, keys]) =>
+    JSON.stringify(keys) === JSON.stringify(Object.keys(prompt[id].inputs).sort())), saved.planInputs);
   const reloaded = await page.evaluate(async ({ graph, c }) => {
     await window.__fe.app.loadGraphData(graph, true, true, 'facedit_plan_check_reloaded');
     await new Promise(r => setTimeout(r, 500));
     return window.__fe.planNodes().map(n => ({ ...window.__fe.state(n), pixels: window.__fe.pixels(n, c) }));
   }, { graph: saved.graph, c: colors });
-  check('nothing drawn after reloading the workflow', reloaded.length === cases.length &&
+  check('nothing drawn after reloading the workflow', reloaded.length === planCount &&
     reloaded.every(s => !s.hasPlan && !s.widget && s.pixels.panel < 50), reloaded.map(s => ({ id: s.id, hasPlan: s.hasPlan, panel: s.pixels.panel })));
 
   // Outputs restored by the frontend (app.nodeOutputs setter -> onNodeOutputsUpdated) are drawn.

@@ -245,6 +245,11 @@ export function layoutPlan(plan, width, measure = approxMeasure) {
   const present = new Set(plan.edits.map(e => e.type));
   for (const t of EDIT_TYPES) if (present.has(t)) legendItems.push({ kind: 'swatch', color: COLORS[t], text: t });
   const cls = targetFrameClasses(plan);
+  const srcEdit = new Int32Array(plan.sourceFrames).fill(-1);
+  plan.edits.forEach((e, i) => srcEdit.fill(i, e.sourceSpan[0], e.sourceSpan[1]));
+  const srcRuns = runsOf(Array.from(srcEdit, i => (i >= 0 ? COLORS[plan.edits[i].type] : COLORS.frame)));
+  const tgtRuns = runsOf(Array.from(cls, c => (c >= 0 ? COLORS[plan.edits[c].type] : c === -1 ? COLORS.context : COLORS.frame)));
+  const copiedRuns = runsOf(Array.from(cls, c => c === -2)).filter(r => r.value);
   if (cls.some(c => c === -1)) legendItems.push({ kind: 'swatch', color: COLORS.context, text: 'context margin' });
   legendItems.push({ kind: 'swatch', color: COLORS.frame, text: 'copied' });
   if (plan.infillRuns.length) legendItems.push({ kind: 'line', color: COLORS.infill, text: 'infill (generated)' });
@@ -267,7 +272,8 @@ export function layoutPlan(plan, width, measure = approxMeasure) {
   y += warningLines.length * warnings.lineH + (warningLines.length ? 2 : 0);
 
   return {
-    plan, width: W, height: Math.ceil(y + PAD - 4), x0, x1: x0 + laneW, laneW, tMax, sx, summary, cls,
+    plan, width: W, height: Math.ceil(y + PAD - 4), x0, x1: x0 + laneW, laneW, tMax, sx, summary, cls, srcRuns, tgtRuns,
+    copiedRuns,
     header, origLane, srcStrip, band, tgtStrip, infillLine, editLane, axis, legendItems, warnings,
   };
 }
@@ -404,12 +410,10 @@ function drawWordLane(ctx, L, row, ws, spanKey, durationS, label, measure, lowQu
   }
 }
 
-function drawFrames(ctx, L, row, count, colorOf, label) {
+function drawFrames(ctx, L, row, runs, count, label) {
   const { plan, sx } = L;
   text(ctx, label, PAD + GUTTER - 6, row.y + row.h / 2, F.small, COLORS.muted, 'right');
-  const classes = new Array(count);
-  for (let k = 0; k < count; k++) classes[k] = colorOf(k);
-  for (const r of runsOf(classes)) {
+  for (const r of runs) {
     ctx.fillStyle = r.value;
     ctx.fillRect(sx(r.start / plan.fps), row.y, sx(r.end / plan.fps) - sx(r.start / plan.fps), row.h);
   }
@@ -470,8 +474,7 @@ function drawPanel(ctx, L, x, y, hover, stale, m, lowQuality) {
     ctx.fillStyle = fill;
     ctx.fill();
   };
-  for (const r of runsOf(Array.from(L.cls, c => (c === -2 ? 0 : 1)))) {
-    if (r.value) continue;
+  for (const r of L.copiedRuns) {
     const s0 = plan.sourceTime[r.start], s1 = plan.sourceTime[r.end - 1] + 1;
     quad(s0 / plan.fps, s1 / plan.fps, r.start / plan.fps, r.end / plan.fps, COLORS.copied);
   }
@@ -480,14 +483,8 @@ function drawPanel(ctx, L, x, y, hover, stale, m, lowQuality) {
       e.targetSpan[1] / plan.fps, alpha(COLORS[e.type], 0.45));
   }
 
-  drawFrames(ctx, L, L.srcStrip, plan.sourceFrames, i => {
-    const e = plan.edits.find(ed => i >= ed.sourceSpan[0] && i < ed.sourceSpan[1]);
-    return e ? COLORS[e.type] : COLORS.frame;
-  }, `${plan.sourceFrames} fr`);
-  drawFrames(ctx, L, L.tgtStrip, plan.targetFrames, k => {
-    const c = L.cls[k];
-    return c >= 0 ? COLORS[plan.edits[c].type] : c === -1 ? COLORS.context : COLORS.frame;
-  }, `${plan.targetFrames} fr`);
+  drawFrames(ctx, L, L.srcStrip, L.srcRuns, plan.sourceFrames, `${plan.sourceFrames} fr`);
+  drawFrames(ctx, L, L.tgtStrip, L.tgtRuns, plan.targetFrames, `${plan.targetFrames} fr`);
   ctx.fillStyle = COLORS.infill;
   for (const [a, b] of plan.infillRuns) {
     ctx.fillRect(sx(a / plan.fps), L.infillLine.y, sx(b / plan.fps) - sx(a / plan.fps), L.infillLine.h);
