@@ -8,6 +8,7 @@ in a temporary ComfyUI base directory (``--base-directory``), never in a shared 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -153,6 +154,46 @@ def write_probe_base(base: Path, pack: str = "facedit_plan_probe") -> Path:
     for sub in ("input", "output", "temp", "user", "models"):
         (base / sub).mkdir(exist_ok=True)
     return folder
+
+
+def write_pack_base(base: Path) -> Path:
+    """A ComfyUI base directory whose only custom node pack is this repository (its nodes and web/), with the
+    sample speech in input/ for ``pack_prompt``."""
+    folder = base / "custom_nodes" / "ComfyUI-FacEDiT"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not folder.exists():
+        folder.symlink_to(ROOT, target_is_directory=True)
+    for sub in ("input", "output", "temp", "user", "models"):
+        (base / sub).mkdir(exist_ok=True)
+    for name in ("original.wav", "edited.wav"):
+        shutil.copy(SAMPLES / name, base / "input" / name)
+    return folder
+
+
+def pack_prompt() -> dict[str, Any]:
+    """API prompt running the pack's three plan nodes on the sample speech and 100 blank frames."""
+    words, _ = _multi_edit_words()
+    edited_words = json.dumps([{"word": w.text, "start": w.start, "end": w.end} for w in words], indent=1)
+    common = {"edited_audio": ["2", 0], "original_audio": ["3", 0], "images": ["1", 0], "fps": float(FPS)}
+    common["context_frames"] = 3
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 100, "color": 0}},
+        "2": {"class_type": "LoadAudio", "inputs": {"audio": "edited.wav"}},
+        "3": {"class_type": "LoadAudio", "inputs": {"audio": "original.wav"}},
+        "4": {
+            "class_type": "FacEDiTEditPlan",
+            "inputs": {
+                "original_words": (SAMPLES / "original_words.json").read_text(),
+                "edited_words": edited_words,
+                **common,
+            },
+        },
+        "5": {"class_type": "FacEDiTManualEditPlan", "inputs": {"spans": "1.0 1.45 0.9\n2.5 2.5 0.4", **common}},
+        "6": {
+            "class_type": "FacEDiTGenerationPlan",
+            "inputs": {"speech": ["2", 0], "fps": float(FPS), "prompt_frames": 1},
+        },
+    }
 
 
 def free_port() -> int:

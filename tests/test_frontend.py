@@ -3,7 +3,8 @@
 - Always: web/ holds only the two extension modules, and the JS reads exactly the keys EditPlan.to_dict writes.
 - With Node: syntax of every module, and web/facedit_plan_view.js run on real plans (tests/_frontend_view_check.mjs).
 - With Node, Chromium, playwright-core and a ComfyUI install: tools/frontend_check.mjs against a ComfyUI started
-  here with the probe pack of tests/_frontend_helpers.py (plan nodes that send real plans, serving our web/).
+  here, once with the probe pack of tests/_frontend_helpers.py (plan nodes that send real plans, serving our web/)
+  and once with this repository as the pack (when its plan nodes are in this checkout).
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _frontend_helpers import ROOT, ComfyServer, comfy_install, example_plans, malformed_plan, write_probe_base
+from _frontend_helpers import (
+    ROOT,
+    ComfyServer,
+    comfy_install,
+    example_plans,
+    malformed_plan,
+    pack_prompt,
+    write_pack_base,
+    write_probe_base,
+)
 
 WEB = ROOT / "web"
 VIEW = WEB / "facedit_plan_view.js"
@@ -253,15 +263,28 @@ def _report(result: subprocess.CompletedProcess) -> dict:
 
 
 @pytest.mark.skipif(_browser_skip_reason() is not None, reason=str(_browser_skip_reason()))
-def test_extension_in_a_real_browser(tmp_path: Path) -> None:
-    """ComfyUI + the probe pack + headless Chromium: registers, draws after a run only, re-run replaces, and
-    nothing of the plan is saved; on the litegraph canvas, then with Vue nodes (tools/frontend_check.mjs)."""
+@pytest.mark.parametrize("pack", ["probe", "real"])
+def test_extension_in_a_real_browser(tmp_path: Path, pack: str) -> None:
+    """ComfyUI + headless Chromium: registers, draws after a run only, re-run replaces, nothing of the plan is
+    saved; on the litegraph canvas, then with Vue nodes (tools/frontend_check.mjs). `probe`: the probe pack's
+    nodes send real plans (and a malformed one); `real`: this repository's own plan nodes."""
+    if pack == "real" and not (ROOT / "nodes" / "plan.py").is_file():
+        pytest.skip("the plan nodes (nodes/plan.py) are not in this checkout")
     comfy, python = comfy_install()
-    write_probe_base(tmp_path / "base")
-    with ComfyServer(comfy, python, tmp_path / "base") as server:
-        check = [NODE, str(ROOT / "tools" / "frontend_check.mjs"), "--url", server.url, "--chromium", CHROMIUM]
+    base = tmp_path / "base"
+    check = [NODE, str(ROOT / "tools" / "frontend_check.mjs"), "--chromium", CHROMIUM]
+    if pack == "probe":
+        write_probe_base(base)
+        vue_cases = ["--cases", "multi"]
+    else:
+        write_pack_base(base)
+        (tmp_path / "prompt.json").write_text(json.dumps(pack_prompt()))
+        check += ["--prompt", str(tmp_path / "prompt.json")]
+        vue_cases = []
+    with ComfyServer(comfy, python, base) as server:
+        check += ["--url", server.url]
         canvas = subprocess.run(check, capture_output=True, text=True, timeout=400)
-        vue = subprocess.run([*check, "--vue", "--cases", "multi"], capture_output=True, text=True, timeout=400)
+        vue = subprocess.run([*check, "--vue", *vue_cases], capture_output=True, text=True, timeout=400)
         log = server.log()
     assert "IMPORT FAILED" not in log, log[-3000:]
     report = _report(canvas)
