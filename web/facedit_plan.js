@@ -1,15 +1,23 @@
 // ComfyUI frontend extension: draws the edit plan on the FacEDiT plan nodes after they run.
 //
-// The nodes send the plan with their UI output: {"facedit_plan": [EditPlan.to_dict()], "images": [...]}.
-// The drawing lives in a widget that is never serialised: a saved workflow holds no plan, and a reloaded
-// page shows none until the node runs again. When the frontend itself restores node outputs (switching
-// workflow tabs, loading a run from the queue history) the plan of that real run is drawn again.
+// Contract: the nodes FacEDiTEditPlan, FacEDiTManualEditPlan and FacEDiTGenerationPlan send
+// {"facedit_plan": [EditPlan.to_dict()], "images": [...]} as UI output; the last plan of the list is drawn
+// (facedit_plan_view.js, above the plan picture of "images" when there is one).
+//
+// Lifetime: the drawing lives in a widget that is never serialised, so a saved workflow holds no plan and a
+// reloaded page shows none until the node runs again. When the frontend itself restores node outputs
+// (switching workflow tabs, loading a run from the queue history) the plan of that real run is drawn again.
 // When a run starts the drawing is dimmed; the node's `executed` message replaces it, and an
 // `execution_cached` message naming the node (same inputs, same plan) undims it. A node whose whole
-// downstream branch is cached is not visited by ComfyUI, sends nothing and stays dimmed.
+// downstream branch is cached is not visited by ComfyUI, sends nothing and stays dimmed. Nodes inside
+// subgraphs are drawn when they run; their cached/restored outputs are not handled.
+//
+// Rendering: on the litegraph canvas a widget draws the plan with the node (hover: tooltip of the word or
+// frame under the mouse). With Vue nodes (setting Comfy.VueNodes.Enabled) it is a DOM widget with a
+// <canvas> of its own; switching the mode swaps the widget.
 //
 // Inspection hooks for tests and debugging: node.faceditPlan (the last plan dict received),
-// node.faceditPlanError (why it was not drawn, or null) and node.faceditPlanView (draw count, stale flag).
+// node.faceditPlanError (why it was not drawn, or null) and node.faceditPlanView (draws, stale, tooltip).
 
 import { api } from '../../scripts/api.js';
 import { app } from '../../scripts/app.js';

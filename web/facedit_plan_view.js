@@ -5,6 +5,12 @@
 //
 // Geometry: one time axis in seconds for all rows. Video frame i covers [i / fps, (i + 1) / fps); source
 // frames sit on the original speech's axis, target frames on the edited speech's axis (as in the plan).
+//
+// The panel, top to bottom: title and "source -> target frames @ fps"; the original words (edit spans
+// shaded in their type's colour); the source frames; the band mapping source frames to target frames
+// (copied stretches faint, edits in colour); the target frames (edit spans in colour, context margin
+// yellow, copied grey) with the infill runs as a red line under them; the edited words; the time axis;
+// the legend; the plan's warnings.
 
 export const EDIT_TYPES = ['substitution', 'insertion', 'deletion', 'generation'];
 export const PLAN_FORMAT = 'facedit.edit_plan';
