@@ -243,9 +243,12 @@ class ComfyServer:
 
 
 def comfy_install() -> tuple[Path, str] | None:
-    """(ComfyUI folder, its python) from FACEDIT_COMFYUI_DIR / FACEDIT_COMFYUI_PYTHON or the test install."""
-    comfy = Path(os.environ.get("FACEDIT_COMFYUI_DIR", "/work/comfy/ComfyUI"))
-    python = os.environ.get("FACEDIT_COMFYUI_PYTHON", "/work/comfy/venv/bin/python")
+    """(ComfyUI folder, its python) from FACEDIT_COMFYUI_DIR / FACEDIT_COMFYUI_PYTHON (opt-in: starting a real
+    ComfyUI and a browser is for developers who point the tests at one, not for every test run)."""
+    if "FACEDIT_COMFYUI_DIR" not in os.environ:
+        return None
+    comfy = Path(os.environ["FACEDIT_COMFYUI_DIR"])
+    python = os.environ.get("FACEDIT_COMFYUI_PYTHON", str(comfy.parent / "venv" / "bin" / "python"))
     if (comfy / "main.py").is_file() and Path(python).is_file():
         return comfy, python
     return None
