@@ -91,20 +91,23 @@ def liveportrait_config(folder: Path) -> LivePortraitConfig:
     return _config_from_dict(LivePortraitConfig, data, str(sidecar))
 
 
-def _is_liveportrait_folder(path: Path) -> bool:
-    return any(path.glob("warping_module.*")) or any(path.glob("*/warping_module.*")) or any(
-        path.glob("liveportrait/base_models/warping_module.*")
-    )
+def _warping_file(path: Path) -> Path | None:
+    return find_weight_files(path).get("warping_module")
 
 
 def liveportrait_choices() -> list[str]:
-    """"." (the liveportrait model folder itself, also where a download goes) and sub-folders holding weights."""
-    found = _comfy.list_model_folders("liveportrait", _is_liveportrait_folder)
-    return ["."] + [name for name in found if name != "." and not _inside_any(name, found)]
-
-
-def _inside_any(name: str, folders: list[str]) -> bool:
-    return any(other not in (".", name) and name.startswith(other + "/") for other in folders)
+    """"." (the liveportrait model folder itself, also where a download goes) and every sub-folder that loads a
+    different set of weights (the official tree's inner folders load the same files as their parent)."""
+    found = _comfy.list_model_folders("liveportrait", lambda p: _warping_file(p) is not None)
+    seen: set[Path] = set()
+    choices = ["."]
+    for name in sorted(found, key=lambda n: (n != ".", n.count("/"), n)):
+        warping = _warping_file(_comfy.resolve_model_path("liveportrait", name)).resolve()
+        if warping not in seen:
+            seen.add(warping)
+            if name != ".":
+                choices.append(name)
+    return choices
 
 
 class FacEDiTLivePortraitLoader(io.ComfyNode):

@@ -78,24 +78,28 @@ class FacEDiTRender(io.ComfyNode):
                 f"{plan.target_frames}: connect FacEDiT Infill's output made with this plan"
             )
         rows = np.arange(plan.target_frames) if rerender_all else np.flatnonzero(plan.infill_mask)
-        _check_rows(driving_motion, rows, "driving_motion", "connect FacEDiT Infill's output made with this plan")
         options = EditOptions(stitching=bool(stitching), render_chunk=int(chunk_size))
         lp = liveportrait.model
+        if plan.mode == "generate" and frames.shape[0] == plan.source_frames:
+            index = np.rint(plan.source_time).astype(np.int64)
+            _check_rows(source_motion, np.unique(index[rows]), "source_motion", "extract the motion of the portrait")
+        elif frames.shape[0] == plan.target_frames:
+            hint = "extract motion for every frame to render (Extract Motion without a plan for rerender_all)"
+            _check_rows(source_motion, rows, "source_motion", hint)
+        else:
+            raise ValueError(
+                f"images has {frames.shape[0]} frames but the plan's new timeline has {plan.target_frames}: "
+                f"connect FacEDiT Resample Frames' images"
+            )
+        _check_rows(driving_motion, rows, "driving_motion", "connect FacEDiT Infill's output made with this plan")
         with _comfy.on_device(liveportrait.module(), liveportrait.device, liveportrait.offload):
-            if plan.mode == "generate" and frames.shape[0] == plan.source_frames:
+            if frames.shape[0] != plan.target_frames:
                 out = _render_from_prompt(lp, frames, crop, source_motion, driving_motion, plan, rows, options)
-            elif frames.shape[0] == plan.target_frames:
-                hint = "extract motion for these frames (without a plan for rerender_all)"
-                _check_rows(source_motion, rows, "source_motion", hint)
+            else:
                 out = render_frames(
                     lp, frames, crop, source_motion, driving_motion.motion.numpy(), rows, options=options,
                     progress=_comfy.stage_progress(len(rows)), cancel=_comfy.check_interrupted,
                 )  # fmt: skip
-            else:
-                raise ValueError(
-                    f"images has {frames.shape[0]} frames but the plan's new timeline has {plan.target_frames}: "
-                    f"connect FacEDiT Resample Frames' images"
-                )
         return io.NodeOutput(torch.from_numpy(out))
 
 
@@ -105,7 +109,6 @@ def _render_from_prompt(
 ) -> np.ndarray:  # fmt: skip
     """Generation: target frame k shows prompt frame source_time[k]; the rendered ones take its appearance."""
     index = np.rint(plan.source_time).astype(np.int64)
-    _check_rows(source, np.unique(index[rows]), "source_motion", "extract the motion of the portrait")
     out = frames[index].copy()
     if not len(rows):
         return out
