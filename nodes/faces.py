@@ -59,25 +59,39 @@ class FacEDiTFaceCrop(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="The frames (a video's frames, or one portrait)."),
                 io.Int.Input(
-                    "face_index", default=0, min=0, max=63,
+                    "face_index",
+                    default=0,
+                    min=0,
+                    max=63,
                     tooltip="Which face to follow when there are several: 0 is the first in face_order.",
                 ),
                 io.Combo.Input(
-                    "face_order", options=["largest", "left_to_right"], default="largest",
+                    "face_order",
+                    options=["largest", "left_to_right"],
+                    default="largest",
                     tooltip="How faces are numbered for face_index: by size (largest first) or from left to right.",
                 ),
                 io.Float.Input(
-                    "smoothing", default=2.0, min=0.0, max=30.0, step=0.1,
+                    "smoothing",
+                    default=2.0,
+                    min=0.0,
+                    max=30.0,
+                    step=0.1,
                     tooltip="Gaussian smoothing of the crop over time, in frames (sigma). 0 follows the detector "
                     "exactly; 2 removes jitter; larger values steady the crop further.",
                 ),
                 io.Int.Input(
-                    "detect_every", default=1, min=1, max=250,
+                    "detect_every",
+                    default=1,
+                    min=1,
+                    max=250,
                     tooltip="Run the detector on every n-th frame only (and the last) and interpolate in between: "
                     "faster on long, steady clips.",
                 ),
                 io.String.Input(
-                    "face_box", default="", optional=True,
+                    "face_box",
+                    default="",
+                    optional=True,
                     tooltip="Optional manual face box 'x0,y0,x1,y1' in frame pixels (eyebrows to chin, cheek to "
                     "cheek), used for every frame instead of detection. Leave empty to detect.",
                 ),

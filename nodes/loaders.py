@@ -96,7 +96,7 @@ def _warping_file(path: Path) -> Path | None:
 
 
 def liveportrait_choices() -> list[str]:
-    """"." (the liveportrait model folder itself, also where a download goes) and every sub-folder that loads a
+    """ "." (the liveportrait model folder itself, also where a download goes) and every sub-folder that loads a
     different set of weights (the official tree's inner folders load the same files as their parent)."""
     found = _comfy.list_model_folders("liveportrait", lambda p: _warping_file(p) is not None)
     seen: set[Path] = set()
@@ -125,21 +125,29 @@ class FacEDiTLivePortraitLoader(io.ComfyNode):
             ),
             inputs=[
                 io.Combo.Input(
-                    "folder", options=liveportrait_choices(), default=".",
+                    "folder",
+                    options=liveportrait_choices(),
+                    default=".",
                     tooltip="Folder under models/liveportrait holding the weights; '.' is models/liveportrait "
                     "itself (the files may also sit in its base_models/ or liveportrait/base_models/ sub-folders).",
                 ),
                 io.Combo.Input(
-                    "precision", options=PRECISIONS, default="fp32",
+                    "precision",
+                    options=PRECISIONS,
+                    default="fp32",
                     tooltip="Weight precision. fp16 or bf16 halve memory and are faster on a GPU; fp32 is the safe "
                     "choice on CPU.",
                 ),
                 io.Combo.Input(
-                    "device", options=DEVICES, default="auto",
+                    "device",
+                    options=DEVICES,
+                    default="auto",
                     tooltip="Where the networks run: auto follows ComfyUI (its GPU, or the CPU with --cpu).",
                 ),
                 io.Combo.Input(
-                    "download", options=["none", "safetensors", "official"], default="none",
+                    "download",
+                    options=["none", "safetensors", "official"],
+                    default="none",
                     tooltip="Fetch missing files from Hugging Face into the chosen folder (needs internet): "
                     "'safetensors' = Kijai/LivePortrait_safetensors, 'official' = KwaiVGI/LivePortrait. "
                     "'none' never touches the network.",
@@ -178,7 +186,9 @@ def wavlm_choices() -> list[str]:
     """Hugging Face style folders and single .safetensors files under models/wavlm (and the download target)."""
     folders = [f for f in _comfy.list_model_folders("wavlm", _is_wavlm_folder) if f != "."]
     files = [
-        f for f in _comfy.list_model_files("wavlm", (".safetensors",)) if not any(f.startswith(d + "/") for d in folders)
+        f
+        for f in _comfy.list_model_files("wavlm", (".safetensors",))
+        if not any(f.startswith(d + "/") for d in folders)
     ]
     return sorted(set(folders + files + [WAVLM_DOWNLOAD_NAME]))
 
@@ -198,20 +208,27 @@ class FacEDiTWavLMLoader(io.ComfyNode):
             ),
             inputs=[
                 io.Combo.Input(
-                    "model", options=wavlm_choices(), default=WAVLM_DOWNLOAD_NAME,
+                    "model",
+                    options=wavlm_choices(),
+                    default=WAVLM_DOWNLOAD_NAME,
                     tooltip="A folder or .safetensors file under models/wavlm. 'wavlm-base-plus' is where the "
                     "download goes.",
                 ),
                 io.Combo.Input(
-                    "precision", options=PRECISIONS, default="fp32",
+                    "precision",
+                    options=PRECISIONS,
+                    default="fp32",
                     tooltip="Weight precision; fp32 is exact, fp16/bf16 save memory on a GPU.",
                 ),
                 io.Combo.Input(
-                    "device", options=DEVICES, default="auto",
+                    "device",
+                    options=DEVICES,
+                    default="auto",
                     tooltip="Where WavLM runs: auto follows ComfyUI.",
                 ),
                 io.Boolean.Input(
-                    "download", default=False,
+                    "download",
+                    default=False,
                     tooltip=f"If the chosen folder is missing, download {DEFAULT_REPO} from Hugging Face into it "
                     "(needs internet). Off: never touches the network.",
                 ),
@@ -251,15 +268,20 @@ class FacEDiTModelLoader(io.ComfyNode):
             ),
             inputs=[
                 io.Combo.Input(
-                    "checkpoint", options=_comfy.list_model_files("facedit", (".safetensors",)),
+                    "checkpoint",
+                    options=_comfy.list_model_files("facedit", (".safetensors",)),
                     tooltip="A FacEDiT checkpoint under models/facedit (written by facedit's training script).",
                 ),
                 io.Combo.Input(
-                    "precision", options=PRECISIONS, default="fp32",
+                    "precision",
+                    options=PRECISIONS,
+                    default="fp32",
                     tooltip="Weight precision for sampling; the motion statistics stay fp32.",
                 ),
                 io.Combo.Input(
-                    "device", options=DEVICES, default="auto",
+                    "device",
+                    options=DEVICES,
+                    default="auto",
                     tooltip="Where the model samples: auto follows ComfyUI.",
                 ),
             ],

@@ -80,7 +80,9 @@ class FacEDiTResampleFrames(io.ComfyNode):
                 PlanType.Input("plan", tooltip="From a FacEDiT plan node."),
                 CropType.Input("crop", tooltip="FacEDiT Face Crop of these original frames."),
                 io.Combo.Input(
-                    "quality", options=QUALITY, default="medium",
+                    "quality",
+                    options=QUALITY,
+                    default="medium",
                     tooltip="Optical-flow quality (OpenCV DIS presets): medium is the best, ultrafast the "
                     "quickest. Only retimed frames use it.",
                 ),
@@ -121,17 +123,25 @@ class FacEDiTExtractMotion(io.ComfyNode):
                 io.Image.Input("images", tooltip="The frames: FacEDiT Resample Frames' output, or the portrait."),
                 CropType.Input("crop", tooltip="The crop track of these frames."),
                 PlanType.Input(
-                    "plan", optional=True,
+                    "plan",
+                    optional=True,
                     tooltip="Optional: extract only around the plan's edits (much faster on long clips). Leave "
                     "unconnected to extract every frame (needed for 'rerender_all').",
                 ),
                 io.Float.Input(
-                    "motion_context_s", default=1.0, min=0.0, max=30.0, step=0.1,
+                    "motion_context_s",
+                    default=1.0,
+                    min=0.0,
+                    max=30.0,
+                    step=0.1,
                     tooltip="With a plan: seconds of motion extracted on each side of the edits. Must be at least "
                     "the Infill node's motion_context_s.",
                 ),
                 io.Int.Input(
-                    "chunk_size", default=16, min=1, max=256,
+                    "chunk_size",
+                    default=16,
+                    min=1,
+                    max=256,
                     tooltip="Frames per batch through the extractor: larger is faster on a GPU, uses more memory.",
                 ),
             ],
@@ -191,25 +201,44 @@ class FacEDiTInfill(io.ComfyNode):
                 SpeechType.Input("speech", tooltip="FacEDiT Speech Encode of the edited speech."),
                 PlanType.Input("plan", tooltip="The plan the frames and the speech were prepared for."),
                 io.Int.Input(
-                    "steps", default=32, min=1, max=1000,
+                    "steps",
+                    default=32,
+                    min=1,
+                    max=1000,
                     tooltip="ODE steps of the sampler: 32 as in the paper; 8-16 is faster and usually fine.",
                 ),
                 io.Float.Input(
-                    "sway", default=-1.0, min=-1.0, max=1.0, step=0.05,
+                    "sway",
+                    default=-1.0,
+                    min=-1.0,
+                    max=1.0,
+                    step=0.05,
                     tooltip="Sway sampling coefficient: negative values spend more steps early (coarse structure). "
                     "-1 as in the paper; 0 = uniform steps.",
                 ),
                 io.Float.Input(
-                    "guidance", default=0.0, min=0.0, max=10.0, step=0.1,
+                    "guidance",
+                    default=0.0,
+                    min=0.0,
+                    max=10.0,
+                    step=0.1,
                     tooltip="Classifier-free guidance on the speech: 0 = off (the paper's setting); 1-2 follows the "
                     "speech more strongly and costs twice the time.",
                 ),
                 io.Int.Input(
-                    "seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=2**63 - 1,
+                    control_after_generate=True,
                     tooltip="Seed of the starting noise: the same seed gives the same motion.",
                 ),
                 io.Float.Input(
-                    "motion_context_s", default=1.0, min=0.0, max=30.0, step=0.1,
+                    "motion_context_s",
+                    default=1.0,
+                    min=0.0,
+                    max=30.0,
+                    step=0.1,
                     tooltip="Seconds of known motion the model sees on each side of the generated frames (at most "
                     "the Extract node's motion_context_s). Ignored for generation, which sees everything.",
                 ),

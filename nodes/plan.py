@@ -128,11 +128,15 @@ class FacEDiTEditPlan(io.ComfyNode):
             ),
             inputs=[
                 io.String.Input(
-                    "original_words", multiline=True, default="",
+                    "original_words",
+                    multiline=True,
+                    default="",
                     tooltip="Word timestamps of the ORIGINAL speech (the video's own), in seconds.",
                 ),
                 io.String.Input(
-                    "edited_words", multiline=True, default="",
+                    "edited_words",
+                    multiline=True,
+                    default="",
                     tooltip="Word timestamps of the EDITED speech, in seconds.",
                 ),
                 io.Audio.Input("edited_audio", tooltip="The edited speech; its duration sets the new video's length."),
@@ -178,12 +182,15 @@ class FacEDiTManualEditPlan(io.ComfyNode):
             ),
             inputs=[
                 io.String.Input(
-                    "spans", multiline=True, default="",
+                    "spans",
+                    multiline=True,
+                    default="",
                     tooltip="One edit per line: 'start end new_duration' in seconds of the original speech, in "
                     "time order, e.g. '2.19 2.87 1.1'. '#' starts a comment.",
                 ),
                 io.Audio.Input(
-                    "edited_audio", tooltip="The edited speech; its duration sets the new video's length (the last "
+                    "edited_audio",
+                    tooltip="The edited speech; its duration sets the new video's length (the last "
                     "span absorbs any difference from what the spans imply).",
                 ),
                 io.Image.Input("images", tooltip="The original video's frames (their count is what the plan is for)."),
@@ -225,11 +232,18 @@ class FacEDiTGenerationPlan(io.ComfyNode):
             inputs=[
                 io.Audio.Input("speech", tooltip="The speech the portrait should say (encode the same audio)."),
                 io.Float.Input(
-                    "fps", default=25.0, min=1.0, max=240.0, step=0.01,
+                    "fps",
+                    default=25.0,
+                    min=1.0,
+                    max=240.0,
+                    step=0.01,
                     tooltip="Frame rate of the new video (use the same value in CreateVideo).",
                 ),
                 io.Int.Input(
-                    "prompt_frames", default=1, min=1, max=10000,
+                    "prompt_frames",
+                    default=1,
+                    min=1,
+                    max=10000,
                     tooltip="Frames given as the prompt: 1 for a portrait. For a short prompt clip, the speech "
                     "must start with the clip's own speech.",
                 ),

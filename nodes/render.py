@@ -38,24 +38,30 @@ class FacEDiTRender(io.ComfyNode):
             inputs=[
                 LivePortraitType.Input("liveportrait", tooltip="From FacEDiT LivePortrait Loader."),
                 io.Image.Input(
-                    "images", tooltip="Frames of the new timeline (FacEDiT Resample Frames), or the portrait.",
+                    "images",
+                    tooltip="Frames of the new timeline (FacEDiT Resample Frames), or the portrait.",
                 ),
                 CropType.Input("crop", tooltip="The crop track of these frames."),
                 MotionType.Input("source_motion", tooltip="FacEDiT Extract Motion of these frames (their appearance)."),
                 MotionType.Input("driving_motion", tooltip="FacEDiT Infill's output (the new motion)."),
                 PlanType.Input("plan", tooltip="The plan: its mask says which frames are rendered."),
                 io.Boolean.Input(
-                    "rerender_all", default=False,
+                    "rerender_all",
+                    default=False,
                     tooltip="Render every frame, not only the generated ones, for a uniform look (slow: seconds "
                     "per frame on a CPU). Needs motion extracted for every frame (Extract Motion without a plan).",
                 ),
                 io.Boolean.Input(
-                    "stitching", default=True,
+                    "stitching",
+                    default=True,
                     tooltip="LivePortrait's stitching network keeps the shoulders and the crop's edge steady "
                     "(needs its weights; ignored when they were not loaded).",
                 ),
                 io.Int.Input(
-                    "chunk_size", default=4, min=1, max=64,
+                    "chunk_size",
+                    default=4,
+                    min=1,
+                    max=64,
                     tooltip="Frames decoded at once: larger is faster on a GPU, uses more memory.",
                 ),
             ],

@@ -27,12 +27,19 @@ class FacEDiTSpeechEncode(io.ComfyNode):
                 WavLMType.Input("wavlm", tooltip="From FacEDiT WavLM Loader."),
                 io.Audio.Input("audio", tooltip="The speech to encode (for editing: the edited speech)."),
                 io.Int.Input(
-                    "layer", default=-1, min=-1, max=48,
+                    "layer",
+                    default=-1,
+                    min=-1,
+                    max=48,
                     tooltip="Which WavLM layer's features to use: -1 = the model's output (what FacEDiT is "
                     "trained on unless its model card says otherwise), 0 = the transformer input, k = layer k.",
                 ),
                 io.Float.Input(
-                    "chunk_s", default=20.0, min=6.0, max=120.0, step=1.0,
+                    "chunk_s",
+                    default=20.0,
+                    min=6.0,
+                    max=120.0,
+                    step=1.0,
                     tooltip="Audio longer than this many seconds is encoded in overlapping windows (attention "
                     "cost grows with the square of the length). 20 s suits any GPU and CPU.",
                 ),
@@ -41,7 +48,9 @@ class FacEDiTSpeechEncode(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, wavlm: LoadedModel, audio: dict[str, Any], layer: int = -1, chunk_s: float = 20.0) -> io.NodeOutput:
+    def execute(
+        cls, wavlm: LoadedModel, audio: dict[str, Any], layer: int = -1, chunk_s: float = 20.0
+    ) -> io.NodeOutput:
         audio_duration(audio)  # a clear error for anything that is not a ComfyUI AUDIO dict
         with _comfy.on_device(wavlm.module(), wavlm.device, wavlm.offload):
             _comfy.check_interrupted()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import sys
 import wave
 from fractions import Fraction
@@ -15,6 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +80,28 @@ def write_models(root: Path, seed: int = 0) -> Path:
     (root / "facedit").mkdir(parents=True, exist_ok=True)
     save_facedit(root / "facedit" / FACEDIT_NAME, random_model(seed, speech_dim=SPEECH_DIM))
     return root
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    """A models folder with tiny weights (see write_models), made once per test session, as FACEDIT_MODELS_DIR."""
+    root = write_models(tmp_path_factory.mktemp("models"))
+    before = os.environ.get("FACEDIT_MODELS_DIR")
+    os.environ["FACEDIT_MODELS_DIR"] = str(root)
+    yield root
+    if before is None:
+        del os.environ["FACEDIT_MODELS_DIR"]
+    else:
+        os.environ["FACEDIT_MODELS_DIR"] = before
+
+
+@pytest.fixture
+def one_thread():
+    """Small convolutions on a shared 2-core machine run far faster on one thread than on two competing ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------------- media

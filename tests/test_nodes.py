@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
+import _node_helpers
 import numpy as np
 import pytest
 import torch
@@ -20,32 +20,10 @@ from _node_helpers import (
     pack_module,
     read_wav,
     sample_frames,
-    write_models,
 )
 
 FPS = 10.0  # a frame rate the tiny model (25 fps) was not made for: the timeline conversion is always exercised
 SIZE = 128
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convolutions on a shared 2-core machine run far faster on one thread than on two competing."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    root = write_models(tmp_path_factory.mktemp("models"))
-    before = os.environ.get("FACEDIT_MODELS_DIR")
-    os.environ["FACEDIT_MODELS_DIR"] = str(root)
-    yield root
-    if before is None:
-        del os.environ["FACEDIT_MODELS_DIR"]
-    else:
-        os.environ["FACEDIT_MODELS_DIR"] = before
 
 
 def node(name: str):
@@ -98,6 +76,11 @@ def chain(models, clip):
                 motion=motion, speech=speech, driving=driving, rendered=rendered)  # fmt: skip
 
 
+models_dir = _node_helpers.models_dir  # session fixtures shared with the other node tests
+one_thread = _node_helpers.one_thread
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 # ------------------------------------------------------------------------------------------------ schema
 
 
@@ -110,7 +93,9 @@ def test_every_node_has_a_valid_documented_schema():
         ids.append(schema.node_id)
         assert key == schema.node_id and key.startswith("FacEDiT")
         assert schema.category.split("/")[0] == "FacEDiT"
-        assert schema.display_name.startswith("FacEDiT ") and pack.NODE_DISPLAY_NAME_MAPPINGS[key] == schema.display_name
+        assert (
+            schema.display_name.startswith("FacEDiT ") and pack.NODE_DISPLAY_NAME_MAPPINGS[key] == schema.display_name
+        )
         assert len(schema.description) > 40, key
         for item in schema.inputs:
             assert item.tooltip and len(item.tooltip) > 10, f"{key}.{item.id} has no tooltip"
@@ -248,7 +233,9 @@ def test_edit_plan_outputs_and_ui(chain, clip):
     assert plan.source_frames == 40 and plan.fps == FPS and plan.mode == "edit"
     assert [e.type for e in plan.edits] == ["substitution"] and plan.edits[0].edited_words == ("old", "harbour")
     assert mask.shape == (44, 64, 64)
-    assert torch.equal(mask[:, 0, 0].bool(), torch.from_numpy(plan.infill_mask)) and bool((mask == mask[:, :1, :1]).all())
+    assert torch.equal(mask[:, 0, 0].bool(), torch.from_numpy(plan.infill_mask)) and bool(
+        (mask == mask[:, :1, :1]).all()
+    )
     assert preview.ndim == 4 and preview.shape[0] == 1 and preview.shape[-1] == 3
     ui = chain["plan_out"].ui
     assert set(ui) == {"facedit_plan", "images"} and isinstance(ui["images"], list)
@@ -270,8 +257,8 @@ def test_edit_plan_errors_name_their_input(clip):
 
 
 def test_manual_plan_matches_the_word_plan(chain, clip):
-    out = run("FacEDiTManualEditPlan", "# station -> old harbour\n2.193, 2.868, 1.086\n", clip["edited"], clip["frames"],
-              FPS, 2)  # fmt: skip
+    spans = "# station -> old harbour\n2.193, 2.868, 1.086\n"
+    out = run("FacEDiTManualEditPlan", spans, clip["edited"], clip["frames"], FPS, 2)
     plan, words_plan = out[0], chain["plan"]
     assert plan.target_frames == words_plan.target_frames
     assert np.array_equal(plan.infill_mask, words_plan.infill_mask)

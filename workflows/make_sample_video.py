@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     n_frames = int(math.floor(duration * args.fps + 0.5))
     audio = audio[:, : int(round(duration * rate))]
     write_video(args.out, sample_frames(n_frames, args.size, args.fps), args.fps, audio=audio, sample_rate=rate)
-    print(f"wrote {args.out}: {n_frames} frames {args.size}x{args.size} at {args.fps:g} fps, {duration:.3f} s of speech")
+    print(
+        f"wrote {args.out}: {n_frames} frames {args.size}x{args.size} at {args.fps:g} fps, {duration:.3f} s of speech"
+    )
     return 0
 
 
