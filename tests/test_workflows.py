@@ -90,8 +90,8 @@ def _node_id(prompt, class_type):
 def test_edit_workflow_runs(name, models_dir, fake_inputs):
     prompt = _api(name)
     saved = []
-    infill = _node_id(prompt, "FacEDiTInfill")
-    run = run_prompt(prompt, fake_core_nodes(fake_inputs, saved), {(infill, "steps"): 2})
+    overrides = {(_node_id(prompt, "FacEDiTInfill"), "steps"): 2, (_node_id(prompt, "FacEDiTFaceCrop"), "detect_every"): 4}
+    run = run_prompt(prompt, fake_core_nodes(fake_inputs, saved), overrides)
     plan_id = next(k for k, v in prompt.items() if v["class_type"].endswith("EditPlan"))
     plan = run.outputs[plan_id][0]
     edited = read_wav(SAMPLES / "edited.wav")
