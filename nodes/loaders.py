@@ -96,8 +96,8 @@ def _warping_file(path: Path) -> Path | None:
 
 
 def liveportrait_choices() -> list[str]:
-    """ "." (the liveportrait model folder itself, also where a download goes) and every sub-folder that loads a
-    different set of weights (the official tree's inner folders load the same files as their parent)."""
+    """The folder choices: '.' (models/liveportrait itself, also where a download goes) and every sub-folder that
+    loads a different set of weights (the official tree's inner folders load the same files as their parent)."""
     found = _comfy.list_model_folders("liveportrait", lambda p: _warping_file(p) is not None)
     seen: set[Path] = set()
     choices = ["."]

@@ -167,7 +167,7 @@ def test_loaders_reject_files_of_the_wrong_kind(models_dir):
     try:
         with pytest.raises(ValueError, match="not_facedit.safetensors"):
             run("FacEDiTModelLoader", "not_facedit.safetensors", "fp32", "cpu")
-        with pytest.raises((ValueError, KeyError), match="facedit_by_mistake|WavLM|wavlm"):
+        with pytest.raises(ValueError, match="facedit_by_mistake.safetensors"):
             run("FacEDiTWavLMLoader", "facedit_by_mistake.safetensors", "fp32", "cpu", False)
     finally:
         wrong.unlink()
