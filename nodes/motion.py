@@ -173,13 +173,12 @@ class FacEDiTExtractMotion(io.ComfyNode):
         return io.NodeOutput(track)
 
 
-def _expand_generation(track: MotionTrack, plan: EditPlan) -> tuple[MotionTrack, np.ndarray]:
+def _expand_generation(track: MotionTrack, plan: EditPlan) -> MotionTrack:
     """A generation plan's prompt motion (source_frames rows) laid on the target timeline: prompt frames keep
-    their motion, generated rows are NaN until infilled; returns the row index into the prompt too."""
-    index = np.rint(plan.source_time).astype(np.int64)
-    expanded = track.select(index)
+    their motion, generated rows are NaN until infilled (canonical keypoints and scale are the prompt frame's)."""
+    expanded = track.select(np.rint(plan.source_time).astype(np.int64))
     expanded.motion[torch.from_numpy(plan.infill_mask)] = float("nan")
-    return expanded, index
+    return expanded
 
 
 class FacEDiTInfill(io.ComfyNode):
@@ -205,7 +204,7 @@ class FacEDiTInfill(io.ComfyNode):
                     default=32,
                     min=1,
                     max=1000,
-                    tooltip="ODE steps of the sampler: 32 as in the paper; 8-16 is faster and usually fine.",
+                    tooltip="ODE steps of the sampler: 32 as in the paper; fewer are faster and coarser.",
                 ),
                 io.Float.Input(
                     "sway",
@@ -222,8 +221,8 @@ class FacEDiTInfill(io.ComfyNode):
                     min=0.0,
                     max=10.0,
                     step=0.1,
-                    tooltip="Classifier-free guidance on the speech: 0 = off (the paper's setting); 1-2 follows the "
-                    "speech more strongly and costs twice the time.",
+                    tooltip="Classifier-free guidance on the speech: 0 = off (the paper's setting); above 0 follows "
+                    "the speech more strongly (needs a model trained with speech dropout) at twice the cost per step.",
                 ),
                 io.Int.Input(
                     "seed",
@@ -258,7 +257,7 @@ class FacEDiTInfill(io.ComfyNode):
                 f"{plan.edited_duration_s:.3f} s: encode the same audio the plan was made from"
             )
         if plan.mode == "generate" and len(motion) == plan.source_frames:
-            source, _ = _expand_generation(motion, plan)
+            source = _expand_generation(motion, plan)
             motion_context_s = plan.target_frames / plan.fps
         elif len(motion) == plan.target_frames:
             source = motion
