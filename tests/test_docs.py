@@ -31,7 +31,7 @@ NODE_IDS = sorted(PACK.NODE_CLASS_MAPPINGS)
 
 def _input_names(node_id: str) -> list[str]:
     schema = PACK.NODE_CLASS_MAPPINGS[node_id].define_schema()
-    return [getattr(i, "id", None) or getattr(i, "name") for i in schema.inputs]
+    return [getattr(i, "id", None) or i.name for i in schema.inputs]
 
 
 def _relative_links(path: Path) -> list[str]:
