@@ -108,6 +108,15 @@ def test_relative_links_and_images_exist(path):
         assert target.exists(), f"{path.relative_to(ROOT)} links to missing {link}"
 
 
+@pytest.mark.parametrize("path", sorted(HELP.glob("*.md")), ids=lambda p: p.name)
+def test_help_page_links_stay_inside_web(path):
+    """ComfyUI serves only WEB_DIRECTORY (web/): a help page's relative link must resolve inside it."""
+    web = (ROOT / "web").resolve()
+    for link in _relative_links(path):
+        target = (path.parent / link).resolve()
+        assert target.is_relative_to(web), f"{path.name} links to {link}, which ComfyUI does not serve"
+
+
 def test_no_javascript_under_web_docs():
     assert not list(HELP.rglob("*.js")), "every .js under WEB_DIRECTORY is loaded as a frontend extension"
 
