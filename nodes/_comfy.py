@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,41 @@ def preview_image(image: torch.Tensor, node_cls: Any) -> Any:
     if ui is None:
         return None
     return ui.PreviewImage(image, cls=node_cls)
+
+
+def ui_images(image: torch.Tensor, node_cls: Any) -> list:
+    """The ``images`` entries of a preview of ``image`` [B,H,W,3] (saved to ComfyUI's temp folder); [] outside it."""
+    preview = preview_image(image, node_cls)
+    if preview is None:
+        return []
+    return list(preview.as_dict()["images"])
+
+
+def stage_progress(total: int = 1) -> Callable[[str, int, int], None]:
+    """A ``(stage, done, total)`` callback (the library's multi-stage form) on one ComfyUI progress bar."""
+    update = progress(total)
+    return lambda stage, done, new_total: update(done, new_total)
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+@contextmanager
+def on_device(module: torch.nn.Module, device: torch.device, offload: torch.device) -> Iterator[None]:
+    """Run ``module`` on ``device`` for the block, then put it back on ``offload``.
+
+    Inside ComfyUI the memory is first made free through its model management, so that our model and the
+    user's other models do not fight over the GPU.
+    """
+    device, offload = torch.device(device), torch.device(offload)
+    if device.type != "cpu" and model_management is not None:
+        model_management.free_memory(module_bytes(module) * 1.3, device)
+    module.to(device)
+    try:
+        yield
+    finally:
+        if offload != device:
+            module.to(offload)
+            if model_management is not None:
+                model_management.soft_empty_cache()

@@ -289,8 +289,8 @@ class ComfyNode:
     @classmethod
     def GET_SCHEMA(cls) -> Schema:  # noqa: N802 (ComfyUI's spelling)
         schema = cls.define_schema()
+        schema.finalize()  # as ComfyUI does: outputs get their default ids first, then the ids are checked
         schema.validate()
-        schema.finalize()
         return schema
 
 

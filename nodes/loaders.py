@@ -1,0 +1,305 @@
+"""Loader nodes: LivePortrait, WavLM and FacEDiT from ComfyUI's model folders.
+
+Loaded models are kept at module level (ComfyUI hands ``execute`` a locked clone of the class, so nothing may
+be stored on it), one per kind, keyed by path, modification time, dtype and device: running a graph again
+does not read the files again. A model rests on ComfyUI's offload device and moves to its device for the
+nodes that run it (see ``_comfy.on_device``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..facedit.checkpoint import load_facedit
+from ..facedit.liveportrait import LivePortraitConfig, find_weight_files, load_liveportrait, resolve_dtype
+from ..facedit.speech import DEFAULT_REPO, load_wavlm
+from . import _comfy
+from ._comfy import io
+from .types import CATEGORY, DEVICES, PRECISIONS, LivePortraitType, LoadedModel, ModelType, WavLMType
+
+LIVEPORTRAIT_CONFIG_FILE = "liveportrait_config.json"
+"""Optional file beside LivePortrait weights of other widths than the official ones: LivePortraitConfig as JSON
+({"appearance": {...}, "motion": {...}, ...}; missing fields keep the official values)."""
+WAVLM_DOWNLOAD_NAME = "wavlm-base-plus"
+_CACHE: dict[str, tuple[tuple, LoadedModel]] = {}
+
+
+def run_device(choice: str) -> torch.device:
+    """The device a loader's ``device`` choice names, with a clear error where this torch lacks it."""
+    if choice not in DEVICES:
+        raise ValueError(f"device: expected one of {DEVICES}, got {choice!r}")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was chosen but this torch build sees no CUDA GPU; choose auto or cpu")
+    if choice == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError("device: 'mps' was chosen but Apple's MPS is not available here; choose auto or cpu")
+    return _comfy.torch_device(choice)
+
+
+def _resting_device(device: torch.device) -> torch.device:
+    offload = _comfy.offload_device()
+    return device if device.type == "cpu" else offload
+
+
+def _signature(paths: list[Path]) -> tuple:
+    return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths if p.is_file()))
+
+
+def _cached(kind: str, key: tuple, load: typing.Callable[[], LoadedModel]) -> LoadedModel:
+    hit = _CACHE.get(kind)
+    if hit is not None and hit[0] == key:
+        _comfy.log.debug("%s: reusing the loaded model %s", kind, key[0])
+        return hit[1]
+    _CACHE.pop(kind, None)  # release the previous model of this kind before loading the next one
+    loaded = load()
+    _CACHE[kind] = (key, loaded)
+    return loaded
+
+
+def _config_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; known keys are {sorted(names)}")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _config_from_dict(hint, value, f"{where}.{name}")
+        else:
+            values[name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
+def liveportrait_config(folder: Path) -> LivePortraitConfig:
+    """The official network sizes, unless the folder holds a ``liveportrait_config.json``."""
+    sidecar = folder / LIVEPORTRAIT_CONFIG_FILE
+    if not sidecar.is_file():
+        return LivePortraitConfig()
+    try:
+        data = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{sidecar}: not valid JSON ({err})") from err
+    return _config_from_dict(LivePortraitConfig, data, str(sidecar))
+
+
+def _warping_file(path: Path) -> Path | None:
+    return find_weight_files(path).get("warping_module")
+
+
+def liveportrait_choices() -> list[str]:
+    """The folder choices: '.' (models/liveportrait itself, also where a download goes) and every sub-folder that
+    loads a different set of weights (the official tree's inner folders load the same files as their parent)."""
+    found = _comfy.list_model_folders("liveportrait", lambda p: _warping_file(p) is not None)
+    seen: set[Path] = set()
+    choices = ["."]
+    for name in sorted(found, key=lambda n: (n != ".", n.count("/"), n)):
+        warping = _warping_file(_comfy.resolve_model_path("liveportrait", name)).resolve()
+        if warping not in seen:
+            seen.add(warping)
+            if name != ".":
+                choices.append(name)
+    return choices
+
+
+class FacEDiTLivePortraitLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FacEDiTLivePortraitLoader",
+            display_name="FacEDiT LivePortrait Loader",
+            category=f"{CATEGORY}/loaders",
+            description=(
+                "Loads LivePortrait's human model (appearance and motion extractors, warping module, SPADE "
+                "decoder, stitching) from ComfyUI/models/liveportrait: either the safetensors set "
+                "(Kijai/LivePortrait_safetensors) or the official .pth tree (KwaiVGI/LivePortrait). Nothing is "
+                "downloaded unless 'download' says so."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "folder",
+                    options=liveportrait_choices(),
+                    default=".",
+                    tooltip="Folder under models/liveportrait holding the weights; '.' is models/liveportrait "
+                    "itself (the files may also sit in its base_models/ or liveportrait/base_models/ sub-folders).",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=PRECISIONS,
+                    default="fp32",
+                    tooltip="Weight precision. fp16 or bf16 halve memory and are faster on a GPU; fp32 is the safe "
+                    "choice on CPU.",
+                ),
+                io.Combo.Input(
+                    "device",
+                    options=DEVICES,
+                    default="auto",
+                    tooltip="Where the networks run: auto follows ComfyUI (its GPU, or the CPU with --cpu).",
+                ),
+                io.Combo.Input(
+                    "download",
+                    options=["none", "safetensors", "official"],
+                    default="none",
+                    tooltip="Fetch missing files from Hugging Face into the chosen folder (needs internet): "
+                    "'safetensors' = Kijai/LivePortrait_safetensors, 'official' = KwaiVGI/LivePortrait. "
+                    "'none' never touches the network.",
+                ),
+            ],
+            outputs=[LivePortraitType.Output(display_name="liveportrait", tooltip="The LivePortrait networks.")],
+        )
+
+    @classmethod
+    def execute(cls, folder: str, precision: str, device: str, download: str = "none") -> io.NodeOutput:
+        if download not in ("none", "safetensors", "official"):
+            raise ValueError(f"download: expected none, safetensors or official, got {download!r}")
+        root = _comfy.model_dirs("liveportrait")[0]
+        path = _comfy.resolve_model_path("liveportrait", folder) if download == "none" else root / folder
+        dtype = resolve_dtype(precision)
+        run_on = run_device(device)
+        files = list(find_weight_files(path).values()) if path.is_dir() else []
+        key = (str(path), _signature([*files, path / LIVEPORTRAIT_CONFIG_FILE]), dtype, str(run_on), download)
+
+        def load() -> LoadedModel:
+            rest = _resting_device(run_on)
+            lp = load_liveportrait(
+                path, device=rest, dtype=dtype, download=None if download == "none" else download,
+                config=liveportrait_config(path), progress=_comfy.progress(5),
+            )  # fmt: skip
+            return LoadedModel("liveportrait", lp, run_on, rest, dtype, str(path))
+
+        return io.NodeOutput(_cached("liveportrait", key, load))
+
+
+def _is_wavlm_folder(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def wavlm_choices() -> list[str]:
+    """Hugging Face style folders and single .safetensors files under models/wavlm (and the download target)."""
+    folders = [f for f in _comfy.list_model_folders("wavlm", _is_wavlm_folder) if f != "."]
+    files = [
+        f
+        for f in _comfy.list_model_files("wavlm", (".safetensors",))
+        if not any(f.startswith(d + "/") for d in folders)
+    ]
+    return sorted(set(folders + files + [WAVLM_DOWNLOAD_NAME]))
+
+
+class FacEDiTWavLMLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FacEDiTWavLMLoader",
+            display_name="FacEDiT WavLM Loader",
+            category=f"{CATEGORY}/loaders",
+            description=(
+                "Loads the WavLM speech encoder whose features condition FacEDiT, from ComfyUI/models/wavlm: a "
+                "Hugging Face folder (config.json + model.safetensors or pytorch_model.bin, e.g. "
+                "wavlm-base-plus/) or one .safetensors file. The FacEDiT model must have been trained on the "
+                "same WavLM."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "model",
+                    options=wavlm_choices(),
+                    default=WAVLM_DOWNLOAD_NAME,
+                    tooltip="A folder or .safetensors file under models/wavlm. 'wavlm-base-plus' is where the "
+                    "download goes.",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=PRECISIONS,
+                    default="fp32",
+                    tooltip="Weight precision; fp32 is exact, fp16/bf16 save memory on a GPU.",
+                ),
+                io.Combo.Input(
+                    "device",
+                    options=DEVICES,
+                    default="auto",
+                    tooltip="Where WavLM runs: auto follows ComfyUI.",
+                ),
+                io.Boolean.Input(
+                    "download",
+                    default=False,
+                    tooltip=f"If the chosen folder is missing, download {DEFAULT_REPO} from Hugging Face into it "
+                    "(needs internet). Off: never touches the network.",
+                ),
+            ],
+            outputs=[WavLMType.Output(display_name="wavlm", tooltip="The speech encoder.")],
+        )
+
+    @classmethod
+    def execute(cls, model: str, precision: str, device: str, download: bool = False) -> io.NodeOutput:
+        if download and not model.endswith(".safetensors"):
+            path = _comfy.model_dirs("wavlm")[0] / model
+        else:
+            path = _comfy.resolve_model_path("wavlm", model)
+        dtype = resolve_dtype(precision)
+        run_on = run_device(device)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        key = (str(path), _signature(files), dtype, str(run_on))
+
+        def load() -> LoadedModel:
+            rest = _resting_device(run_on)
+            wavlm = load_wavlm(path, device=rest, dtype=dtype, download=download)
+            return LoadedModel("wavlm", wavlm, run_on, rest, dtype, str(path))
+
+        return io.NodeOutput(_cached("wavlm", key, load))
+
+
+class FacEDiTModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FacEDiTModelLoader",
+            display_name="FacEDiT Model Loader",
+            category=f"{CATEGORY}/loaders",
+            description=(
+                "Loads a FacEDiT motion infilling model (a .safetensors checkpoint that names its own "
+                "architecture, fps and motion statistics) from ComfyUI/models/facedit."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "checkpoint",
+                    options=_comfy.list_model_files("facedit", (".safetensors",)),
+                    tooltip="A FacEDiT checkpoint under models/facedit (written by facedit's training script).",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=PRECISIONS,
+                    default="fp32",
+                    tooltip="Weight precision for sampling; the motion statistics stay fp32.",
+                ),
+                io.Combo.Input(
+                    "device",
+                    options=DEVICES,
+                    default="auto",
+                    tooltip="Where the model samples: auto follows ComfyUI.",
+                ),
+            ],
+            outputs=[ModelType.Output(display_name="model", tooltip="The FacEDiT model.")],
+        )
+
+    @classmethod
+    def execute(cls, checkpoint: str, precision: str, device: str) -> io.NodeOutput:
+        path = _comfy.resolve_model_path("facedit", checkpoint)
+        dtype = resolve_dtype(precision)
+        run_on = run_device(device)
+        key = (str(path), _signature([path]), dtype, str(run_on))
+
+        def load() -> LoadedModel:
+            rest = _resting_device(run_on)
+            return LoadedModel("facedit", load_facedit(path, device=rest, dtype=dtype), run_on, rest, dtype, str(path))
+
+        return io.NodeOutput(_cached("facedit", key, load))
+
+
+NODES = [FacEDiTLivePortraitLoader, FacEDiTWavLMLoader, FacEDiTModelLoader]

@@ -1,0 +1,223 @@
+"""The example workflows: every API-format prompt runs through our nodes (core nodes faked) with tiny models,
+and every UI-format workflow references existing nodes with widget values our schemas accept, wired like its
+API-format twin."""
+
+from __future__ import annotations
+
+import json
+import wave
+from fractions import Fraction
+
+import _node_helpers
+import numpy as np
+import pytest
+import torch
+from _node_helpers import (
+    SAMPLES,
+    WORKFLOWS,
+    FakeInputs,
+    FakeVideo,
+    audio_dict,
+    check_value,
+    fake_core_nodes,
+    load_pack,
+    read_wav,
+    run_prompt,
+    sample_frames,
+)
+
+UI_FILES = sorted(p for p in WORKFLOWS.glob("*.json"))
+API_FILES = sorted((WORKFLOWS / "api").glob("*_api.json"))
+FPS = 10.0
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
+
+# Core nodes as ComfyUI 0.8 and its frontend 1.35 define them: output types, socket inputs, widget names (in
+# widgets_values order; None marks a UI-only value such as an upload button).
+CORE = {
+    "LoadVideo": {"outputs": ["VIDEO"], "inputs": {}, "widgets": ["file", None]},
+    "GetVideoComponents": {"outputs": ["IMAGE", "AUDIO", "FLOAT"], "inputs": {"video": "VIDEO"}, "widgets": []},
+    "LoadAudio": {"outputs": ["AUDIO"], "inputs": {}, "widgets": ["audio", None, None]},
+    "LoadImage": {"outputs": ["IMAGE", "MASK"], "inputs": {}, "widgets": ["image", None]},
+    "CreateVideo": {"outputs": ["VIDEO"], "inputs": {"images": "IMAGE", "audio": "AUDIO"}, "widgets": ["fps"]},
+    "SaveVideo": {"outputs": [], "inputs": {"video": "VIDEO"}, "widgets": ["filename_prefix", "format", "codec"]},
+}
+
+
+def test_every_workflow_has_its_twin():
+    assert len(UI_FILES) == 3 and len(API_FILES) == 3
+    assert {p.stem for p in UI_FILES} == {p.stem[: -len("_api")] for p in API_FILES}
+
+
+models_dir = _node_helpers.models_dir  # session fixtures shared with the other node tests
+one_thread = _node_helpers.one_thread
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ------------------------------------------------------------------------------------------------ API format
+
+
+def _write_wav(path, audio):
+    data = (audio["waveform"][0].numpy().T * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(data.shape[1])
+        f.setsampwidth(2)
+        f.setframerate(audio["sample_rate"])
+        f.writeframes(data.tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def fake_inputs(tmp_path_factory):
+    """ComfyUI's input folder as the fakes see it: the sample clip (4 s at 10 fps, 128x128, with the original speech
+    as the video's audio), the sample speech files and portrait; for generation a shorter speech."""
+    folder = tmp_path_factory.mktemp("input")
+    original = read_wav(SAMPLES / "original.wav")
+    video = FakeVideo(torch.from_numpy(sample_frames(40, 128, FPS)), original, Fraction(10))
+    short = _write_wav(folder / "short.wav", audio_dict(1.2, seed=5))
+    return FakeInputs({"facedit_sample.mp4": video}, {"generate:original.wav": short})
+
+
+def _api(name):
+    return json.loads((WORKFLOWS / "api" / f"{name}_api.json").read_text())
+
+
+def _node_id(prompt, class_type):
+    return next(k for k, v in prompt.items() if v["class_type"] == class_type)
+
+
+@pytest.mark.parametrize("name", ["facedit_edit_words", "facedit_edit_spans"])
+def test_edit_workflow_runs(name, models_dir, fake_inputs):
+    prompt = _api(name)
+    saved = []
+    overrides = {(_node_id(prompt, "FacEDiTInfill"), "steps"): 2, (_node_id(prompt, "FacEDiTFaceCrop"), "detect_every"): 4}
+    run = run_prompt(prompt, fake_core_nodes(fake_inputs, saved), overrides)
+    plan_id = next(k for k, v in prompt.items() if v["class_type"].endswith("EditPlan"))
+    plan = run.outputs[plan_id][0]
+    edited = read_wav(SAMPLES / "edited.wav")
+    assert plan.target_frames == int(np.floor(edited["waveform"].shape[-1] / 16000 * FPS + 0.5)) == 44
+    assert run.ui[plan_id]["facedit_plan"] == [plan.to_dict()]
+    (result,) = [s for s in saved if "video" in s]
+    video = result["video"]
+    assert video.images.shape == (44, 128, 128, 3) and video.frame_rate == 10
+    assert torch.equal(video.audio["waveform"], edited["waveform"])
+    assert result["filename_prefix"].startswith("video/FacEDiT")
+    original = fake_inputs.videos["facedit_sample.mp4"].images
+    mask = plan.infill_mask
+    assert 0 < mask.sum() < 25
+    for k in np.flatnonzero(~mask):
+        assert torch.equal(video.images[k], original[int(plan.source_time[k])]), k
+    for k in np.flatnonzero(mask):
+        assert not torch.equal(video.images[k], original[int(round(plan.source_time[k]))]), k
+
+
+def test_generation_workflow_runs(models_dir, fake_inputs):
+    prompt = _api("facedit_generate")
+    saved = []
+    files = dict(fake_inputs.files)
+    files["original.wav"] = files.pop("generate:original.wav")
+    inputs = FakeInputs(fake_inputs.videos, files)
+    overrides = {
+        (_node_id(prompt, "FacEDiTInfill"), "steps"): 2,
+        (_node_id(prompt, "FacEDiTGenerationPlan"), "fps"): FPS,
+        (_node_id(prompt, "CreateVideo"), "fps"): FPS,
+    }
+    run = run_prompt(prompt, fake_core_nodes(inputs, saved), overrides)
+    (result,) = [s for s in saved if "video" in s]
+    portrait = run.outputs[_node_id(prompt, "LoadImage")][0]
+    video = result["video"]
+    assert video.images.shape == (12, *portrait.shape[1:]) and video.frame_rate == 10
+    assert torch.equal(video.images[0], portrait[0])
+    changed = [(video.images[k] != portrait[0]).any().item() for k in range(12)]
+    assert changed == [False] + [True] * 11
+    plan = run.outputs[_node_id(prompt, "FacEDiTGenerationPlan")][0]
+    assert plan.mode == "generate" and plan.target_frames == 12
+
+
+# ------------------------------------------------------------------------------------------------ UI format
+
+
+def _schema_widgets(cls):
+    """Widget inputs of one of our nodes in the frontend's order: required, then optional."""
+    info = cls.GET_SCHEMA().as_object_info()["input"]
+    specs = {**info["required"], **info["optional"]}
+    return [(name, specs[name]) for name in [*info["required"], *info["optional"]] if specs[name][0] in WIDGET_TYPES]
+
+
+def _widget_values(node, cls):
+    """{input name: value} of a UI node of ours; checks the values positionally, the seed's control value too."""
+    values = list(node.get("widgets_values") or [])
+    named = {}
+    for name, (kind, spec) in _schema_widgets(cls):
+        assert values, f"node {node['id']} ({node['type']}): too few widget values"
+        value = values.pop(0)
+        check_value(f"{node['id']}.{name}", kind, spec, value)
+        named[name] = value
+        if spec.get("control_after_generate"):
+            control = values.pop(0)
+            assert control == "fixed", f"node {node['id']}: {name} should stay fixed in an example, got {control!r}"
+    assert not values, f"node {node['id']} ({node['type']}): extra widget values {values}"
+    return named
+
+
+def _outputs_of(node_type, pack):
+    if node_type in pack.NODE_CLASS_MAPPINGS:
+        return pack.NODE_CLASS_MAPPINGS[node_type].GET_SCHEMA().as_object_info()["output"]
+    return CORE[node_type]["outputs"]
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_is_valid_and_matches_its_api_twin(path):
+    pack = load_pack()
+    graph = json.loads(path.read_text())
+    prompt = json.loads((WORKFLOWS / "api" / f"{path.stem}_api.json").read_text())
+    nodes = {str(n["id"]): n for n in graph["nodes"]}
+    assert set(nodes) == set(prompt), "the UI workflow and its API twin have different node ids"
+    links = {link[0]: link for link in graph["links"]}
+    assert len(links) == len(graph["links"])
+    for node_id, node in nodes.items():
+        kind = node["type"]
+        assert kind == prompt[node_id]["class_type"]
+        assert kind in pack.NODE_CLASS_MAPPINGS or kind in CORE, f"unknown node type {kind}"
+        api_inputs = prompt[node_id]["inputs"]
+        linked = {}
+        for slot in node.get("inputs", []):
+            if slot.get("link") is None:
+                continue
+            _, src, src_slot, dst, dst_slot, link_type = links[slot["link"]]
+            assert str(dst) == node_id and node["inputs"][dst_slot] is slot
+            assert _outputs_of(nodes[str(src)]["type"], pack)[src_slot] == link_type == slot["type"]
+            linked[slot["name"]] = [str(src), src_slot]
+        api_links = {k: [str(v[0]), v[1]] for k, v in api_inputs.items() if isinstance(v, list)}
+        assert linked == api_links, f"node {node_id} ({kind}) is wired differently from its API twin"
+        if kind in pack.NODE_CLASS_MAPPINGS:
+            named = _widget_values(node, pack.NODE_CLASS_MAPPINGS[kind])
+            for name, value in named.items():
+                if name not in linked:
+                    assert api_inputs[name] == value, f"node {node_id}.{name}: UI {value!r}, API {api_inputs[name]!r}"
+        else:
+            values = list(node.get("widgets_values") or [])
+            names = CORE[kind]["widgets"]
+            assert len(values) == len(names), f"node {node_id} ({kind}): widgets {values}"
+            for name, value in zip(names, values, strict=True):
+                if name is not None and name not in linked:
+                    assert api_inputs[name] == value, f"node {node_id}.{name}: UI {value!r}, API {api_inputs[name]!r}"
+    for link_id, (_, src, src_slot, dst, _, _) in links.items():
+        assert str(src) in nodes and str(dst) in nodes, f"link {link_id} joins missing nodes"
+        assert link_id in (nodes[str(src)]["outputs"][src_slot].get("links") or [])
+
+
+@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
+def test_api_workflow_uses_only_known_nodes_and_valid_values(path, models_dir):
+    pack = load_pack()
+    prompt = json.loads(path.read_text())
+    for node_id, node in prompt.items():
+        kind = node["class_type"]
+        if kind in CORE:
+            continue
+        info = pack.NODE_CLASS_MAPPINGS[kind].GET_SCHEMA().as_object_info()["input"]
+        specs = {**info["required"], **info["optional"]}
+        assert set(info["required"]) <= set(node["inputs"]) <= set(specs), node_id
+        for name, value in node["inputs"].items():
+            if not isinstance(value, list):
+                check_value(f"{node_id}.{name}", specs[name][0], specs[name][1], value)
