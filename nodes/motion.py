@@ -7,10 +7,11 @@ import torch
 
 from ..facedit.edits import EditPlan
 from ..facedit.liveportrait import CropTrack, MotionTrack, crop_faces, extract_motion
+from ..facedit.motion import MOTION_DIM
 from ..facedit.pipeline import EditOptions, infill_timeline, retime_track
 from ..facedit.resample import ResampleConfig, resample_frames
 from ..facedit.speech import SpeechFeatures
-from ..facedit.timeline import MOTION_DIM, work_windows
+from ..facedit.timeline import work_windows
 from . import _comfy
 from ._comfy import io
 from .faces import frames_array
