@@ -90,7 +90,10 @@ def _node_id(prompt, class_type):
 def test_edit_workflow_runs(name, models_dir, fake_inputs):
     prompt = _api(name)
     saved = []
-    overrides = {(_node_id(prompt, "FacEDiTInfill"), "steps"): 2, (_node_id(prompt, "FacEDiTFaceCrop"), "detect_every"): 4}
+    overrides = {
+        (_node_id(prompt, "FacEDiTInfill"), "steps"): 2,
+        (_node_id(prompt, "FacEDiTFaceCrop"), "detect_every"): 4,
+    }
     run = run_prompt(prompt, fake_core_nodes(fake_inputs, saved), overrides)
     plan_id = next(k for k, v in prompt.items() if v["class_type"].endswith("EditPlan"))
     plan = run.outputs[plan_id][0]
