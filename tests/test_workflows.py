@@ -170,7 +170,7 @@ def _outputs_of(node_type, pack):
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
-def test_ui_workflow_is_valid_and_matches_its_api_twin(path):
+def test_ui_workflow_is_valid_and_matches_its_api_twin(path, models_dir):
     pack = load_pack()
     graph = json.loads(path.read_text())
     prompt = json.loads((WORKFLOWS / "api" / f"{path.stem}_api.json").read_text())
