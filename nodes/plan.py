@@ -108,7 +108,8 @@ def parse_spans(text: str) -> list[SpanEdit]:
 
 _ORIGINAL_AUDIO_TOOLTIP = (
     "Optional: the original speech, for its exact duration (default: the video's frames / fps) and its waveform "
-    "in the preview."
+    "in the preview. Prefer the original speech file: a video's decoded AAC track is usually some 50 ms longer "
+    "(encoder padding), which shifts the frames after the last edit."
 )
 
 

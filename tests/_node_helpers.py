@@ -31,6 +31,35 @@ WAVLM_NAME = "wavlm-base-plus"
 FACEDIT_NAME = "facedit.safetensors"
 
 
+DLIB_REASON = "the default face detector needs dlib (pip install dlib-bin)"
+
+
+SAMPLE_FACE_BOX = "43,26,96,79"  # where dlib finds the face in the 128x128 sample frames
+PORTRAIT_FACE_BOX = "180,139,367,326"  # and in facedit/samples/portrait.jpg
+
+
+def _has_dlib() -> bool:
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+HAS_DLIB = _has_dlib()
+
+
+def need_dlib() -> None:
+    """Skip a test about face detection where dlib, the default detector, is not installed."""
+    pytest.importorskip("dlib", reason=DLIB_REASON)
+
+
+def face_box_or_detect(box: str = SAMPLE_FACE_BOX) -> str:
+    """The Face Crop node's face_box for tests that need a face but are not about detection: detect with dlib
+    where it is installed, else the known box."""
+    return "" if HAS_DLIB else box
+
+
 def load_pack():
     """The pack imported like ComfyUI does: its root __init__.py as a package named after its (hyphenated) folder."""
     if PACK_NAME in sys.modules:

@@ -16,7 +16,9 @@ from _node_helpers import (
     SAMPLES,
     WAVLM_NAME,
     audio_dict,
+    face_box_or_detect,
     load_pack,
+    need_dlib,
     pack_module,
     read_wav,
     sample_frames,
@@ -62,7 +64,7 @@ def chain(models, clip):
     torch.set_num_threads(1)
     lp, wavlm, model = models
     frames = clip["frames"]
-    crop, crops = run("FacEDiTFaceCrop", frames, 0, "largest", 2.0, 1, "")
+    crop, crops = run("FacEDiTFaceCrop", frames, 0, "largest", 2.0, 1, face_box_or_detect())
     plan_out = run(
         "FacEDiTEditPlan", clip["original_words"], clip["edited_words"], clip["edited"], frames, FPS, 2
     )  # fmt: skip
@@ -198,6 +200,7 @@ def test_loader_device_without_cuda_is_a_clear_error(models_dir):
 
 
 def test_face_crop_follows_the_face_and_previews_crops(chain, clip):
+    need_dlib()
     crop, crops = chain["crop"], chain["crops"]
     assert len(crop) == 40 and crop.detected.all()
     assert crops.shape == (40, 256, 256, 3) and crops.dtype == torch.float32
@@ -206,6 +209,7 @@ def test_face_crop_follows_the_face_and_previews_crops(chain, clip):
 
 
 def test_face_crop_interpolates_missing_faces_and_names_a_faceless_input(clip):
+    need_dlib()
     frames = clip["frames"][:8].clone()
     frames[3:5] = 0.5  # no face in two frames
     crop, _ = run("FacEDiTFaceCrop", frames, 0, "largest", 0.0, 1, "")
@@ -412,7 +416,7 @@ def test_generation_renders_every_frame_from_the_portrait(models, clip):
     portrait = clip["frames"][:1]
     speech_audio = audio_dict(1.2, seed=3)
     plan = run("FacEDiTGenerationPlan", speech_audio, FPS, 1)[0]
-    crop, _ = run("FacEDiTFaceCrop", portrait, 0, "largest", 2.0, 1, "")
+    crop, _ = run("FacEDiTFaceCrop", portrait, 0, "largest", 2.0, 1, face_box_or_detect())
     motion = run("FacEDiTExtractMotion", lp, portrait, crop, plan, 1.0, 16)[0]
     speech = run("FacEDiTSpeechEncode", wavlm, speech_audio, -1, 20.0)[0]
     driving = run("FacEDiTInfill", model, motion, speech, plan, 2, -1.0, 0.0, 0, 1.0)[0]

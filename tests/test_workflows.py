@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 import torch
 from _node_helpers import (
+    PORTRAIT_FACE_BOX,
     SAMPLES,
     WORKFLOWS,
     FakeInputs,
     FakeVideo,
     audio_dict,
     check_value,
+    face_box_or_detect,
     fake_core_nodes,
     load_pack,
     read_wav,
@@ -93,6 +95,7 @@ def test_edit_workflow_runs(name, models_dir, fake_inputs):
     overrides = {
         (_node_id(prompt, "FacEDiTInfill"), "steps"): 2,
         (_node_id(prompt, "FacEDiTFaceCrop"), "detect_every"): 4,
+        (_node_id(prompt, "FacEDiTFaceCrop"), "face_box"): face_box_or_detect(),
     }
     run = run_prompt(prompt, fake_core_nodes(fake_inputs, saved), overrides)
     plan_id = next(k for k, v in prompt.items() if v["class_type"].endswith("EditPlan"))
@@ -124,6 +127,7 @@ def test_generation_workflow_runs(models_dir, fake_inputs):
         (_node_id(prompt, "FacEDiTInfill"), "steps"): 2,
         (_node_id(prompt, "FacEDiTGenerationPlan"), "fps"): FPS,
         (_node_id(prompt, "CreateVideo"), "fps"): FPS,
+        (_node_id(prompt, "FacEDiTFaceCrop"), "face_box"): face_box_or_detect(PORTRAIT_FACE_BOX),
     }
     run = run_prompt(prompt, fake_core_nodes(inputs, saved), overrides)
     (result,) = [s for s in saved if "video" in s]
@@ -170,7 +174,7 @@ def _outputs_of(node_type, pack):
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
-def test_ui_workflow_is_valid_and_matches_its_api_twin(path):
+def test_ui_workflow_is_valid_and_matches_its_api_twin(path, models_dir):
     pack = load_pack()
     graph = json.loads(path.read_text())
     prompt = json.loads((WORKFLOWS / "api" / f"{path.stem}_api.json").read_text())
