@@ -142,6 +142,13 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def _clean_state_dict(state: dict[str, torch.Tensor], source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Strip a ``wavlm.`` prefix, drop task heads, and name the positional conv's weight norm canonically."""
+    if not any(k.startswith(("wavlm.", *_MODEL_PREFIXES)) for k in state):
+        sample = ", ".join(sorted(state)[:3]) or "no tensors"
+        raise ValueError(
+            f"{source}: not a WavLM checkpoint, it has no WavLM weights (expected keys such as "
+            f"'feature_extractor.conv_layers.0.conv.weight' and 'encoder.layers.0.attention.k_proj.weight'; "
+            f"found {sample}, ...)"
+        )
     if any(".self_attn." in k for k in state):
         raise ValueError(
             f"{source}: this looks like an original microsoft/unilm (fairseq) WavLM checkpoint; the Hugging Face "

@@ -460,3 +460,14 @@ def test_features_can_feed_training():
     layer = torch.nn.Linear(32, 4)
     layer(feats).sum().backward()  # not an inference-mode tensor
     assert layer.weight.grad is not None
+
+
+def test_a_facedit_checkpoint_is_not_taken_for_a_wavlm(tmp_path):
+    from facedit.checkpoint import save_facedit
+    from facedit.config import FacEDiTConfig
+    from facedit.model import FacEDiT
+    from facedit.speech import load_wavlm
+
+    path = save_facedit(tmp_path / "facedit.safetensors", FacEDiT(FacEDiTConfig.tiny()))
+    with pytest.raises(ValueError, match="not a WavLM checkpoint"):
+        load_wavlm(path)
