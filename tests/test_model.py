@@ -164,6 +164,20 @@ def test_padding_never_leaks(attention):
     torch.testing.assert_close(out[1:, :25], alone, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("attention", ["dense", "local"])
+def test_an_entirely_padded_sample_gives_zeros_not_nan(attention):
+    model = random_model()
+    model.chunk_frames = 8
+    x_t, cond, speech, t = random_inputs(model, batch=2, frames=20)
+    motion_mask = torch.ones(2, 20, dtype=torch.bool)
+    motion_mask[1] = False
+    speech_mask = torch.ones(2, 40, dtype=torch.bool)
+    speech_mask[1] = False
+    out = model(x_t, cond, speech, t, motion_mask=motion_mask, speech_mask=speech_mask, attention=attention)
+    assert torch.equal(out[1], torch.zeros(20, 75)) and torch.isfinite(out).all()
+    assert out[0].abs().sum() > 0
+
+
 def test_a_frame_without_any_speech_in_its_window_gets_no_nan():
     model = random_model()
     x_t, cond, speech, t = random_inputs(model, batch=1, frames=60, speech_frames=3)
