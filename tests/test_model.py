@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facedit.attention import local_attention
+from facedit.attention import local_attention, plan_attention
 from facedit.config import FacEDiTConfig
 from facedit.model import FacEDiT, count_parameters
 from facedit.normalization import MotionNormalizer, compute_motion_stats
@@ -112,16 +112,11 @@ def test_fresh_model_is_zero_initialised_like_dit():
     x_t, cond, speech, t = random_inputs(model)
     assert torch.equal(model(x_t, cond, speech, t), torch.zeros(2, 40, 75))
     h = torch.randn(2, 40, model.config.dim)
-    motion = dict(
-        coord=torch.arange(40),
-        time=torch.arange(40) / 25.0,
-        width=8,
-        valid=torch.ones(2, 40, dtype=torch.bool),
-        chunk=None,
-    )
-    motion["rope"] = (torch.ones(40, 8), torch.zeros(40, 8))
+    coord = torch.arange(40)
+    plan = plan_attention(coord, coord, 8, torch.ones(2, 40, dtype=torch.bool))
+    motion = dict(rope=(torch.ones(40, 8), torch.zeros(40, 8)), plan=plan)
     mod = model.blocks[0].modulation(torch.randn(2, model.config.dim), torch.zeros(2, 9, model.config.dim))
-    assert torch.equal(model.blocks[0](h, mod, motion, None, None), h)  # gates are zero: identity block
+    assert torch.equal(model.blocks[0](h, mod, motion, None, None, None), h)  # gates are zero: identity block
 
 
 def test_inputs_are_validated():
@@ -279,13 +274,13 @@ def test_auto_attention_switches_to_the_local_path_for_long_motion(monkeypatch):
     import facedit.model as model_module
 
     seen = []
-    original = model_module.local_attention
+    original = model_module.plan_attention
 
     def spy(*args, **kwargs):
-        seen.append(args[7] if len(args) > 7 else kwargs.get("chunk"))
+        seen.append(args[4])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "local_attention", spy)
+    monkeypatch.setattr(model_module, "plan_attention", spy)
     model = random_model()
     model.dense_max_frames = 50
     model(*random_inputs(model, batch=1, frames=50))
