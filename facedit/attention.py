@@ -21,20 +21,21 @@ import torch.nn.functional as F
 def rope_cos_sin(
     positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables [L, head_dim // 2] for (possibly fractional) positions [L].
+    """Rotation tables [L, head_dim] for (possibly fractional) positions [L]: (cos, cos) and (-sin, sin).
 
     Angles are formed in float64 so that position 15000 rotates as precisely as position 1.
     """
     half = head_dim // 2
     inv_freq = theta ** (-torch.arange(half, dtype=torch.float64, device=positions.device) / half)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat((cos, cos), dim=-1).to(dtype), torch.cat((-sin, sin), dim=-1).to(dtype)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (c, c + d/2) of x [B, H, L, d] by the angles of cos/sin [L, d/2]."""
+    """Rotate channel pairs (c, c + d/2) of x [B, H, L, d] by the angles behind `rope_cos_sin`'s tables."""
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return torch.addcmul(x * cos, torch.cat((x2, x1), dim=-1), sin)  # (x1 cos - x2 sin, x2 cos + x1 sin)
 
 
 def window_allowed(q_coord: torch.Tensor, k_coord: torch.Tensor, width: float | int) -> torch.Tensor:

@@ -45,7 +45,7 @@ ATTENTION_MODES = ("auto", "dense", "local")
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale[:, None]) + shift[:, None]
+    return torch.addcmul(shift[:, None], x, 1 + scale[:, None])
 
 
 class TimestepEmbedding(nn.Module):
@@ -142,7 +142,7 @@ class FacEDiTBlock(nn.Module):
         keep_speech (B,) or None; padding (B, T, 1) True on padded frames, or None."""
         shift, scale, gate = mod[:, 0], mod[:, 1], mod[:, 2]
         h = _modulate(self.norm_self(x), shift, scale)
-        x = x + gate[:, None] * self.self_attn(h, h, motion["rope"], motion["rope"], motion["plan"])
+        x = torch.addcmul(x, gate[:, None], self.self_attn(h, h, motion["rope"], motion["rope"], motion["plan"]))
 
         if speech is not None:
             shift, scale, gate = mod[:, 3], mod[:, 4], mod[:, 5]
@@ -150,10 +150,10 @@ class FacEDiTBlock(nn.Module):
             attended = self.cross_attn(h, speech["tokens"], motion["rope"], speech["rope"], speech["plan"])
             if keep_speech is not None:
                 attended = attended * keep_speech[:, None, None]
-            x = x + gate[:, None] * attended
+            x = torch.addcmul(x, gate[:, None], attended)
 
         shift, scale, gate = mod[:, 6], mod[:, 7], mod[:, 8]
-        x = x + gate[:, None] * self.ffn(_modulate(self.norm_ffn(x), shift, scale))
+        x = torch.addcmul(x, gate[:, None], self.ffn(_modulate(self.norm_ffn(x), shift, scale)))
         return x if padding is None else x.masked_fill(padding, 0.0)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facedit.attention import local_attention, plan_attention
+from facedit.attention import apply_rope, local_attention, plan_attention, rope_cos_sin
 from facedit.config import FacEDiTConfig
 from facedit.model import FacEDiT, count_parameters
 from facedit.normalization import MotionNormalizer, compute_motion_stats
@@ -114,7 +114,7 @@ def test_fresh_model_is_zero_initialised_like_dit():
     h = torch.randn(2, 40, model.config.dim)
     coord = torch.arange(40)
     plan = plan_attention(coord, coord, 8, torch.ones(2, 40, dtype=torch.bool))
-    motion = dict(rope=(torch.ones(40, 8), torch.zeros(40, 8)), plan=plan)
+    motion = dict(rope=rope_cos_sin(coord, model.config.head_dim, 1e4, torch.float32), plan=plan)
     mod = model.blocks[0].modulation(torch.randn(2, model.config.dim), torch.zeros(2, 9, model.config.dim))
     assert torch.equal(model.blocks[0](h, mod, motion, None, None, None), h)  # gates are zero: identity block
 
@@ -226,6 +226,22 @@ def test_cross_attention_window_is_in_seconds(chunk):
         v2[:, :, key] += 3.0
         out = local_attention(q, k, v2, q_time, k_time, width, chunk=chunk)
         assert torch.equal(out[:, :, query], base[:, :, query]) != (key in inside), key
+
+
+def test_rope_scores_depend_only_on_the_time_difference():
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16, generator=g), torch.randn(1, 1, 1, 16, generator=g)
+
+    def rotate(x, position):
+        return apply_rope(x, *rope_cos_sin(torch.tensor([position], dtype=torch.float64), 16, 1e4, torch.float32))
+
+    def score(a, b):
+        return float((rotate(q, a) * rotate(k, b)).sum())
+
+    assert score(3.0, 1.5) == pytest.approx(score(103.0, 101.5), abs=1e-5)
+    assert score(3.0, 1.5) == pytest.approx(score(7000.25, 6998.75), abs=1e-4)  # float64 angles: exact far out
+    assert abs(score(3.0, 1.5) - score(3.0, 2.5)) > 1e-3
+    torch.testing.assert_close(rotate(q, 12.3).norm(), q.norm())
 
 
 def test_invalid_keys_are_ignored_and_rows_without_keys_are_zero():
