@@ -31,7 +31,7 @@ from facedit.model import FacEDiT, count_parameters  # noqa: E402
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def matmul_flops_per_second(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 5) -> float:
+def matmul_flops_per_second(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 10) -> float:
     """Throughput of one big F.linear, the op the model is made of.
 
     (On CPUs without native bfloat16, `a @ b` in bfloat16 takes a path ~20x slower than F.linear's
