@@ -11,6 +11,9 @@ which is what lets the sampler run on minutes of motion.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -18,20 +21,21 @@ import torch.nn.functional as F
 def rope_cos_sin(
     positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables [L, head_dim // 2] for (possibly fractional) positions [L].
+    """Rotation tables [L, head_dim] for (possibly fractional) positions [L]: (cos, cos) and (-sin, sin).
 
     Angles are formed in float64 so that position 15000 rotates as precisely as position 1.
     """
     half = head_dim // 2
     inv_freq = theta ** (-torch.arange(half, dtype=torch.float64, device=positions.device) / half)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat((cos, cos), dim=-1).to(dtype), torch.cat((-sin, sin), dim=-1).to(dtype)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (c, c + d/2) of x [B, H, L, d] by the angles of cos/sin [L, d/2]."""
+    """Rotate channel pairs (c, c + d/2) of x [B, H, L, d] by the angles behind `rope_cos_sin`'s tables."""
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return torch.addcmul(x * cos, torch.cat((x2, x1), dim=-1), sin)  # (x1 cos - x2 sin, x2 cos + x1 sin)
 
 
 def window_allowed(q_coord: torch.Tensor, k_coord: torch.Tensor, width: float | int) -> torch.Tensor:
@@ -41,11 +45,99 @@ def window_allowed(q_coord: torch.Tensor, k_coord: torch.Tensor, width: float | 
     return (k >= q - width) & (k < q + width)
 
 
-def _attend(q, k, v, allowed: torch.Tensor, dropout_p: float) -> torch.Tensor:
-    """SDPA with a boolean mask; rows with no allowed key return zeros instead of NaN."""
-    has_key = allowed.any(dim=-1, keepdim=True)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | ~has_key, dropout_p=dropout_p)
-    return out * has_key.to(out.dtype)
+def all_true(mask: torch.Tensor) -> bool:
+    """mask.all(), answered False on the meta device (shape-only runs keep every safeguard)."""
+    return not mask.is_meta and bool(mask.all())
+
+
+@dataclass(frozen=True)
+class AttentionPlan:
+    """Everything about a windowed attention that does not depend on q/k/v: built once per forward
+    and shared by every layer (the masks are the same in all of them).
+
+    mask: SDPA boolean mask, [B, 1, Lq, Lk] (dense) or [B, 1, n_chunks, C, span] (block-local), with
+    rows that have no allowed key opened up (so SDPA never sees an all-False row and returns NaN);
+    empty_rows: same shape with last dim 1, True where the output must be zeroed (None: no such row);
+    invalid_keys: [B, 1, Lk, 1], True for padding keys whose k/v are zeroed (None: all keys real);
+    index: [n_chunks * span] key positions gathered per chunk (None: dense).
+    """
+
+    batch: int
+    lq: int
+    lk: int
+    chunk: int | None
+    mask: torch.Tensor | None
+    empty_rows: torch.Tensor | None
+    invalid_keys: torch.Tensor | None
+    index: torch.Tensor | None = None
+    span: int = 0
+
+
+def plan_attention(
+    q_coord: torch.Tensor,
+    k_coord: torch.Tensor,
+    width: float | int,
+    key_valid: torch.Tensor,
+    chunk: int | None = None,
+) -> AttentionPlan:
+    """Masks (and, for chunk C, the per-chunk key ranges) for `attend`. See `local_attention`."""
+    batch, lk = key_valid.shape
+    lq = q_coord.shape[0]
+    invalid_keys = None if all_true(key_valid) else ~key_valid[:, None, :, None]
+    if lq == 0 or lk == 0:
+        return AttentionPlan(batch, lq, lk, chunk, None, None, invalid_keys)
+    if chunk is None or chunk >= lq:
+        allowed = window_allowed(q_coord, k_coord, width)[None, None] & key_valid[:, None, None, :]
+        return _with_empty_rows(AttentionPlan(batch, lq, lk, None, allowed, None, invalid_keys))
+
+    n_chunks = -(-lq // chunk)
+    pad = n_chunks * chunk - lq
+    # Chunk c holds queries [c*C, c*C + C); padded query slots repeat the last coordinate and are cut off.
+    q_coord_c = F.pad(q_coord, (0, pad), value=0)
+    if pad:
+        q_coord_c[lq:] = q_coord[-1]
+    q_coord_c = q_coord_c.view(n_chunks, chunk)
+    lo = torch.searchsorted(k_coord, q_coord_c[:, 0] - width, side="left")
+    hi = torch.searchsorted(k_coord, q_coord_c[:, -1] + width, side="left")
+    span = int((hi - lo).max())
+    if span == 0:
+        return AttentionPlan(batch, lq, lk, chunk, None, None, invalid_keys)
+    index = lo[:, None] + torch.arange(span, device=lo.device)  # [n_chunks, span]
+    in_range = index < hi[:, None]
+    index = index.clamp(max=lk - 1)
+    allowed = window_allowed(q_coord_c, k_coord[index], width) & in_range[:, None, :]  # [n_chunks, C, span]
+    allowed = allowed[None] & key_valid[:, index][:, :, None, :]  # [B, n_chunks, C, span]
+    plan = AttentionPlan(batch, lq, lk, chunk, allowed[:, None], None, invalid_keys, index.reshape(-1), span)
+    return _with_empty_rows(plan)
+
+
+def _with_empty_rows(plan: AttentionPlan) -> AttentionPlan:
+    has_key = plan.mask.any(dim=-1, keepdim=True)
+    if all_true(has_key):
+        return plan
+    return dataclasses.replace(plan, mask=plan.mask | ~has_key, empty_rows=~has_key)
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, dropout_p: float = 0.0
+) -> torch.Tensor:
+    """Windowed attention of q [B, H, Lq, d] over k/v [B, H, Lk, d] as `plan` lays it out."""
+    batch, heads, lq, head_dim = q.shape
+    if plan.mask is None:  # no keys, or none within reach of any query
+        return q.new_zeros(batch, heads, lq, head_dim)
+    if plan.invalid_keys is not None:  # a masked key gets weight 0, but 0 * NaN would still poison the sum
+        k, v = k.masked_fill(plan.invalid_keys, 0.0), v.masked_fill(plan.invalid_keys, 0.0)
+    if plan.chunk is None:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, dropout_p=dropout_p)
+    else:
+        n_chunks = plan.index.shape[0] // plan.span
+        k = k.index_select(2, plan.index).view(batch, heads, n_chunks, plan.span, head_dim)
+        v = v.index_select(2, plan.index).view(batch, heads, n_chunks, plan.span, head_dim)
+        q = F.pad(q, (0, 0, 0, n_chunks * plan.chunk - lq)).view(batch, heads, n_chunks, plan.chunk, head_dim)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, dropout_p=dropout_p)
+    if plan.empty_rows is not None:
+        out = out.masked_fill(plan.empty_rows, 0.0)
+    return out.reshape(batch, heads, -1, head_dim)[:, :, :lq]
 
 
 def local_attention(
@@ -59,7 +151,7 @@ def local_attention(
     chunk: int | None = None,
     dropout_p: float = 0.0,
 ) -> torch.Tensor:
-    """Windowed multi-head attention.
+    """Windowed multi-head attention in one call (plan + attend).
 
     q [B, H, Lq, d], k/v [B, H, Lk, d]; q_coord [Lq] and k_coord [Lk] ascending (int64 frames or
     float64 seconds, the same for the whole batch); key_valid [B, Lk] marks real (non-padding) keys.
@@ -67,42 +159,6 @@ def local_attention(
     blocks of C against only the keys their windows reach. A query whose window holds no valid key
     gets a zero output. Returns [B, H, Lq, d].
     """
-    batch, heads, lq, head_dim = q.shape
-    lk = k.shape[2]
-    if lq == 0 or lk == 0:
-        return q.new_zeros(batch, heads, lq, head_dim)
     if key_valid is None:
-        key_valid = torch.ones(batch, lk, dtype=torch.bool, device=q.device)
-    else:  # a masked key gets weight 0, but 0 * NaN would still poison the sum
-        invalid = ~key_valid[:, None, :, None]
-        k, v = k.masked_fill(invalid, 0.0), v.masked_fill(invalid, 0.0)
-    if chunk is None or chunk >= lq:
-        allowed = window_allowed(q_coord, k_coord, width)[None, None] & key_valid[:, None, None, :]
-        return _attend(q, k, v, allowed, dropout_p)
-
-    n_chunks = -(-lq // chunk)
-    pad = n_chunks * chunk - lq
-    # Chunk c holds queries [c*C, c*C + C); padded query slots repeat the last coordinate and are cut off below.
-    q_coord_c = F.pad(q_coord, (0, pad), value=0)
-    if pad:
-        q_coord_c[lq:] = q_coord[-1]
-    q_coord_c = q_coord_c.view(n_chunks, chunk)
-    lo = torch.searchsorted(k_coord, q_coord_c[:, 0] - width, side="left")
-    hi = torch.searchsorted(k_coord, q_coord_c[:, -1] + width, side="left")
-    span = int((hi - lo).max())
-    if span == 0:
-        return q.new_zeros(batch, heads, lq, head_dim)
-    index = lo[:, None] + torch.arange(span, device=q.device)  # [n_chunks, span]
-    in_range = index < hi[:, None]
-    index = index.clamp(max=lk - 1)
-
-    allowed = window_allowed(q_coord_c, k_coord[index], width)  # [n_chunks, C, span]
-    allowed = allowed & in_range[:, None, :]
-    allowed = allowed[None] & key_valid[:, index][:, :, None, :]  # [B, n_chunks, C, span]
-
-    flat = index.reshape(-1)
-    k_c = k.index_select(2, flat).view(batch, heads, n_chunks, span, head_dim)
-    v_c = v.index_select(2, flat).view(batch, heads, n_chunks, span, head_dim)
-    q_c = F.pad(q, (0, 0, 0, pad)).view(batch, heads, n_chunks, chunk, head_dim)
-    out = _attend(q_c, k_c, v_c, allowed[:, None], dropout_p)  # [B, H, n_chunks, C, d]
-    return out.reshape(batch, heads, n_chunks * chunk, head_dim)[:, :, :lq]
+        key_valid = torch.ones(q.shape[0], k.shape[2], dtype=torch.bool, device=q.device)
+    return attend(q, k, v, plan_attention(q_coord, k_coord, width, key_valid, chunk), dropout_p)

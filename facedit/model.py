@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import apply_rope, local_attention, rope_cos_sin
+from .attention import AttentionPlan, all_true, apply_rope, attend, plan_attention, rope_cos_sin
 from .config import FacEDiTConfig
 from .normalization import MotionNormalizer
 
@@ -45,7 +45,7 @@ ATTENTION_MODES = ("auto", "dense", "local")
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale[:, None]) + shift[:, None]
+    return torch.addcmul(shift[:, None], x, 1 + scale[:, None])
 
 
 class TimestepEmbedding(nn.Module):
@@ -93,7 +93,7 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, context, q_rope, k_rope, q_coord, k_coord, width, key_valid, chunk) -> torch.Tensor:
+    def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan) -> torch.Tensor:
         batch = x.shape[0]
 
         def split(h: torch.Tensor) -> torch.Tensor:
@@ -102,7 +102,7 @@ class Attention(nn.Module):
         q = apply_rope(split(self.to_q(x)), *q_rope)
         k = apply_rope(split(self.to_k(context)), *k_rope)
         v = split(self.to_v(context))
-        out = local_attention(q, k, v, q_coord, k_coord, width, key_valid, chunk)
+        out = attend(q, k, v, plan)
         out = out.transpose(1, 2).reshape(batch, x.shape[1], -1)
         return self.dropout(self.to_out(out))
 
@@ -137,29 +137,24 @@ class FacEDiTBlock(nn.Module):
             return self.adaln(F.silu(t_emb)).view(t_emb.shape[0], 9, -1)
         return shared + self.adaln_offset
 
-    def forward(self, x, mod, motion, speech, keep_speech) -> torch.Tensor:
-        """x (B, T, dim); mod (B, 9, dim); motion/speech: dicts of rope, coords, width, valid, chunk."""
+    def forward(self, x, mod, motion: dict, speech: dict | None, keep_speech, padding) -> torch.Tensor:
+        """x (B, T, dim); mod (B, 9, dim); motion/speech: rope tables, tokens and attention plans;
+        keep_speech (B,) or None; padding (B, T, 1) True on padded frames, or None."""
         shift, scale, gate = mod[:, 0], mod[:, 1], mod[:, 2]
         h = _modulate(self.norm_self(x), shift, scale)
-        x = x + gate[:, None] * self.self_attn(
-            h, h, motion["rope"], motion["rope"], motion["coord"], motion["coord"], motion["width"],
-            motion["valid"], motion["chunk"],
-        )  # fmt: skip
+        x = torch.addcmul(x, gate[:, None], self.self_attn(h, h, motion["rope"], motion["rope"], motion["plan"]))
 
         if speech is not None:
             shift, scale, gate = mod[:, 3], mod[:, 4], mod[:, 5]
             h = _modulate(self.norm_cross(x), shift, scale)
-            attended = self.cross_attn(
-                h, speech["tokens"], motion["rope"], speech["rope"], motion["time"], speech["time"],
-                speech["width"], speech["valid"], motion["chunk"],
-            )  # fmt: skip
+            attended = self.cross_attn(h, speech["tokens"], motion["rope"], speech["rope"], speech["plan"])
             if keep_speech is not None:
                 attended = attended * keep_speech[:, None, None]
-            x = x + gate[:, None] * attended
+            x = torch.addcmul(x, gate[:, None], attended)
 
         shift, scale, gate = mod[:, 6], mod[:, 7], mod[:, 8]
-        x = x + gate[:, None] * self.ffn(_modulate(self.norm_ffn(x), shift, scale))
-        return x.masked_fill(~motion["valid"][..., None], 0.0)
+        x = torch.addcmul(x, gate[:, None], self.ffn(_modulate(self.norm_ffn(x), shift, scale)))
+        return x if padding is None else x.masked_fill(padding, 0.0)
 
 
 class FacEDiT(nn.Module):
@@ -285,13 +280,15 @@ class FacEDiT(nn.Module):
             use_speech = not drop_speech
         use_speech = use_speech and speech.shape[1] > 0  # no speech frames: cross-attention adds nothing
 
-        # Times in seconds and RoPE positions (= seconds * fps) for motion and speech frames.
+        # Times in seconds and RoPE positions (= seconds * fps) for motion and speech frames; the
+        # attention masks are the same in every layer, so they are planned once here.
         frame_index = torch.arange(frames, device=device)
         motion_time = frame_index.to(torch.float64) / cfg.fps
         motion = dict(
-            coord=frame_index, time=motion_time, width=cfg.window, valid=motion_valid, chunk=chunk,
             rope=rope_cos_sin(frame_index.to(torch.float64), cfg.head_dim, cfg.rope_theta, dtype),
-        )  # fmt: skip
+            plan=plan_attention(frame_index, frame_index, cfg.window, motion_valid, chunk),
+        )
+        padding = None if all_true(motion_valid) else ~motion_valid[..., None]
 
         x = torch.cat((x_t, cond), dim=-1).to(dtype).masked_fill(~motion_valid[..., None], 0.0)
         x = self.input_proj(x)  # (B, T, dim)
@@ -303,16 +300,17 @@ class FacEDiT(nn.Module):
             speech = speech.to(dtype).masked_fill(~speech_valid[..., None], 0.0)
             tokens = self.speech_proj(self.speech_norm(speech))  # (B, N, dim)
             speech_ctx = dict(
-                tokens=tokens, time=speech_time, width=cfg.cross_window_s, valid=speech_valid,
+                tokens=tokens,
                 rope=rope_cos_sin(speech_time * cfg.fps, cfg.head_dim, cfg.rope_theta, dtype),
-            )  # fmt: skip
+                plan=plan_attention(motion_time, speech_time, cfg.cross_window_s, speech_valid, chunk),
+            )
 
         t_emb = self.time_embed(t)  # (B, dim)
         shared = None
         if self.adaln_shared is not None:
             shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim)
         for block in self.blocks:
-            x = block(x, block.modulation(t_emb, shared), motion, speech_ctx, keep_speech)
+            x = block(x, block.modulation(t_emb, shared), motion, speech_ctx, keep_speech, padding)
 
         shift, scale = self.adaln_out(F.silu(t_emb)).chunk(2, dim=-1)
         out = self.proj_out(_modulate(self.norm_out(x), shift, scale))

@@ -340,8 +340,8 @@ def test_infill_handles_minutes_of_motion_with_the_block_local_path(monkeypatch)
     import facedit.model as model_module
 
     chunks = []
-    original = model_module.local_attention
-    monkeypatch.setattr(model_module, "local_attention", lambda *a, **k: chunks.append(a[7]) or original(*a, **k))
+    original = model_module.plan_attention
+    monkeypatch.setattr(model_module, "plan_attention", lambda *a, **k: chunks.append(a[4]) or original(*a, **k))
     model = random_model()
     frames = 25 * 60 * 2  # two minutes at 25 fps
     motion, mask = _motion(frames), _span(frames, 1000, 1100)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facedit.attention import local_attention
+from facedit.attention import apply_rope, local_attention, plan_attention, rope_cos_sin
 from facedit.config import FacEDiTConfig
 from facedit.model import FacEDiT, count_parameters
 from facedit.normalization import MotionNormalizer, compute_motion_stats
@@ -112,16 +112,11 @@ def test_fresh_model_is_zero_initialised_like_dit():
     x_t, cond, speech, t = random_inputs(model)
     assert torch.equal(model(x_t, cond, speech, t), torch.zeros(2, 40, 75))
     h = torch.randn(2, 40, model.config.dim)
-    motion = dict(
-        coord=torch.arange(40),
-        time=torch.arange(40) / 25.0,
-        width=8,
-        valid=torch.ones(2, 40, dtype=torch.bool),
-        chunk=None,
-    )
-    motion["rope"] = (torch.ones(40, 8), torch.zeros(40, 8))
+    coord = torch.arange(40)
+    plan = plan_attention(coord, coord, 8, torch.ones(2, 40, dtype=torch.bool))
+    motion = dict(rope=rope_cos_sin(coord, model.config.head_dim, 1e4, torch.float32), plan=plan)
     mod = model.blocks[0].modulation(torch.randn(2, model.config.dim), torch.zeros(2, 9, model.config.dim))
-    assert torch.equal(model.blocks[0](h, mod, motion, None, None), h)  # gates are zero: identity block
+    assert torch.equal(model.blocks[0](h, mod, motion, None, None, None), h)  # gates are zero: identity block
 
 
 def test_inputs_are_validated():
@@ -162,6 +157,20 @@ def test_padding_never_leaks(attention):
 
     alone = model(x_t[1:, :25], cond[1:, :25], speech[1:, :50], t[1:], attention=attention)
     torch.testing.assert_close(out[1:, :25], alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["dense", "local"])
+def test_an_entirely_padded_sample_gives_zeros_not_nan(attention):
+    model = random_model()
+    model.chunk_frames = 8
+    x_t, cond, speech, t = random_inputs(model, batch=2, frames=20)
+    motion_mask = torch.ones(2, 20, dtype=torch.bool)
+    motion_mask[1] = False
+    speech_mask = torch.ones(2, 40, dtype=torch.bool)
+    speech_mask[1] = False
+    out = model(x_t, cond, speech, t, motion_mask=motion_mask, speech_mask=speech_mask, attention=attention)
+    assert torch.equal(out[1], torch.zeros(20, 75)) and torch.isfinite(out).all()
+    assert out[0].abs().sum() > 0
 
 
 def test_a_frame_without_any_speech_in_its_window_gets_no_nan():
@@ -219,6 +228,22 @@ def test_cross_attention_window_is_in_seconds(chunk):
         assert torch.equal(out[:, :, query], base[:, :, query]) != (key in inside), key
 
 
+def test_rope_scores_depend_only_on_the_time_difference():
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16, generator=g), torch.randn(1, 1, 1, 16, generator=g)
+
+    def rotate(x, position):
+        return apply_rope(x, *rope_cos_sin(torch.tensor([position], dtype=torch.float64), 16, 1e4, torch.float32))
+
+    def score(a, b):
+        return float((rotate(q, a) * rotate(k, b)).sum())
+
+    assert score(3.0, 1.5) == pytest.approx(score(103.0, 101.5), abs=1e-5)
+    assert score(3.0, 1.5) == pytest.approx(score(7000.25, 6998.75), abs=1e-4)  # float64 angles: exact far out
+    assert abs(score(3.0, 1.5) - score(3.0, 2.5)) > 1e-3
+    torch.testing.assert_close(rotate(q, 12.3).norm(), q.norm())
+
+
 def test_invalid_keys_are_ignored_and_rows_without_keys_are_zero():
     q, k, v = _qkv(6, 6)
     coord = torch.arange(6)
@@ -265,13 +290,13 @@ def test_auto_attention_switches_to_the_local_path_for_long_motion(monkeypatch):
     import facedit.model as model_module
 
     seen = []
-    original = model_module.local_attention
+    original = model_module.plan_attention
 
     def spy(*args, **kwargs):
-        seen.append(args[7] if len(args) > 7 else kwargs.get("chunk"))
+        seen.append(args[4])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(model_module, "local_attention", spy)
+    monkeypatch.setattr(model_module, "plan_attention", spy)
     model = random_model()
     model.dense_max_frames = 50
     model(*random_inputs(model, batch=1, frames=50))
