@@ -138,11 +138,18 @@ class TimestepEmbedding(nn.Module):
         return self.time_mlp(torch.cat((angles.sin(), angles.cos()), dim=-1).to(t.dtype))
 
 
-def rotary_angles(frames: int, dim_head: int, device: torch.device) -> torch.Tensor:
-    """(N, dim_head) RoPE angles, each frequency repeated for its (even, odd) channel pair."""
-    inv = 1.0 / (10000.0 ** (torch.arange(0, dim_head, 2, device=device).float() / dim_head))
-    angles = torch.outer(torch.arange(frames, device=device).float(), inv)
-    return angles.repeat_interleave(2, dim=-1)
+class RotaryEmbedding(nn.Module):
+    """RoPE frequencies 10000^(-2i/dim_head); the checkpoint carries them as ``rotary_embed.inv_freq``."""
+
+    def __init__(self, dim_head: int):
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (10000.0 ** (torch.arange(0, dim_head, 2).float() / dim_head)))
+
+    def forward(self, frames: int) -> torch.Tensor:
+        """(N, dim_head) angles, each frequency repeated for its (even, odd) channel pair."""
+        inv = self.inv_freq.float()
+        angles = torch.outer(torch.arange(frames, device=inv.device).float(), inv)
+        return angles.repeat_interleave(2, dim=-1)
 
 
 def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
@@ -230,6 +237,7 @@ class F5DiT(nn.Module):
         self.time_embed = TimestepEmbedding(config.dim)
         self.text_embed = TextEmbedding(config.text_num_embeds, config.text_dim, config.conv_layers)
         self.input_embed = InputEmbedding(config.mel_dim, config.text_dim, config.dim)
+        self.rotary_embed = RotaryEmbedding(config.dim_head)
         self.transformer_blocks = nn.ModuleList([DiTBlock(config) for _ in range(config.depth)])
         self.long_skip_connection = nn.Linear(config.dim * 2, config.dim, bias=False) if config.long_skip else None
         self.norm_out = AdaLayerNorm(config.dim, 2)
@@ -250,7 +258,7 @@ class F5DiT(nn.Module):
             time = time.repeat(b)
         t = self.time_embed(time)
         h = self.input_embed(x, cond, text_embed)
-        angles = rotary_angles(n, self.config.dim_head, x.device)
+        angles = self.rotary_embed(n)
         residual = h
         for block in self.transformer_blocks:
             h = block(h, t, angles)

@@ -43,8 +43,12 @@ class F5TTS:
     source: str
 
 
-def _strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def _strict(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, optional: tuple[str, ...] = ()
+) -> None:
+    """Load every key exactly; ``optional`` buffers may be absent (they keep their computed values)."""
     own = module.state_dict()
+    state = {**{k: own[k] for k in optional if k not in state}, **state}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -129,7 +133,7 @@ def load_f5tts(
             "use the vocab.txt published with this checkpoint"
         )
     model = F5DiT(config)
-    _strict(model, state, str(checkpoint))
+    _strict(model, state, str(checkpoint), optional=("rotary_embed.inv_freq",))
     model = model.to(device=device, dtype=dtype).eval()
     return F5TTS(model, vocabulary, MelConfig(n_mels=config.mel_dim), str(checkpoint))
 
