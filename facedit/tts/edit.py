@@ -283,12 +283,12 @@ def _edited_words(
     frame_rate: float,
 ) -> tuple[list[Word], list[SpeechEditSpan]]:
     """Unchanged words move with the samples around them; new words share their span by characters."""
-    bounds = []  # (original sample where a region ends, output sample where it ends)
+    bounds = []  # (first original word after a region, original sample where it ends, output sample there)
     edits = []
     timed: dict[int, Word] = {}
     for o0, o1, r in spans:
         end_orig = min(round(r.end_frame / frame_rate * sr), total)
-        bounds.append((end_orig, o1))
+        bounds.append((r.words[1], end_orig, o1))
         j0, j1 = r.new_words
         lo, hi = o0 / sr, o1 / sr
         if r.kind == "insertion" and hi - lo > r.gap_s:
@@ -311,8 +311,8 @@ def _edited_words(
     for i, j in pairs:
         w = words[i]
         shift = 0
-        for end_orig, end_out in bounds:
-            if w.start * sr >= end_orig - 1e-6:
+        for after, end_orig, end_out in bounds:
+            if i >= after:
                 shift = end_out - end_orig
         timed[j] = Word(tokens[j], w.start + shift / sr, w.end + shift / sr, w.interpolated)
     missing = [j for j in range(len(tokens)) if j not in timed]
