@@ -42,7 +42,13 @@ except ImportError:
 
 WEIGHT_EXTENSIONS = {".safetensors", ".pth", ".pt", ".bin", ".json", ".onnx"}
 # Model folders under ComfyUI/models/ that the pack registers, by kind.
-MODEL_FOLDERS = {"liveportrait": "liveportrait", "wavlm": "wavlm", "facedit": "facedit"}
+MODEL_FOLDERS = {
+    "liveportrait": "liveportrait",
+    "wavlm": "wavlm",
+    "facedit": "facedit",
+    "f5tts": "f5tts",
+    "vocos": "vocos",
+}
 
 
 def standalone_models_dir() -> Path:
