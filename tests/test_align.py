@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from facedit.align import AlignmentError, CTCAligner, ctc_viterbi, load_aligner, words_from_path
 from facedit.audio import normalize_wave, to_mono
+from facedit.speech.align import AlignmentError, CTCAligner, ctc_viterbi, load_aligner, words_from_path
 from facedit.timestamps import Word
 
 BLANK, BAR, A, B, C, D = range(6)

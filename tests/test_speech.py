@@ -14,7 +14,6 @@ from facedit.audio import audio_duration, normalize_wave, to_mono, unpack_audio
 from facedit.speech import (
     PRESETS,
     WavLM,
-    _clean_state_dict,
     download_wavlm,
     frame_count,
     infer_config,
@@ -22,6 +21,7 @@ from facedit.speech import (
     receptive_field,
     save_wavlm_safetensors,
 )
+from facedit.speech.wavlm import _clean_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -445,7 +445,7 @@ def test_features_of_real_speech_at_22050_hz():
 
 
 def test_folder_of_a_released_size_is_named():
-    from facedit.speech import _variant_of
+    from facedit.speech.wavlm import _variant_of
 
     assert _variant_of(tiny_config()) == "custom"
     from transformers import WavLMConfig

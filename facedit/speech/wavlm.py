@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio import SPEECH_SAMPLE_RATE, normalize_wave, to_mono
+from ..audio import SPEECH_SAMPLE_RATE, normalize_wave, to_mono
 
 log = logging.getLogger("facedit.speech")
 
