@@ -4,6 +4,7 @@ The public names of the former ``facedit/speech.py`` stay importable from ``face
 Importing this package loads no ``transformers``: the models import it when they are loaded.
 """
 
+from ..tts import edit_speech  # noqa: F401 - speech editing (native F5-TTS) lives in facedit/tts/
 from .wavlm import (
     DEFAULT_REPO,
     PRESETS,
