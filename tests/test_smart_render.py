@@ -1,0 +1,167 @@
+"""Smart render: copied GOPs are the source's packets, re-encoded GOPs are close to the rendered frames."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from facedit.edits import plan_from_spans
+from facedit.video import write_edited_video
+from facedit.video.nal import parameter_sets
+from facedit.video_io import iter_frames
+
+W, H = 64, 48
+
+
+def _pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """Smooth moving gradients: distinct per frame, cheap to encode, no hard chroma edges."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 0.5 + 0.4 * np.sin((x + 2 * i) / 9.0)
+    g = 0.5 + 0.4 * np.cos((y - i) / 7.0)
+    b = 0.2 + 0.6 * ((i % 50) / 50.0) + 0 * x
+    return np.rint(np.stack([r, g, b], -1) * 255).astype(np.uint8)
+
+
+def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.options = {"preset": "ultrafast", **(options or {})}
+        if codec == "libx265":
+            s.options = {**s.options, "x265-params": "log-level=error:" + s.options.pop("x265-params", "")}
+        a = None
+        if audio_s is not None:
+            a = c.add_stream("aac", rate=rate)
+            a.layout = "mono"
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i, 1 / fps
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+        if a is not None:
+            total = int(audio_s * rate)
+            t = np.arange(total) / rate
+            wave = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[None]
+            for p in range(0, total, 1024):
+                fr = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(wave[:, p : p + 1024]), format="fltp", layout="mono"
+                )
+                fr.sample_rate, fr.pts, fr.time_base = rate, p, Fraction(1, rate)
+                c.mux(a.encode(fr))
+            c.mux(a.encode(None))
+    return path
+
+
+def _decode(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="yuv420p") if f.format.name == "yuv420p" else f.to_ndarray()
+                for f in c.decode(video=0)]  # fmt: skip
+
+
+def _packets(path) -> dict[int, bytes]:
+    """Frame index (from pts order) -> packet bytes."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        pk = [(p.pts, bytes(p)) for p in c.demux(s) if p.size]
+    pk.sort()
+    return {i: data for i, (_, data) in enumerate(pk)}
+
+
+def _rgb(path) -> list[np.ndarray]:
+    return list(iter_frames(path, dtype="uint8"))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _rendered(src_rgb, plan):
+    """What the pipeline would hand over: source frames, with the masked ones changed (a moving square)."""
+    out = []
+    for k in range(plan.target_frames):
+        frame = src_rgb[int(round(plan.source_time[k]))].copy()
+        if plan.infill_mask[k]:
+            frame = _pattern(k + 1000)  # new content, as smooth as a rendered face
+        out.append(frame)
+    return np.stack(out)
+
+
+SOURCES = {
+    "h264_bframes": dict(codec="libx264", options={"bf": "3", "g": "250"}, n=300),
+    "h264_bframes_gop12": dict(codec="libx264", options={"bf": "3", "g": "12"}),
+    "h264_intra": dict(codec="libx264", options={"g": "1"}),
+    "h265": dict(codec="libx265", options={"g": "12"}),
+    "h264_2997": dict(codec="libx264", options={"g": "15", "bf": "2"}, fps=Fraction(30000, 1001)),
+    "h264_long_audio": dict(codec="libx264", options={"g": "12"}, audio_s=3.0),
+}
+
+
+def _check(tmp_path, name, where, ext=".mp4"):
+    kw = dict(SOURCES[name])
+    src = _make_source(tmp_path / f"src_{name}.mp4", **kw)
+    n = kw.get("n", 60)
+    fps = kw.get("fps", Fraction(25))
+    start = 0.0 if where == "start" else float(n / fps) * 0.5
+    plan = plan_from_spans([(start, start + 0.2, 0.4)], original_duration_s=float(n / fps), fps=float(fps),
+                           source_frames=n, context_frames=2)  # fmt: skip
+    src_rgb = _rgb(src)
+    rendered = _rendered(src_rgb, plan)
+    wave = np.random.default_rng(0).uniform(-0.2, 0.2, (1, 17000)).astype(np.float32)
+    out = tmp_path / f"out{ext}"
+    report = write_edited_video(out, src, plan, rendered, audio=wave, sample_rate=17000)
+    assert report.mode == "smart", report.messages
+    assert not list(tmp_path.glob(".out*partial*"))
+
+    spans = report.reencoded_spans
+    reenc = np.zeros(plan.target_frames, bool)
+    for s, e in spans:
+        reenc[s:e] = True
+    assert reenc[plan.infill_mask].all()
+    out_yuv, src_yuv = _decode(out), _decode(src)
+    assert len(out_yuv) == plan.target_frames
+    with av.open(str(out)) as c:
+        vs = c.streams.video[0]
+        assert Fraction(vs.average_rate) == fps
+        audio = c.streams.audio[0]
+        a_frames = [f for f in c.decode(audio=0)]
+        a_end = a_frames[-1].time + a_frames[-1].samples / a_frames[-1].sample_rate
+        assert abs(a_end - plan.target_frames / float(fps)) <= 1 / float(fps)
+        assert audio.codec_context.name == ("aac" if ext == ".mp4" else "pcm_s16le")
+
+    src_pk, out_pk = _packets(src), _packets(out)
+    with av.open(str(src)) as c:
+        _, sets = parameter_sets(
+            c.streams.video[0].codec_context.name, bytes(c.streams.video[0].codec_context.extradata)
+        )
+    prefix = b"".join(len(u).to_bytes(4, "big") + u for u in sets)
+    copied = 0
+    out_rgb = _rgb(out)
+    for k in range(plan.target_frames):
+        if reenc[k]:
+            assert _psnr(out_rgb[k], rendered[k]) >= 45.0, (k, _psnr(out_rgb[k], rendered[k]))
+            continue
+        j = int(plan.source_time[k])
+        assert plan.source_time[k] == j and not plan.infill_mask[k]
+        for a, b in zip(out_yuv[k], src_yuv[j], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert out_pk[k] in (src_pk[j], prefix + src_pk[j])
+        copied += 1
+    assert copied == report.copied_frames
+    return report, plan
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+@pytest.mark.parametrize("where", ["middle", "start"])
+def test_smart_render_copies_untouched_gops(tmp_path, name, where):
+    report, plan = _check(tmp_path, name, where)
+    if name != "h264_bframes":  # one GOP of 250 frames holds both edits there
+        assert report.copied_frames > plan.target_frames // 3
+
+
+def test_smart_render_mkv_keeps_pcm_at_its_own_rate(tmp_path):
+    report, _ = _check(tmp_path, "h264_bframes_gop12", "middle", ext=".mkv")
+    assert report.audio_codec == "pcm_s16le" and report.audio_rate == 17000
