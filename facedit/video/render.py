@@ -47,13 +47,14 @@ class OutputFormat:
     ``kind``: ``same`` (smart render, the default), ``lossless`` (FFV1 in .mkv, else x264 qp 0 yuv444p),
     ``prores_hq`` / ``prores_4444`` (prores_ks, .mov), ``h264`` / ``h265`` (CRF ``crf``).
     ``pix_fmt``: the encoder's pixel format (None: the source's, else a default that fits the size).
-    ``reencode_crf``: quality of the GOPs a smart render re-encodes (low = close to the rendered frames).
+    ``reencode_crf``: quality of the GOPs a smart render re-encodes (x264 CRF, x265 constant QP; low = close
+    to the rendered frames; x264 needs >= 1 unless the source is High 4:4:4).
     """
 
     kind: str = "same"
     crf: int = 18
     pix_fmt: str | None = None
-    reencode_crf: int = 4
+    reencode_crf: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in OUTPUT_KINDS:
@@ -263,8 +264,9 @@ def _segment_encoder(source: _Source, crf: int, gop: int):
     known = {"baseline", "main", "high", "high10", "high422", "high444", "main10", "main12", "main444-8"}
     if encoder == "libx264" and profile.replace("constrained", "") in known:
         options["profile"] = profile.replace("constrained", "")
-    if encoder == "libx265":
-        options["x265-params"] = "log-level=error"
+    if encoder == "libx265":  # psycho-visual tuning trades fidelity for look; here fidelity is the point
+        del options["crf"]  # x265's CRF stays visibly lossy even at 0; a constant QP does not
+        options["x265-params"] = f"log-level=error:psy-rd=0:psy-rdoq=0:aq-mode=0:qp={int(crf)}"
         if profile in ("main", "main10", "main12"):
             options["profile"] = profile
     ctx.options = options
