@@ -608,7 +608,12 @@ def write_edited_video(
                         report = _smart(tmp, ext, container, analysed, plan, frames, prepared, output, progress)
                     else:
                         messages.append(f"smart render not possible, re-encoding the whole clip: {why}")
-                        log.warning(messages[-1])
         if report is None:
             report = _full(tmp, ext, src_ctx, colour, plan, frames, prepared, output, progress)
-    return WriteReport(**{**report.__dict__, "path": out, "messages": tuple(messages) + report.messages})
+    report = WriteReport(**{**report.__dict__, "path": out, "messages": tuple(messages) + report.messages})
+    for message in report.messages:
+        log.warning(message)
+    spans = ", ".join(f"{s}-{e}" for s, e in report.reencoded_spans)
+    log.info("%s: %s render, %d frames copied from the source, re-encoded frames %s", out, report.mode,
+             report.copied_frames, spans or "none")  # fmt: skip
+    return report
