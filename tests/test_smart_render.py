@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from fractions import Fraction
 
 import av
@@ -9,11 +14,12 @@ import numpy as np
 import pytest
 
 from facedit.edits import plan_from_spans
-from facedit.video import write_edited_video
+from facedit.video import OutputFormat, write_edited_video
 from facedit.video.nal import parameter_sets
 from facedit.video_io import iter_frames, read_audio
 
 W, H = 64, 48
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
@@ -176,3 +182,114 @@ def test_smart_render_copies_untouched_gops(tmp_path, name, where):
 def test_smart_render_mkv_keeps_pcm_at_its_own_rate(tmp_path):
     report, _ = _check(tmp_path, "h264_bframes_gop12", "middle", ext=".mkv")
     assert report.audio_codec == "pcm_s16le" and report.audio_rate == 17000
+
+
+def _plain_plan(n=20, fps=25.0):
+    return plan_from_spans([(0.2, 0.3, 0.2)], original_duration_s=n / fps, fps=fps, source_frames=n, context_frames=1)
+
+
+@pytest.mark.parametrize(
+    "kind, ext, size, codec, pix_fmt",
+    [
+        ("lossless", ".mkv", (17, 9), "ffv1", "yuv444p"),
+        ("lossless", ".mp4", (17, 9), "h264", "yuv444p"),
+        ("prores_hq", ".mov", (64, 48), "prores", "yuv422p10le"),
+        ("prores_4444", ".mov", (17, 9), "prores", "yuv444p12le"),  # the decoder reports 4444 as 12 bit
+        ("h264", ".mp4", (17, 9), "h264", "yuv444p"),
+        ("h265", ".mkv", (64, 48), "hevc", "yuv420p"),
+    ],
+)
+def test_full_reencode_formats(tmp_path, kind, ext, size, codec, pix_fmt):
+    plan = _plain_plan()
+    w, h = size
+    frames = np.stack([_pattern(i, w, h) for i in range(plan.target_frames)])
+    out = tmp_path / f"out{ext}"
+    report = write_edited_video(out, None, plan, frames, audio=np.zeros((2, 9000), np.float32), sample_rate=17000,
+                                output=OutputFormat(kind=kind))  # fmt: skip
+    assert report.mode == "full"
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.name, v.codec_context.pix_fmt) == (codec, pix_fmt)
+        assert (v.codec_context.width, v.codec_context.height) == (w, h)
+        a = c.streams.audio[0]
+        assert a.codec_context.channels == 2
+        assert a.codec_context.sample_rate == (17000 if ext != ".mp4" else 16000)
+    back = np.stack(_rgb(out))
+    assert back.shape == frames.shape
+    if kind == "lossless" and ext == ".mkv":
+        assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= 45.0
+
+
+def test_out_that_is_the_input_is_refused_before_opening(tmp_path):
+    src = _make_source(tmp_path / "a.mp4", n=20)
+    before = src.read_bytes()
+    link = tmp_path / "b.mp4"
+    link.symlink_to(src)
+    for out in (src, link, tmp_path / "." / "a.mp4"):
+        with pytest.raises(ValueError, match="is the input file"):
+            write_edited_video(out, src, _plain_plan(), iter(()))
+    assert src.read_bytes() == before
+
+
+def test_failed_write_keeps_the_previous_output(tmp_path):
+    src = _make_source(tmp_path / "src.mp4", n=20)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous result")
+    plan = _plain_plan()
+
+    def frames():
+        for i in range(5):
+            yield _pattern(i)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_edited_video(out, src, plan, frames(), output=OutputFormat(kind="h264"))
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_write_leaves_no_partial_file(tmp_path, sig):
+    src = _make_source(tmp_path / "src.mp4", n=20)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous result")
+    script = textwrap.dedent(f"""
+        import sys, time
+        import numpy as np
+        sys.path.insert(0, {ROOT!r})
+        from facedit.edits import plan_from_spans
+        from facedit.video import OutputFormat, write_edited_video
+        plan = plan_from_spans([(0.2, 0.3, 0.2)], original_duration_s=0.8, fps=25.0, source_frames=20)
+        def frames():
+            for i in range(plan.target_frames):
+                if i == 3:
+                    print("writing", flush=True)
+                    time.sleep(60)
+                yield np.zeros((48, 64, 3), np.uint8)
+        write_edited_video({str(out)!r}, {str(src)!r}, plan, frames(), output=OutputFormat(kind="h264"))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    assert any(p.name.endswith(".partial.mp4") for p in tmp_path.iterdir())
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]
+
+
+def test_fallback_to_full_reencode_says_why(tmp_path):
+    src = tmp_path / "src.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i in range(20):
+            f = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    plan = _plain_plan()
+    frames = np.stack([_pattern(i) for i in range(plan.target_frames)])
+    report = write_edited_video(tmp_path / "out.mp4", src, plan, frames)
+    assert report.mode == "full" and "mpeg4" in report.messages[0]
+    assert len(_rgb(tmp_path / "out.mp4")) == plan.target_frames
