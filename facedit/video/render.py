@@ -206,6 +206,17 @@ class _SourceFrames:
             self.container = None
 
 
+def _indexable(frames: Any) -> bool:
+    """A lazy sequence (len + indexing) rather than an array or an iterator."""
+    return (
+        not isinstance(frames, np.ndarray)
+        and not hasattr(frames, "detach")
+        and hasattr(frames, "__getitem__")
+        and hasattr(frames, "__len__")
+        and not isinstance(frames, (list, tuple))
+    )
+
+
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], flags, [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
@@ -388,8 +399,16 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
                 data = annexb_to_length_prefixed(data, length_size)
             encoded[start].append((int(p.pts) // source.frame_dur, data, bool(p.is_keyframe)))
 
-    for k, frame in enumerate(_progress_iter(_iter_input_frames(frames), plan.target_frames, progress)):
-        count = k + 1
+    if _indexable(frames):  # only the frames of re-encoded GOPs are ever read
+        if len(frames) != plan.target_frames:
+            raise ValueError(f"frames: got {len(frames)} frames, the plan has {plan.target_frames} target frames")
+        wanted = np.flatnonzero(seg_of >= 0)
+        pairs = ((int(k), frames[int(k)]) for k in wanted)
+        count = plan.target_frames
+    else:
+        pairs = enumerate(_progress_iter(_iter_input_frames(frames), plan.target_frames, progress))
+    for k, frame in pairs:
+        count = max(count, k + 1)
         start = int(seg_of[k])
         if start < 0:
             continue
@@ -575,7 +594,8 @@ def write_edited_video(
     """Write the edited clip to ``out`` (the extension picks the container) and say how it was written.
 
     ``source``: the video the plan was built for (None: there is none to copy from, e.g. generation).
-    ``frames``: the plan's ``target_frames`` RGB frames in order (array ``[T, H, W, 3]`` or any iterable,
+    ``frames``: the plan's ``target_frames`` RGB frames in order (array ``[T, H, W, 3]``, any iterable, or a lazy
+    sequence with ``len`` and indexing, of which smart render reads only the re-encoded frames;
     float 0..1 or uint8); with ``kind="same"`` only those in re-encoded GOPs are used, the rest come from the
     source's packets. ``audio``: ``[C, S]`` float (or None) at ``sample_rate``; it is cut or padded to the
     video's length so both start and end together. The file appears at ``out`` only when complete.
