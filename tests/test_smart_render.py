@@ -293,3 +293,24 @@ def test_fallback_to_full_reencode_says_why(tmp_path):
     report = write_edited_video(tmp_path / "out.mp4", src, plan, frames)
     assert report.mode == "full" and "mpeg4" in report.messages[0]
     assert len(_rgb(tmp_path / "out.mp4")) == plan.target_frames
+
+
+def test_save_edited_video_node(tmp_path, monkeypatch):
+    import torch
+    from _node_helpers import pack_module
+
+    video = pack_module("nodes.video")
+    monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
+    src = _make_source(tmp_path / "src.mp4", options={"g": "12"})
+    plan = pack_module("facedit.edits").plan_from_spans(
+        [(1.2, 1.4, 0.4)], original_duration_s=2.4, fps=25.0, source_frames=60, context_frames=2
+    )
+    frames = torch.from_numpy(_rendered(_rgb(src), plan).astype(np.float32) / 255.0)
+    audio = {"waveform": torch.zeros(1, 1, 40000), "sample_rate": 16000}
+    node = video.FacEDiTSaveEditedVideo
+    out = node.execute(str(src), plan, frames, audio, "clips/edit", "same", "mkv", 18)
+    path = out.args[0] if hasattr(out, "args") else out[0]
+    assert path.endswith("clips/edit_00001.mkv") and os.path.isfile(path)
+    assert len(_rgb(path)) == plan.target_frames
+    with pytest.raises(ValueError, match="images"):
+        node.execute(str(src), plan, frames[:5], audio, "clips/edit", "same", "mkv", 18)
