@@ -314,3 +314,15 @@ def test_save_edited_video_node(tmp_path, monkeypatch):
     assert len(_rgb(path)) == plan.target_frames
     with pytest.raises(ValueError, match="images"):
         node.execute(str(src), plan, frames[:5], audio, "clips/edit", "same", "mkv", 18)
+
+
+def test_cli_refuses_out_that_is_the_video(tmp_path, capsys):
+    from facedit.__main__ import main
+
+    src = _make_source(tmp_path / "a.mp4", n=20)
+    before = src.read_bytes()
+    argv = ["edit", "--video", str(src), "--speech", str(tmp_path / "missing.wav"), "--spans", "0.2 0.3 0.2",
+            "--out", str(tmp_path / "." / "a.mp4"), "--models", str(tmp_path / "no_models")]  # fmt: skip
+    assert main(argv) == 1
+    assert "is the input file" in capsys.readouterr().err
+    assert src.read_bytes() == before
