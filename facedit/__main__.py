@@ -102,12 +102,17 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
 
 def run_generate(args: argparse.Namespace) -> Path:
     from .audio import load_audio_file
-    from .pipeline import generate, write_clip
+    from .pipeline import generate
+    from .video import OutputFormat, check_output_path, write_edited_video
+
+    check_output_path(args.out, args.portrait, args.speech)
 
     result = generate(_load_image(args.portrait), load_audio_file(args.speech), _models(args), fps=args.fps,
                       options=_options(args), progress=_bar)  # fmt: skip
     out = Path(args.out)
-    write_clip(out, result.frames, len(result.frames), args.fps, result.audio, _bar)
+    wave = result.audio["waveform"][0].float().numpy()
+    write_edited_video(out, None, result.plan, result.frames, audio=wave, sample_rate=result.audio["sample_rate"],
+                       output=OutputFormat(kind="h264", crf=args.crf, pix_fmt=args.pix_fmt))  # fmt: skip
     print(f"wrote {out} ({len(result.frames)} frames at {args.fps:g} fps)", file=sys.stderr)
     return out
 
@@ -208,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--portrait", required=True)
     p.add_argument("--speech", required=True)
     p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality (default 18)")
+    p.add_argument("--pix-fmt", help="encoder pixel format, e.g. yuv444p (default: yuv420p, yuv444p for odd sizes)")
     _common(p)
     p = sub.add_parser("demo", help="the whole editing path on built-in sample data")
     _output_options(p)

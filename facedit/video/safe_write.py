@@ -33,9 +33,8 @@ def check_output_path(out: str | os.PathLike, *inputs: str | os.PathLike | None)
             same = os.path.samefile(out, item)
         if same:
             raise ValueError(f"out: {out} is the input file {item}; write the edit to another path")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"out: the folder {parent} does not exist")
+    if os.path.isdir(out):
+        raise ValueError(f"out: {out} is a folder; give a file name such as {os.path.join(out, 'edited.mp4')}")
     return out
 
 
@@ -57,9 +56,12 @@ def _sigterm_raises() -> Iterator[None]:
 
 @contextlib.contextmanager
 def atomic_output(out: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path beside ``out`` (same extension); on success it replaces ``out``, else it is removed."""
+    """Yield a temporary path beside ``out`` (same extension); on success it replaces ``out``, else it is removed.
+
+    The folder of ``out`` is created when missing."""
     out = os.fspath(out)
     folder, name = os.path.split(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
     stem, ext = os.path.splitext(name)
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
     os.close(fd)
