@@ -79,7 +79,10 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
     from .pipeline import edit_file
     from .plan_preview import save_plan_png
     from .timestamps import load_words
+    from .video import OutputFormat, check_output_path
 
+    check_output_path(args.out, args.video, args.speech)
+    output = OutputFormat(kind=args.format, crf=args.crf, pix_fmt=args.pix_fmt)
     spans = _spans(args.spans)
     out = Path(args.out)
     models = _models(args, allow_random)
@@ -87,6 +90,7 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
         args.video, args.speech, out, models, spans=spans, original_duration_s=args.original_duration,
         original_words=None if spans else load_words(args.original_words),
         edited_words=None if spans else load_words(args.edited_words), options=_options(args), progress=_bar,
+        output=output,
     )  # fmt: skip
     save_plan_png(plan, str(out.with_suffix(".plan.png")))
     print(f"plan: {plan.source_frames} -> {plan.target_frames} frames at {plan.fps:g} fps; {len(plan.edits)} edit(s): "
@@ -98,12 +102,17 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
 
 def run_generate(args: argparse.Namespace) -> Path:
     from .audio import load_audio_file
-    from .pipeline import generate, write_clip
+    from .pipeline import generate
+    from .video import OutputFormat, check_output_path, write_edited_video
+
+    check_output_path(args.out, args.portrait, args.speech)
 
     result = generate(_load_image(args.portrait), load_audio_file(args.speech), _models(args), fps=args.fps,
                       options=_options(args), progress=_bar)  # fmt: skip
     out = Path(args.out)
-    write_clip(out, result.frames, len(result.frames), args.fps, result.audio, _bar)
+    wave = result.audio["waveform"][0].float().numpy()
+    write_edited_video(out, None, result.plan, result.frames, audio=wave, sample_rate=result.audio["sample_rate"],
+                       output=OutputFormat(kind="h264", crf=args.crf, pix_fmt=args.pix_fmt))  # fmt: skip
     print(f"wrote {out} ({len(result.frames)} frames at {args.fps:g} fps)", file=sys.stderr)
     return out
 
@@ -158,7 +167,7 @@ def run_demo(args: argparse.Namespace) -> Path:
 
 
 def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
-    p.add_argument("--out", required=out_default is None, default=out_default, help="output .mp4")
+    p.add_argument("--out", required=out_default is None, default=out_default, help="output .mp4 / .mov / .mkv")
     p.add_argument("--models", default="models", help="folder with liveportrait/, wavlm/, facedit/ (default ./models)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
@@ -173,6 +182,20 @@ def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
     p.add_argument("--face-box", help="manual face box x0,y0,x1,y1 instead of detection")
 
 
+def _output_options(p: argparse.ArgumentParser) -> None:
+    from .video import OUTPUT_KINDS
+
+    p.add_argument(
+        "--format",
+        choices=OUTPUT_KINDS,
+        default="same",
+        help="same: copy every GOP the edit does not touch, re-encode the rest like the source (default); "
+        "lossless: FFV1 (.mkv) or x264 qp 0 yuv444p; prores_hq/prores_4444 (.mov); h264/h265 with --crf",
+    )
+    p.add_argument("--crf", type=int, default=18, help="quality for --format h264/h265 (default 18)")
+    p.add_argument("--pix-fmt", help="encoder pixel format, e.g. yuv444p for odd sizes (default: fits the source)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m facedit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -184,13 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edited-words", help="word timestamps of the edited speech")
     p.add_argument("--spans", help="manual edits instead of timestamps: 'start end new_duration;...' (seconds)")
     p.add_argument("--original-duration", type=float, help="seconds of the original speech (default: its audio)")
+    _output_options(p)
     _common(p)
     p = sub.add_parser("generate", help="a talking clip from a portrait and speech")
     p.add_argument("--portrait", required=True)
     p.add_argument("--speech", required=True)
     p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality (default 18)")
+    p.add_argument("--pix-fmt", help="encoder pixel format, e.g. yuv444p (default: yuv420p, yuv444p for odd sizes)")
     _common(p)
     p = sub.add_parser("demo", help="the whole editing path on built-in sample data")
+    _output_options(p)
     _common(p, out_default="facedit_demo/demo_edited.mp4")
     return parser
 
@@ -206,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -437,13 +437,18 @@ def edit_file(
     options: EditOptions = EditOptions(),
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    output: Any = None,
 ) -> EditPlan:
-    """Edit a video file to a speech file and write the mp4 ``out``, streaming frames; returns the plan.
+    """Edit a video file to a speech file and write ``out`` (.mp4/.mov/.mkv), streaming frames; returns the plan.
 
-    ``original_duration_s`` defaults to the video's own audio track (else the video's duration).
+    ``original_duration_s`` defaults to the video's own audio track (else the video's duration). ``output`` is
+    a :class:`facedit.video.OutputFormat` (default: smart render, copying every GOP the edit does not touch).
+    The file appears at ``out`` only when complete; ``out`` may not be the input video.
     """
+    from .video import OutputFormat, check_output_path, write_edited_video
     from .video_io import VideoFrames, read_audio
 
+    check_output_path(out, video, speech)
     frames = VideoFrames(video)
     fps = float(frames.info.fps)
     edited = load_audio_file(speech)
@@ -457,5 +462,7 @@ def edit_file(
     )  # fmt: skip
     features = models.wavlm.encode(edited, progress=_stage(progress, "speech"))
     target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel)
-    write_clip(out, target, plan.target_frames, fps, edited, progress)
+    wave = edited["waveform"][0].float().numpy()
+    write_edited_video(out, video, plan, target, audio=wave, sample_rate=edited["sample_rate"],
+                       output=output or OutputFormat(), progress=_stage(progress, "write"))  # fmt: skip
     return plan

@@ -55,6 +55,13 @@ def standalone_models_dir() -> Path:
     return Path(os.environ.get("FACEDIT_MODELS_DIR", Path(__file__).resolve().parents[1] / "models"))
 
 
+def output_directory() -> Path:
+    """ComfyUI's output folder; outside ComfyUI ``$FACEDIT_OUTPUT_DIR`` or ./output."""
+    if folder_paths is None:
+        return Path(os.environ.get("FACEDIT_OUTPUT_DIR", "output"))
+    return Path(folder_paths.get_output_directory())
+
+
 def register_model_folders() -> None:
     """Make ``models/liveportrait``, ``models/wavlm`` and ``models/facedit`` known to ComfyUI.
 

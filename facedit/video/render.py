@@ -1,0 +1,639 @@
+"""Writing an edited clip: smart render (copy untouched GOPs, re-encode only those an edit meets) or a full
+re-encode in an editor-friendly format.
+
+Smart render, for H.264 / H.265 sources in MP4 / MOV / MKV: the source's video packets are grouped into GOPs
+(decode order, a new group at each keyframe). A GOP is copied, packet for packet, when every frame it holds
+lands unchanged on the target timeline at one common offset (an insertion or deletion before it moves that
+offset); a GOP with leading pictures that refer back (open GOP) is copied only right after its copied
+predecessor. The remaining target frames form runs that are encoded afresh from the rendered frames with the
+source's codec, pixel format, profile, colour tags and time base, each run starting with a keyframe. Anything
+that would make the join unsafe (another codec, no encoder here, irregular timestamps, a frame count that
+differs from the plan) falls back to a full re-encode, and the report says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..edits import EditPlan
+from ..video_io import _accurate_flags, _frame_to_uint8, _iter_input_frames, fps_to_fraction
+from .nal import annexb_to_length_prefixed, parameter_sets
+from .safe_write import atomic_output, check_output_path
+
+log = logging.getLogger("facedit.video")
+
+__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "write_edited_video"]
+
+OUTPUT_KINDS = ("same", "lossless", "prores_hq", "prores_4444", "h264", "h265")
+AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+_SMART_CODECS = {"h264": "libx264", "hevc": "libx265"}
+_SMART_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
+_PCM_CONTAINERS = (".mov", ".mkv")
+_SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}  # AVColorSpace -> swscale matrix
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How the video is written.
+
+    ``kind``: ``same`` (smart render, the default), ``lossless`` (FFV1 in .mkv, else x264 qp 0 yuv444p),
+    ``prores_hq`` / ``prores_4444`` (prores_ks, .mov), ``h264`` / ``h265`` (CRF ``crf``).
+    ``pix_fmt``: the encoder's pixel format (None: the source's, else a default that fits the size).
+    ``reencode_crf``: quality of the GOPs a smart render re-encodes (x264 CRF, x265 constant QP; low = close
+    to the rendered frames; x264 needs >= 1 unless the source is High 4:4:4).
+    """
+
+    kind: str = "same"
+    crf: int = 18
+    pix_fmt: str | None = None
+    reencode_crf: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in OUTPUT_KINDS:
+            raise ValueError(f"output kind: expected one of {OUTPUT_KINDS}, got {self.kind!r}")
+        if not 0 <= int(self.crf) <= 51 or not 0 <= int(self.reencode_crf) <= 51:
+            raise ValueError(f"crf: expected 0..51, got crf={self.crf}, reencode_crf={self.reencode_crf}")
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What was written: ``mode`` is ``smart`` or ``full``; spans are half-open target frame runs."""
+
+    path: str
+    mode: str
+    video_codec: str
+    copied_gops: int = 0
+    reencoded_gops: int = 0
+    copied_frames: int = 0
+    reencoded_spans: tuple[tuple[int, int], ...] = ()
+    audio_codec: str | None = None
+    audio_rate: int | None = None
+    messages: tuple[str, ...] = field(default=())
+
+
+def _av():
+    import av
+
+    return av
+
+
+# ---------------------------------------------------------------- source analysis
+
+
+@dataclass
+class _Gop:
+    packets: list[tuple[int, Any]]  # (source frame index, packet) in decode order
+    key_index: int
+    shift: int | None = None  # target = source + shift when copied
+
+    @property
+    def frames(self) -> list[int]:
+        return [j for j, _ in self.packets]
+
+
+@dataclass
+class _Source:
+    codec: str
+    stream: Any
+    time_base: Fraction
+    frame_dur: int
+    gops: list[_Gop]
+    param_sets: tuple[int, list[bytes]] | None
+
+
+def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
+    stream = container.streams.video[0]
+    codec = stream.codec_context.name
+    if codec not in _SMART_CODECS:
+        return None, f"the source codec {codec} cannot be joined here (smart render handles H.264 and H.265)"
+    if stream.time_base is None:
+        return None, "the source video stream has no time base"
+    tb = Fraction(stream.time_base)
+    fps = fps_to_fraction(plan.fps)
+    dur = 1 / (fps * tb)
+    if dur.denominator != 1:
+        return None, f"one frame ({1 / fps} s) is not a whole number of time-base ticks ({tb})"
+    dur = int(dur)
+    packets = []
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        if packet.pts is None:
+            return None, "a source packet has no timestamp"
+        packets.append((packet.pts, packet))
+    if len(packets) != plan.source_frames:
+        return None, f"the source has {len(packets)} video packets but the plan {plan.source_frames} frames"
+    order = sorted(pts for pts, _ in packets)
+    first = order[0]
+    if any(pts != first + i * dur for i, pts in enumerate(order)):
+        return None, "the source's timestamps are not one frame apart (variable frame rate or gaps)"
+    gops: list[_Gop] = []
+    for pts, packet in packets:
+        j = (pts - first) // dur
+        if packet.is_keyframe or not gops:
+            gops.append(_Gop([], j))
+        gops[-1].packets.append((j, packet))
+    sets = parameter_sets(codec, bytes(stream.codec_context.extradata or b""))
+    return _Source(codec, stream, tb, dur, gops, sets), ""
+
+
+def _unchanged_targets(plan: EditPlan) -> dict[int, int]:
+    """Source frame -> the target frame that shows it unchanged (unmasked, whole source time)."""
+    st = plan.source_time
+    whole = (~plan.infill_mask) & (st == np.round(st))
+    out: dict[int, int] = {}
+    for k in np.flatnonzero(whole):
+        out.setdefault(int(st[k]), int(k))
+    return out
+
+
+def _choose_copies(source: _Source, plan: EditPlan) -> None:
+    targets = _unchanged_targets(plan)
+    previous: _Gop | None = None
+    for gop in source.gops:
+        frames = gop.frames
+        shift = None
+        if frames[0] in targets:
+            shift = targets[frames[0]] - frames[0]
+            if any(targets.get(j) != j + shift for j in frames):
+                shift = None
+        leading = min(frames) < gop.key_index
+        if shift is not None and leading and (previous is None or previous.shift != shift):
+            shift = None
+        gop.shift = shift
+        previous = gop
+
+
+class _SourceFrames:
+    """Decoded source frames by index, forward only with a small cache (reopens on a step back)."""
+
+    def __init__(self, path: str, cache: int = 8):
+        self.path, self.cache_size = path, cache
+        self.cache: dict[int, Any] = {}
+        self.container = None
+        self.next = 0
+
+    def _open(self) -> None:
+        self.close()
+        self.container = _av().open(self.path)
+        self.frames = self.container.decode(video=0)
+        self.next = 0
+
+    def get(self, index: int):
+        if index in self.cache:
+            return self.cache[index]
+        if self.container is None or index < self.next:
+            self._open()
+        while self.next <= index:
+            frame = next(self.frames)
+            self.cache[self.next] = frame
+            if len(self.cache) > self.cache_size:
+                del self.cache[min(self.cache)]
+            self.next += 1
+        return self.cache[index]
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+def _indexable(frames: Any) -> bool:
+    """A lazy sequence (len + indexing) rather than an array or an iterator."""
+    return (
+        not isinstance(frames, np.ndarray)
+        and not hasattr(frames, "detach")
+        and hasattr(frames, "__getitem__")
+        and hasattr(frames, "__len__")
+        and not isinstance(frames, (list, tuple))
+    )
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    padded = np.concatenate([[False], flags, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+# ---------------------------------------------------------------- encoding helpers
+
+
+def _colour(ctx) -> dict[str, int]:
+    return {
+        "colorspace": int(ctx.colorspace or 2),
+        "color_primaries": int(ctx.color_primaries or 2),
+        "color_trc": int(ctx.color_trc or 2),
+        "color_range": int(ctx.color_range or 0),
+    }
+
+
+def _to_video_frame(rgb: np.ndarray, pix_fmt: str, colour: dict[str, int]):
+    av = _av()
+    matrix = _SWS_COLORSPACE.get(colour["colorspace"], 5)
+    full = colour["color_range"] == 2
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format=pix_fmt,
+        dst_colorspace=matrix,
+        dst_color_range=2 if full else 1,
+        interpolation=_accurate_flags(),
+    )
+
+
+def _set_colour(ctx, colour: dict[str, int]) -> None:
+    ctx.colorspace = colour["colorspace"]
+    ctx.color_primaries = colour["color_primaries"]
+    ctx.color_trc = colour["color_trc"]
+    ctx.color_range = colour["color_range"] or 1
+
+
+def _supported_pix_fmt(encoder: str, pix_fmt: str) -> bool:
+    av = _av()
+    formats = av.codec.Codec(encoder, "w").video_formats or ()
+    return any(f.name == pix_fmt for f in formats)
+
+
+def _segment_encoder(source: _Source, crf: int, gop: int):
+    av = _av()
+    src = source.stream.codec_context
+    encoder = _SMART_CODECS[source.codec]
+    ctx = av.CodecContext.create(encoder, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = src.width, src.height, src.pix_fmt
+    ctx.time_base = source.time_base
+    ctx.framerate = Fraction(1, 1) / (source.time_base * source.frame_dur)
+    ctx.gop_size = gop
+    _set_colour(ctx, _colour(src))
+    options = {"crf": str(int(crf)), "preset": "medium"}
+    profile = (src.profile or "").lower().replace(" ", "")
+    known = {"baseline", "main", "high", "high10", "high422", "high444", "main10", "main12", "main444-8"}
+    if encoder == "libx264" and profile.replace("constrained", "") in known:
+        options["profile"] = profile.replace("constrained", "")
+    if encoder == "libx265":  # psycho-visual tuning trades fidelity for look; here fidelity is the point
+        del options["crf"]  # x265's CRF stays visibly lossy even at 0; a constant QP does not
+        options["x265-params"] = f"log-level=error:psy-rd=0:psy-rdoq=0:aq-mode=0:qp={int(crf)}"
+        if profile in ("main", "main10", "main12"):
+            options["profile"] = profile
+    ctx.options = options
+    return ctx
+
+
+# ---------------------------------------------------------------- audio
+
+
+def _prepare_audio(audio: Any, sample_rate: int | None, target_frames: int, fps: Fraction):
+    if audio is None:
+        return None
+    if sample_rate is None or int(sample_rate) <= 0:
+        raise ValueError(f"sample_rate: a positive rate is required with audio, got {sample_rate}")
+    wave = audio.detach().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+    wave = wave.astype(np.float32, copy=False)
+    if wave.ndim == 3 and wave.shape[0] == 1:
+        wave = wave[0]
+    if wave.ndim == 1:
+        wave = wave[None]
+    if wave.ndim != 2 or not 1 <= wave.shape[0] <= 8:
+        raise ValueError(f"audio: expected [C, S] with 1..8 channels, got shape {tuple(wave.shape)}")
+    if not np.isfinite(wave).all():
+        raise ValueError("audio: contains NaN or infinite values")
+    want = round(Fraction(target_frames) / fps * int(sample_rate))
+    if wave.shape[1] >= want:
+        wave = wave[:, :want]
+    else:
+        wave = np.concatenate([wave, np.zeros((wave.shape[0], want - wave.shape[1]), np.float32)], axis=1)
+    return np.ascontiguousarray(wave), int(sample_rate)
+
+
+def nearest_aac_rate(rate: int) -> int:
+    return min(AAC_SAMPLE_RATES, key=lambda r: (abs(r - rate), -r))
+
+
+class _AudioWriter:
+    """Encodes the edited speech next to the video, interleaved by time."""
+
+    def __init__(self, container, ext: str, wave: np.ndarray, rate: int):
+        av = _av()
+        self.container, self.wave, self.rate = container, wave, rate
+        channels = wave.shape[0]
+        self.layout = {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(channels).name
+        if ext in _PCM_CONTAINERS:
+            self.codec, self.out_rate = "pcm_s16le", rate
+        else:
+            self.codec, self.out_rate = "aac", nearest_aac_rate(rate)
+        self.stream = container.add_stream(self.codec, rate=self.out_rate)
+        self.stream.layout = self.layout
+        self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.out_rate)
+        self.pos = 0
+        self.messages = []
+        if self.out_rate != rate:
+            self.messages.append(f"audio resampled from {rate} Hz to {self.out_rate} Hz for {self.codec}")
+
+    def _mux(self, frames) -> None:
+        for frame in frames:
+            self.container.mux(self.stream.encode(frame))
+
+    def write_until(self, seconds: float) -> None:
+        av = _av()
+        stop = min(self.wave.shape[1], math.ceil(seconds * self.rate))
+        while self.pos < stop:
+            end = min(self.pos + 1024, stop)
+            chunk = np.ascontiguousarray(self.wave[:, self.pos : end])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self.layout)
+            frame.sample_rate = self.rate
+            frame.pts = self.pos
+            frame.time_base = Fraction(1, self.rate)
+            self._mux(self.resampler.resample(frame))
+            self.pos = end
+
+    def finish(self) -> None:
+        self.write_until(self.wave.shape[1] / self.rate)
+        self._mux(self.resampler.resample(None))
+        self.container.mux(self.stream.encode(None))
+
+
+# ---------------------------------------------------------------- writers
+
+
+def _progress_iter(frames: Iterable[Any], total: int, progress: Callable[[int, int], None] | None) -> Iterator[Any]:
+    for count, frame in enumerate(frames, 1):
+        if count > total:
+            raise ValueError(f"frames: got more than the plan's {total} target frames")
+        yield frame
+        if progress is not None:
+            progress(count, total)
+
+
+def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
+    av = _av()
+    _choose_copies(source, plan)
+    covered = np.zeros(plan.target_frames, dtype=bool)
+    for gop in source.gops:
+        if gop.shift is not None:
+            covered[[j + gop.shift for j in gop.frames]] = True
+    segments = _runs(~covered)
+    gop_len = max(len(g.packets) for g in source.gops)
+    src_ctx = source.stream.codec_context
+    colour = _colour(src_ctx)
+    length_size = source.param_sets[0] if source.param_sets else None
+
+    encoded: dict[int, list[tuple[int, bytes, bool]]] = {}  # segment start -> (pts frame, data, key)
+    seg_of = np.full(plan.target_frames, -1, dtype=np.int64)
+    for s, e in segments:
+        seg_of[s:e] = s
+    encoder = None
+    count = 0
+    st = plan.source_time
+    unchanged = (~plan.infill_mask) & (st == np.round(st))
+    decoded = _SourceFrames(src_container.name)
+
+    def drain(packets, start):
+        for p in packets:
+            data = bytes(p)
+            if length_size is not None:
+                data = annexb_to_length_prefixed(data, length_size)
+            encoded[start].append((int(p.pts) // source.frame_dur, data, bool(p.is_keyframe)))
+
+    if _indexable(frames):  # only the frames of re-encoded GOPs are ever read
+        if len(frames) != plan.target_frames:
+            raise ValueError(f"frames: got {len(frames)} frames, the plan has {plan.target_frames} target frames")
+        wanted = np.flatnonzero(seg_of >= 0)
+        pairs = ((int(k), frames[int(k)]) for k in wanted)
+        count = plan.target_frames
+    else:
+        pairs = enumerate(_progress_iter(_iter_input_frames(frames), plan.target_frames, progress))
+    for k, frame in pairs:
+        count = max(count, k + 1)
+        start = int(seg_of[k])
+        if start < 0:
+            continue
+        if start == k:
+            encoder = _segment_encoder(source, output.reencode_crf, gop_len)
+            encoded[start] = []
+        if unchanged[k]:  # the source's own pixels, not a round trip through RGB
+            vframe = decoded.get(int(st[k]))
+            vframe.pict_type = av.video.frame.PictureType.NONE
+        else:
+            rgb = _frame_to_uint8(frame, k, (src_ctx.height, src_ctx.width))
+            vframe = _to_video_frame(rgb, src_ctx.pix_fmt, colour)
+        vframe.pts = k * source.frame_dur
+        vframe.time_base = source.time_base
+        drain(encoder.encode(vframe), start)
+        if k + 1 == plan.target_frames or seg_of[k + 1] != start:
+            drain(encoder.encode(None), start)
+            encoder = None
+    decoded.close()
+    if count != plan.target_frames:
+        raise ValueError(f"frames: got {count} frames, the plan has {plan.target_frames} target frames")
+
+    # Blocks in target order: copied runs of GOPs and re-encoded segments, each a list of packets in decode order.
+    blocks: list[tuple[int, str, list]] = []
+    run: list[_Gop] = []
+    for gop in source.gops + [_Gop([(-1, None)], -1)]:
+        if run and (gop.shift is None or gop.shift != run[-1].shift or gop.key_index < 0):
+            items = [(j + r.shift, p) for r in run for j, p in r.packets]
+            blocks.append((min(t for t, _ in items), "copy", items))
+            run = []
+        if gop.shift is not None and gop.key_index >= 0:
+            run.append(gop)
+    for s, packets in encoded.items():
+        blocks.append((s, "encode", packets))
+    blocks.sort(key=lambda b: b[0])
+
+    order: list[tuple[int, bytes, bool, str]] = []
+    after_encode = False
+    for _, kind, items in blocks:
+        if kind == "copy":
+            for n, (t, p) in enumerate(items):
+                data = bytes(p)
+                if n == 0 and after_encode and source.param_sets is not None:
+                    size = source.param_sets[0]
+                    data = b"".join(len(u).to_bytes(size, "big") + u for u in source.param_sets[1]) + data
+                order.append((t, data, bool(p.is_keyframe), "copy"))
+            after_encode = False
+        else:
+            order.extend((t, d, key, "encode") for t, d, key in items)
+            after_encode = True
+    if sorted(t for t, *_ in order) != list(range(plan.target_frames)):
+        raise RuntimeError("smart render: the joined packets do not cover every target frame once")
+    delay = max(0, max(n - t for n, (t, *_) in enumerate(order)))
+
+    out = av.open(tmp, mode="w")
+    try:
+        vstream = out.add_stream_from_template(source.stream)
+        vstream.time_base = source.time_base
+        writer = _AudioWriter(out, ext, *audio) if audio is not None else None
+        seconds_per_frame = float(source.time_base * source.frame_dur)
+        for n, (t, data, key, _) in enumerate(order):
+            packet = av.Packet(data)
+            packet.stream = vstream
+            packet.time_base = source.time_base
+            packet.pts = t * source.frame_dur
+            packet.dts = (n - delay) * source.frame_dur
+            packet.duration = source.frame_dur
+            packet.is_keyframe = key
+            out.mux(packet)
+            if writer is not None:
+                writer.write_until((n - delay + 1) * seconds_per_frame)
+        if writer is not None:
+            writer.finish()
+    finally:
+        out.close()
+    copied = [g for g in source.gops if g.shift is not None]
+    return WriteReport(
+        path="",
+        mode="smart",
+        video_codec=source.codec,
+        copied_gops=len(copied),
+        reencoded_gops=len(source.gops) - len(copied),
+        copied_frames=int(covered.sum()),
+        reencoded_spans=tuple(segments),
+        audio_codec=writer.codec if writer else None,
+        audio_rate=writer.out_rate if writer else None,
+        messages=tuple(writer.messages) if writer else (),
+    )
+
+
+def _full_settings(kind: str, ext: str, output: OutputFormat, src_ctx, size: tuple[int, int]):
+    """(encoder, pix_fmt, options) of a full re-encode."""
+    width, height = size
+    odd = width % 2 or height % 2
+    if kind == "same":
+        encoder = _SMART_CODECS.get(src_ctx.name if src_ctx is not None else "", "libx264")
+        pix_fmt = output.pix_fmt or (src_ctx.pix_fmt if src_ctx is not None else None)
+        if pix_fmt is None or not _supported_pix_fmt(encoder, pix_fmt) or (odd and pix_fmt.endswith(("420p", "422p"))):
+            pix_fmt = "yuv444p" if odd else "yuv420p"
+        options = {"crf": str(output.crf), "preset": "medium"}
+    elif kind == "lossless":
+        if ext == ".mkv":
+            encoder, pix_fmt, options = "ffv1", output.pix_fmt or "yuv444p", {"level": "3", "slicecrc": "1"}
+        else:
+            encoder, pix_fmt, options = "libx264", output.pix_fmt or "yuv444p", {"qp": "0", "preset": "medium"}
+    elif kind in ("prores_hq", "prores_4444"):
+        if ext != ".mov":
+            raise ValueError(f"out: ProRes is written to .mov, got {ext!r}")
+        encoder = "prores_ks"
+        pix_fmt = output.pix_fmt or ("yuv422p10le" if kind == "prores_hq" else "yuv444p10le")
+        options = {"profile": "3" if kind == "prores_hq" else "4"}
+    else:
+        encoder = "libx264" if kind == "h264" else "libx265"
+        pix_fmt = output.pix_fmt or ("yuv444p" if odd else "yuv420p")
+        options = {"crf": str(output.crf), "preset": "medium"}
+        if encoder == "libx265":
+            options["x265-params"] = "log-level=error"
+    if not _supported_pix_fmt(encoder, pix_fmt):
+        raise ValueError(f"pix_fmt: {encoder} cannot write {pix_fmt!r}")
+    if odd and pix_fmt.endswith(("420p", "422p", "420p10le", "422p10le")):
+        raise ValueError(f"pix_fmt: {pix_fmt} needs an even width and height, the frames are {width}x{height}; "
+                         "choose a 4:4:4 pixel format such as yuv444p")  # fmt: skip
+    return encoder, pix_fmt, options
+
+
+def _full(tmp: str, ext: str, src_ctx, colour, plan: EditPlan, frames, audio, output: OutputFormat, progress):
+    av = _av()
+    fps = fps_to_fraction(plan.fps)
+    frame_iter = _iter_input_frames(_progress_iter(_iter_input_frames(frames), plan.target_frames, progress))
+    try:
+        first = _frame_to_uint8(next(frame_iter), 0, None)
+    except StopIteration:
+        raise ValueError("frames: expected at least one frame, got none") from None
+    height, width = first.shape[:2]
+    encoder, pix_fmt, options = _full_settings(output.kind, ext, output, src_ctx, (width, height))
+    out = av.open(tmp, mode="w")
+    try:
+        vstream = out.add_stream(encoder, rate=fps)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
+        vstream.options = options
+        _set_colour(vstream.codec_context, colour)
+        writer = _AudioWriter(out, ext, *audio) if audio is not None else None
+        count, frame = 0, first
+        while True:
+            vframe = _to_video_frame(frame, pix_fmt, colour)
+            vframe.pts, vframe.time_base = count, 1 / fps
+            out.mux(vstream.encode(vframe))
+            count += 1
+            if writer is not None:
+                writer.write_until(float(count / fps))
+            try:
+                frame = _frame_to_uint8(next(frame_iter), count, (height, width))
+            except StopIteration:
+                break
+        if count != plan.target_frames:
+            raise ValueError(f"frames: got {count} frames, the plan has {plan.target_frames} target frames")
+        out.mux(vstream.encode(None))
+        if writer is not None:
+            writer.finish()
+    finally:
+        out.close()
+    return WriteReport(
+        path="",
+        mode="full",
+        video_codec=encoder,
+        reencoded_spans=((0, plan.target_frames),),
+        audio_codec=writer.codec if writer else None,
+        audio_rate=writer.out_rate if writer else None,
+        messages=tuple(writer.messages) if writer else (),
+    )
+
+
+def write_edited_video(
+    out: str | os.PathLike,
+    source: str | os.PathLike | None,
+    plan: EditPlan,
+    frames: Iterable[Any] | np.ndarray,
+    audio: Any = None,
+    sample_rate: int | None = None,
+    output: OutputFormat = OutputFormat(),
+    progress: Callable[[int, int], None] | None = None,
+) -> WriteReport:
+    """Write the edited clip to ``out`` (the extension picks the container) and say how it was written.
+
+    ``source``: the video the plan was built for (None: there is none to copy from, e.g. generation).
+    ``frames``: the plan's ``target_frames`` RGB frames in order (array ``[T, H, W, 3]``, any iterable, or a lazy
+    sequence with ``len`` and indexing, of which smart render reads only the re-encoded frames;
+    float 0..1 or uint8); with ``kind="same"`` only those in re-encoded GOPs are used, the rest come from the
+    source's packets. ``audio``: ``[C, S]`` float (or None) at ``sample_rate``; it is cut or padded to the
+    video's length so both start and end together. The file appears at ``out`` only when complete.
+    """
+    av = _av()
+    out = check_output_path(out, source)
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in (".mp4", ".mov", ".m4v", ".mkv"):
+        raise ValueError(f"out: expected a .mp4, .mov, .m4v or .mkv file, got {out!r}")
+    fps = fps_to_fraction(plan.fps)
+    prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
+    messages: list[str] = []
+    with atomic_output(out) as tmp:
+        report = None
+        src_ctx, colour = None, {"colorspace": 1, "color_primaries": 1, "color_trc": 1, "color_range": 1}
+        if source is not None:
+            with av.open(os.fspath(source)) as container:
+                if not container.streams.video:
+                    raise ValueError(f"source: {source} has no video stream")
+                src_ctx = container.streams.video[0].codec_context
+                if int(src_ctx.colorspace or 2) != 2:
+                    colour = _colour(src_ctx)
+                if output.kind == "same":
+                    analysed, why = _analyse(container, plan)
+                    if analysed is not None and ext not in _SMART_CONTAINERS:
+                        analysed, why = None, f"{ext} cannot hold the copied {analysed.codec} packets"
+                    if analysed is not None and not _supported_pix_fmt(_SMART_CODECS[analysed.codec], src_ctx.pix_fmt):
+                        analysed, why = None, f"the encoder here cannot write the source's {src_ctx.pix_fmt}"
+                    if analysed is not None:
+                        report = _smart(tmp, ext, container, analysed, plan, frames, prepared, output, progress)
+                    else:
+                        messages.append(f"smart render not possible, re-encoding the whole clip: {why}")
+        if report is None:
+            report = _full(tmp, ext, src_ctx, colour, plan, frames, prepared, output, progress)
+    report = WriteReport(**{**report.__dict__, "path": out, "messages": tuple(messages) + report.messages})
+    for message in report.messages:
+        log.warning(message)
+    spans = ", ".join(f"{s}-{e}" for s, e in report.reencoded_spans)
+    log.info("%s: %s render, %d frames copied from the source, re-encoded frames %s", out, report.mode,
+             report.copied_frames, spans or "none")  # fmt: skip
+    return report

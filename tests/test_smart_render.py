@@ -1,0 +1,328 @@
+"""Smart render: copied GOPs are the source's packets, re-encoded GOPs are close to the rendered frames."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from facedit.edits import plan_from_spans
+from facedit.video import OutputFormat, write_edited_video
+from facedit.video.nal import parameter_sets
+from facedit.video_io import iter_frames, read_audio
+
+W, H = 64, 48
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """Smooth moving gradients: distinct per frame, cheap to encode, no hard chroma edges."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 0.5 + 0.4 * np.sin((x + 2 * i) / 16.0)
+    g = 0.5 + 0.4 * np.cos((y - i) / 14.0)
+    b = 0.2 + 0.6 * ((i % 50) / 50.0) + 0 * x
+    return np.rint(np.stack([r, g, b], -1) * 255).astype(np.uint8)
+
+
+def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.options = {"preset": "ultrafast", **(options or {})}
+        if codec == "libx265":
+            s.options = {**s.options, "x265-params": "log-level=error:" + s.options.pop("x265-params", "")}
+        a = None
+        if audio_s is not None:
+            a = c.add_stream("aac", rate=rate)
+            a.layout = "mono"
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i, 1 / fps
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+        if a is not None:
+            total = int(audio_s * rate)
+            t = np.arange(total) / rate
+            wave = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[None]
+            for p in range(0, total, 1024):
+                fr = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(wave[:, p : p + 1024]), format="fltp", layout="mono"
+                )
+                fr.sample_rate, fr.pts, fr.time_base = rate, p, Fraction(1, rate)
+                c.mux(a.encode(fr))
+            c.mux(a.encode(None))
+    return path
+
+
+def _decode(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="yuv420p") if f.format.name == "yuv420p" else f.to_ndarray()
+                for f in c.decode(video=0)]  # fmt: skip
+
+
+def _packets(path) -> dict[int, bytes]:
+    """Frame index (from pts order) -> packet bytes."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        pk = [(p.pts, bytes(p)) for p in c.demux(s) if p.size]
+    pk.sort()
+    return {i: data for i, (_, data) in enumerate(pk)}
+
+
+def _rgb(path) -> list[np.ndarray]:
+    return list(iter_frames(path, dtype="uint8"))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _moved(frame: np.ndarray, k: int) -> np.ndarray:
+    """A re-rendered frame: a smooth bump (a mouth that moved) added to the source frame."""
+    y, x = np.mgrid[0 : frame.shape[0], 0 : frame.shape[1]]
+    bump = 40 * np.exp(-(((x - 20 - k % 20) / 8.0) ** 2 + ((y - 24) / 6.0) ** 2))
+    return np.clip(frame + bump[..., None], 0, 255).astype(np.uint8)
+
+
+def _rendered(src_rgb, plan):
+    """What the pipeline would hand over: source frames, with the masked ones changed (a moving square)."""
+    out = []
+    for k in range(plan.target_frames):
+        frame = src_rgb[int(round(plan.source_time[k]))].copy()
+        if plan.infill_mask[k]:
+            frame = _moved(frame, k)
+        out.append(frame)
+    return np.stack(out)
+
+
+SOURCES = {
+    "h264_bframes": dict(codec="libx264", options={"bf": "3", "g": "250"}, n=300),
+    "h264_bframes_gop12": dict(codec="libx264", options={"bf": "3", "g": "12"}),
+    "h264_intra": dict(codec="libx264", options={"g": "1"}),
+    "h265": dict(codec="libx265", options={"g": "12", "x265-params": "open-gop=0"}),
+    "h265_open_gop": dict(codec="libx265", options={"g": "12"}),
+    "h264_2997": dict(codec="libx264", options={"g": "15", "bf": "2"}, fps=Fraction(30000, 1001)),
+    "h264_long_audio": dict(codec="libx264", options={"g": "12"}, audio_s=3.0),
+}
+
+
+def _check(tmp_path, name, where, ext=".mp4"):
+    kw = dict(SOURCES[name])
+    src = _make_source(tmp_path / f"src_{name}.mp4", **kw)
+    n = kw.get("n", 60)
+    fps = kw.get("fps", Fraction(25))
+    start = 0.0 if where == "start" else float(n / fps) * 0.5
+    plan = plan_from_spans([(start, start + 0.2, 0.4)], original_duration_s=float(n / fps), fps=float(fps),
+                           source_frames=n, context_frames=2)  # fmt: skip
+    src_rgb = _rgb(src)
+    rendered = _rendered(src_rgb, plan)
+    wave = np.random.default_rng(0).uniform(-0.2, 0.2, (1, 17000)).astype(np.float32)
+    out = tmp_path / f"out{ext}"
+    report = write_edited_video(out, src, plan, rendered, audio=wave, sample_rate=17000)
+    assert report.mode == "smart", report.messages
+    assert not list(tmp_path.glob(".out*partial*"))
+
+    spans = report.reencoded_spans
+    reenc = np.zeros(plan.target_frames, bool)
+    for s, e in spans:
+        reenc[s:e] = True
+    assert reenc[plan.infill_mask].all()
+    out_yuv, src_yuv = _decode(out), _decode(src)
+    assert len(out_yuv) == plan.target_frames
+    with av.open(str(out)) as c:
+        vs = c.streams.video[0]
+        assert Fraction(vs.average_rate) == fps
+        audio = c.streams.audio[0]
+        assert audio.start_time * audio.time_base == pytest.approx(0, abs=1e-3)
+        assert audio.codec_context.name == ("aac" if ext == ".mp4" else "pcm_s16le")
+
+    wave_out, rate_out = read_audio(out)
+    assert abs(wave_out.shape[1] / rate_out - plan.target_frames / float(fps)) <= 1 / float(fps)
+
+    src_pk, out_pk = _packets(src), _packets(out)
+    with av.open(str(src)) as c:
+        _, sets = parameter_sets(
+            c.streams.video[0].codec_context.name, bytes(c.streams.video[0].codec_context.extradata)
+        )
+    prefix = b"".join(len(u).to_bytes(4, "big") + u for u in sets)
+    copied = 0
+    out_rgb = _rgb(out)
+    for k in range(plan.target_frames):
+        if reenc[k]:
+            assert _psnr(out_rgb[k], rendered[k]) >= 45.0, (k, _psnr(out_rgb[k], rendered[k]))
+            continue
+        j = int(plan.source_time[k])
+        assert plan.source_time[k] == j and not plan.infill_mask[k]
+        for a, b in zip(out_yuv[k], src_yuv[j], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert out_pk[k] in (src_pk[j], prefix + src_pk[j])
+        copied += 1
+    assert copied == report.copied_frames
+    return report, plan
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+@pytest.mark.parametrize("where", ["middle", "start"])
+def test_smart_render_copies_untouched_gops(tmp_path, name, where):
+    report, plan = _check(tmp_path, name, where)
+    if name == "h265_open_gop":  # an open GOP after a re-encoded one refers back into it, so it is re-encoded too
+        assert report.copied_frames >= (0 if where == "start" else 1)
+    elif name != "h264_bframes":  # one GOP of 250 frames holds both edits there
+        assert report.copied_frames > plan.target_frames // 3
+
+
+def test_smart_render_mkv_keeps_pcm_at_its_own_rate(tmp_path):
+    report, _ = _check(tmp_path, "h264_bframes_gop12", "middle", ext=".mkv")
+    assert report.audio_codec == "pcm_s16le" and report.audio_rate == 17000
+
+
+def _plain_plan(n=20, fps=25.0):
+    return plan_from_spans([(0.2, 0.3, 0.2)], original_duration_s=n / fps, fps=fps, source_frames=n, context_frames=1)
+
+
+@pytest.mark.parametrize(
+    "kind, ext, size, codec, pix_fmt",
+    [
+        ("lossless", ".mkv", (17, 9), "ffv1", "yuv444p"),
+        ("lossless", ".mp4", (17, 9), "h264", "yuv444p"),
+        ("prores_hq", ".mov", (64, 48), "prores", "yuv422p10le"),
+        ("prores_4444", ".mov", (17, 9), "prores", "yuv444p12le"),  # the decoder reports 4444 as 12 bit
+        ("h264", ".mp4", (17, 9), "h264", "yuv444p"),
+        ("h265", ".mkv", (64, 48), "hevc", "yuv420p"),
+    ],
+)
+def test_full_reencode_formats(tmp_path, kind, ext, size, codec, pix_fmt):
+    plan = _plain_plan()
+    w, h = size
+    frames = np.stack([_pattern(i, w, h) for i in range(plan.target_frames)])
+    out = tmp_path / f"out{ext}"
+    report = write_edited_video(out, None, plan, frames, audio=np.zeros((2, 9000), np.float32), sample_rate=17000,
+                                output=OutputFormat(kind=kind))  # fmt: skip
+    assert report.mode == "full"
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.name, v.codec_context.pix_fmt) == (codec, pix_fmt)
+        assert (v.codec_context.width, v.codec_context.height) == (w, h)
+        a = c.streams.audio[0]
+        assert a.codec_context.channels == 2
+        assert a.codec_context.sample_rate == (17000 if ext != ".mp4" else 16000)
+    back = np.stack(_rgb(out))
+    assert back.shape == frames.shape
+    if kind == "lossless" and ext == ".mkv":
+        assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= 45.0
+
+
+def test_out_that_is_the_input_is_refused_before_opening(tmp_path):
+    src = _make_source(tmp_path / "a.mp4", n=20)
+    before = src.read_bytes()
+    link = tmp_path / "b.mp4"
+    link.symlink_to(src)
+    for out in (src, link, tmp_path / "." / "a.mp4"):
+        with pytest.raises(ValueError, match="is the input file"):
+            write_edited_video(out, src, _plain_plan(), iter(()))
+    assert src.read_bytes() == before
+
+
+def test_failed_write_keeps_the_previous_output(tmp_path):
+    src = _make_source(tmp_path / "src.mp4", n=20)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous result")
+    plan = _plain_plan()
+
+    def frames():
+        for i in range(5):
+            yield _pattern(i)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_edited_video(out, src, plan, frames(), output=OutputFormat(kind="h264"))
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_write_leaves_no_partial_file(tmp_path, sig):
+    src = _make_source(tmp_path / "src.mp4", n=20)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous result")
+    script = textwrap.dedent(f"""
+        import sys, time
+        import numpy as np
+        sys.path.insert(0, {ROOT!r})
+        from facedit.edits import plan_from_spans
+        from facedit.video import OutputFormat, write_edited_video
+        plan = plan_from_spans([(0.2, 0.3, 0.2)], original_duration_s=0.8, fps=25.0, source_frames=20)
+        def frames():
+            for i in range(plan.target_frames):
+                if i == 3:
+                    print("writing", flush=True)
+                    time.sleep(60)
+                yield np.zeros((48, 64, 3), np.uint8)
+        write_edited_video({str(out)!r}, {str(src)!r}, plan, frames(), output=OutputFormat(kind="h264"))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    assert any(p.name.endswith(".partial.mp4") for p in tmp_path.iterdir())
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]
+
+
+def test_fallback_to_full_reencode_says_why(tmp_path):
+    src = tmp_path / "src.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i in range(20):
+            f = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    plan = _plain_plan()
+    frames = np.stack([_pattern(i) for i in range(plan.target_frames)])
+    report = write_edited_video(tmp_path / "out.mp4", src, plan, frames)
+    assert report.mode == "full" and "mpeg4" in report.messages[0]
+    assert len(_rgb(tmp_path / "out.mp4")) == plan.target_frames
+
+
+def test_save_edited_video_node(tmp_path, monkeypatch):
+    import torch
+    from _node_helpers import pack_module
+
+    video = pack_module("nodes.video")
+    monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
+    src = _make_source(tmp_path / "src.mp4", options={"g": "12"})
+    plan = pack_module("facedit.edits").plan_from_spans(
+        [(1.2, 1.4, 0.4)], original_duration_s=2.4, fps=25.0, source_frames=60, context_frames=2
+    )
+    frames = torch.from_numpy(_rendered(_rgb(src), plan).astype(np.float32) / 255.0)
+    audio = {"waveform": torch.zeros(1, 1, 40000), "sample_rate": 16000}
+    node = video.FacEDiTSaveEditedVideo
+    out = node.execute(str(src), plan, frames, audio, "clips/edit", "same", "mkv", 18)
+    path = out.args[0] if hasattr(out, "args") else out[0]
+    assert path.endswith("clips/edit_00001.mkv") and os.path.isfile(path)
+    assert len(_rgb(path)) == plan.target_frames
+    with pytest.raises(ValueError, match="images"):
+        node.execute(str(src), plan, frames[:5], audio, "clips/edit", "same", "mkv", 18)
+
+
+def test_cli_refuses_out_that_is_the_video(tmp_path, capsys):
+    from facedit.__main__ import main
+
+    src = _make_source(tmp_path / "a.mp4", n=20)
+    before = src.read_bytes()
+    argv = ["edit", "--video", str(src), "--speech", str(tmp_path / "missing.wav"), "--spans", "0.2 0.3 0.2",
+            "--out", str(tmp_path / "." / "a.mp4"), "--models", str(tmp_path / "no_models")]  # fmt: skip
+    assert main(argv) == 1
+    assert "is the input file" in capsys.readouterr().err
+    assert src.read_bytes() == before
