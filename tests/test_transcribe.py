@@ -129,3 +129,22 @@ def test_transcribe_and_align_nodes(tmp_path, monkeypatch):
     assert [d["word"] for d in json.loads(words_json)] == ["tea", "at", "one"] and text == "tea at one"
     with pytest.raises(ValueError, match="transcript"):
         nodes.FacEDiTAlign.execute(aligner, audio, "")
+
+
+def test_cli_text_edit_arguments_and_transcription(tmp_path, capsys):
+    import soundfile as sf
+
+    from facedit.__main__ import main, transcribe_file
+
+    assert main(["edit", "--video", "v.mp4", "--text", "hello", "--speech", "e.wav", "--out", "o.mp4"]) == 2
+    assert main(["edit", "--video", "v.mp4", "--text", " ", "--out", "o.mp4"]) == 2
+    assert main(["edit", "--video", "v.mp4", "--out", "o.mp4"]) == 2
+    assert "--text" in capsys.readouterr().err
+    audio = _speechlike(2.0)
+    path = tmp_path / "speech.wav"
+    sf.write(str(path), audio["waveform"][0].numpy().T, audio["sample_rate"], subtype="FLOAT")
+    with pytest.raises(FileNotFoundError, match="no Whisper model"):
+        transcribe_file(path, tmp_path / "models")
+    folder = write_tiny_whisper(tmp_path / "models" / "whisper" / "whisper-small")
+    words = transcribe_file(path, tmp_path / "models")
+    assert words == load_whisper(folder).transcribe(audio)
