@@ -88,7 +88,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_every_node_has_a_valid_documented_schema():
     pack = load_pack()
-    assert len(pack.NODE_CLASS_MAPPINGS) == 12
+    assert len(pack.NODE_CLASS_MAPPINGS) == 16  # + Whisper / CTC loaders, Transcribe, Align (issue 14)
     ids = []
     for key, cls in pack.NODE_CLASS_MAPPINGS.items():
         schema = cls.GET_SCHEMA()
