@@ -132,7 +132,11 @@ def speak_edited_text(
     checkpoints = sorted(f5_dir.rglob("*.safetensors")) if f5_dir.is_dir() else []
     if not checkpoints or not (checkpoints[0].parent / "vocab.txt").is_file():
         raise FileNotFoundError(f"no F5-TTS model in {f5_dir}: put model_1250000.safetensors and vocab.txt there")
-    vocos = _hf_folder(models_dir / "vocos", "Vocos", False) or models_dir / "vocos"
+    vocos_dir = models_dir / "vocos"
+    configs = sorted(vocos_dir.rglob("config.yaml")) if vocos_dir.is_dir() else []
+    if not configs:
+        raise FileNotFoundError(f"no Vocos vocoder in {vocos_dir}: put vocos-mel-24khz/ (config.yaml, weights) there")
+    vocos = configs[0].parent
     f5 = load_f5tts(checkpoints[0], checkpoints[0].parent / "vocab.txt", device=device)
     edited = edit_speech(load_audio_file(video), words, text, f5, load_vocos(vocos, device=device),
                          progress=lambda d, t: _bar("speech edit", d, t))  # fmt: skip
