@@ -8,6 +8,7 @@ demo      the whole editing path on the built-in sample data, in one command
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -98,6 +99,76 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
           file=sys.stderr)  # fmt: skip
     print(f"wrote {out} and {out.with_suffix('.plan.png')}", file=sys.stderr)
     return out
+
+
+def _hf_folder(root: Path, what: str, required: bool) -> Path | None:
+    """The first Hugging Face model folder (config.json) at or under ``root``."""
+    found = sorted(p.parent for p in root.rglob("config.json")) if root.is_dir() else []
+    if not found and required:
+        raise FileNotFoundError(f"no {what} model under {root}: put a Hugging Face folder there (config.json, weights)")
+    return found[0] if found else None
+
+
+def transcribe_file(path: str | Path, models_dir: Path, device: str = "cpu", language: str | None = None) -> list:
+    """Word timestamps of a media file's speech: Whisper from models/whisper, refined by models/ctc when present."""
+    from .audio import load_audio_file
+    from .speech.align import load_aligner
+    from .speech.transcribe import load_whisper
+
+    audio = load_audio_file(path)
+    whisper = load_whisper(_hf_folder(models_dir / "whisper", "Whisper", True), device=device)
+    ctc = _hf_folder(models_dir / "ctc", "CTC", False)
+    aligner = load_aligner(ctc, device=device) if ctc is not None else None
+    return whisper.transcribe(audio, language=language, aligner=aligner, progress=lambda d, t: _bar("transcribe", d, t))
+
+
+def speak_edited_text(
+    video: str | Path, words: list, text: str, models_dir: Path, out: Path, device: str
+) -> tuple[Path, list]:
+    """The video's speech re-spoken as ``text`` with F5-TTS (models/f5tts: *.safetensors + vocab.txt; models/vocos),
+    written to ``out`` (wav, the original sample rate); returns its path and the edited words."""
+    import soundfile as sf
+
+    from .audio import load_audio_file
+    from .tts import edit_speech, load_f5tts, load_vocos
+
+    f5_dir = models_dir / "f5tts"
+    checkpoints = sorted(f5_dir.rglob("*.safetensors")) if f5_dir.is_dir() else []
+    if not checkpoints or not (checkpoints[0].parent / "vocab.txt").is_file():
+        raise FileNotFoundError(f"no F5-TTS model in {f5_dir}: put model_1250000.safetensors and vocab.txt there")
+    vocos_dir = models_dir / "vocos"
+    configs = sorted(vocos_dir.rglob("config.yaml")) if vocos_dir.is_dir() else []
+    if not configs:
+        raise FileNotFoundError(f"no Vocos vocoder in {vocos_dir}: put vocos-mel-24khz/ (config.yaml, weights) there")
+    vocos = configs[0].parent
+    f5 = load_f5tts(checkpoints[0], checkpoints[0].parent / "vocab.txt", device=device)
+    edited = edit_speech(load_audio_file(video), words, text, f5, load_vocos(vocos, device=device),
+                         progress=lambda d, t: _bar("speech edit", d, t))  # fmt: skip
+    wave = edited.audio["waveform"][0].numpy().T
+    sf.write(str(out), wave, int(edited.audio["sample_rate"]), subtype="FLOAT")
+    return out, list(edited.words)
+
+
+def run_text_edit(args: argparse.Namespace) -> Path:
+    """--text: transcribe the video's speech, re-speak it as the new text, then edit to that speech."""
+    from .timestamps import words_to_list
+
+    models_dir = Path(args.models)
+    device = "cpu" if args.device in (None, "auto") else args.device
+    words = transcribe_file(args.video, models_dir, device, args.language)
+    print("original transcript: " + " ".join(w.text for w in words), file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    speech, edited_words = speak_edited_text(
+        args.video, words, args.text, models_dir, out.with_suffix(".speech.wav"), device
+    )
+    args.speech = str(speech)
+    for name, found in (("original", words), ("edited", edited_words)):
+        path = out.with_suffix(f".{name}_words.json")
+        path.write_text(json.dumps(words_to_list(found), indent=1))
+        setattr(args, f"{name}_words", str(path))
+    print(f"wrote {speech} and the word timestamps beside {out}", file=sys.stderr)
+    return run_edit(args)
 
 
 def run_generate(args: argparse.Namespace) -> Path:
@@ -202,7 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("edit", help="edit a talking-head video to new speech")
     p.add_argument("--video", required=True, help="original video (mp4/mov/mkv/webm)")
-    p.add_argument("--speech", required=True, help="edited speech (wav/flac/mp3/...)")
+    p.add_argument("--speech", help="edited speech (wav/flac/mp3/...)")
+    p.add_argument(
+        "--text",
+        help="instead of --speech: the edited transcript; the video's speech is transcribed "
+        "(models/whisper, refined by models/ctc) and re-spoken with F5-TTS (models/f5tts, models/vocos)",
+    )
+    p.add_argument("--language", help="with --text: the language Whisper should hear (default: detected)")
     p.add_argument("--original-words", help="word timestamps of the original speech (WhisperX/whisper JSON, text)")
     p.add_argument("--edited-words", help="word timestamps of the edited speech")
     p.add_argument("--spans", help="manual edits instead of timestamps: 'start end new_duration;...' (seconds)")
@@ -225,11 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    if args.command == "edit" and not args.spans and not (args.original_words and args.edited_words):
+    if args.command == "edit" and args.text is not None:
+        if args.speech or args.spans or args.original_words or args.edited_words:
+            print("edit: --text replaces --speech, --spans and the word files; give it alone", file=sys.stderr)
+            return 2
+        if not args.text.split():
+            print("edit: --text is empty; give the edited transcript", file=sys.stderr)
+            return 2
+        args.command = "text-edit"
+    elif args.command == "edit" and not args.speech:
+        print("edit: give --speech (the edited speech) or --text (the edited transcript)", file=sys.stderr)
+        return 2
+    elif args.command == "edit" and not args.spans and not (args.original_words and args.edited_words):
         print("edit: give --original-words and --edited-words, or --spans", file=sys.stderr)
         return 2
     try:
-        {"edit": run_edit, "generate": run_generate, "demo": run_demo}[args.command](args)
+        {"text-edit": run_text_edit, "edit": run_edit, "generate": run_generate, "demo": run_demo}[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """ComfyUI adapters for the facedit library, one module per node family."""
 
-from . import faces, loaders, motion, plan, render, speech, tts, video
+from . import faces, loaders, motion, plan, render, speech, transcribe, tts, video
 from ._comfy import register_model_folders
 
 register_model_folders()
@@ -9,6 +9,7 @@ NODE_CLASSES = [
     *loaders.NODES,
     *faces.NODES,
     *speech.NODES,
+    *transcribe.NODES,
     *plan.NODES,
     *motion.NODES,
     *render.NODES,

@@ -48,6 +48,8 @@ MODEL_FOLDERS = {
     "facedit": "facedit",
     "f5tts": "f5tts",
     "vocos": "vocos",
+    "whisper": "whisper",
+    "ctc": "ctc",
 }
 
 

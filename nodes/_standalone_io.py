@@ -45,8 +45,16 @@ def _prune(d: dict[str, Any]) -> dict[str, Any]:
 class Input:
     io_type: str = ""
 
-    def __init__(self, id: str, display_name: str | None = None, optional: bool = False, tooltip: str | None = None,
-                 lazy: bool | None = None, extra_dict: dict | None = None, raw_link: bool | None = None):
+    def __init__(
+        self,
+        id: str,
+        display_name: str | None = None,
+        optional: bool = False,
+        tooltip: str | None = None,
+        lazy: bool | None = None,
+        extra_dict: dict | None = None,
+        raw_link: bool | None = None,
+    ):
         self.id = id
         self.display_name = display_name
         self.optional = optional
@@ -55,14 +63,33 @@ class Input:
         self.extra_dict = extra_dict or {}
 
     def as_dict(self) -> dict[str, Any]:
-        return _prune({"display_name": self.display_name, "optional": self.optional or None,
-                       "tooltip": self.tooltip, "lazy": self.lazy}) | self.extra_dict
+        return (
+            _prune(
+                {
+                    "display_name": self.display_name,
+                    "optional": self.optional or None,
+                    "tooltip": self.tooltip,
+                    "lazy": self.lazy,
+                }
+            )
+            | self.extra_dict
+        )
 
 
 class WidgetInput(Input):
-    def __init__(self, id: str, display_name: str | None = None, optional: bool = False, tooltip: str | None = None,
-                 lazy: bool | None = None, default: Any = None, socketless: bool | None = None,
-                 force_input: bool | None = None, extra_dict: dict | None = None, raw_link: bool | None = None):
+    def __init__(
+        self,
+        id: str,
+        display_name: str | None = None,
+        optional: bool = False,
+        tooltip: str | None = None,
+        lazy: bool | None = None,
+        default: Any = None,
+        socketless: bool | None = None,
+        force_input: bool | None = None,
+        extra_dict: dict | None = None,
+        raw_link: bool | None = None,
+    ):
         super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
         self.default = default
         self.force_input = force_input
@@ -74,8 +101,13 @@ class WidgetInput(Input):
 class Output:
     io_type: str = ""
 
-    def __init__(self, id: str | None = None, display_name: str | None = None, tooltip: str | None = None,
-                 is_output_list: bool = False):
+    def __init__(
+        self,
+        id: str | None = None,
+        display_name: str | None = None,
+        tooltip: str | None = None,
+        is_output_list: bool = False,
+    ):
         self.id = id
         self.display_name = display_name or id
         self.tooltip = tooltip
@@ -108,19 +140,39 @@ def Custom(io_type: str):  # noqa: N802 (mirrors comfy_api's factory name)
 
 
 class _Number(WidgetInput):
-    def __init__(self, id: str, display_name: str | None = None, optional: bool = False, tooltip: str | None = None,
-                 lazy: bool | None = None, default: Any = None, min: Any = None, max: Any = None, step: Any = None,
-                 round: Any = None, display_mode: NumberDisplay | None = None,
-                 control_after_generate: bool | None = None,
-                 socketless: bool | None = None, force_input: bool | None = None, extra_dict: dict | None = None,
-                 raw_link: bool | None = None):
+    def __init__(
+        self,
+        id: str,
+        display_name: str | None = None,
+        optional: bool = False,
+        tooltip: str | None = None,
+        lazy: bool | None = None,
+        default: Any = None,
+        min: Any = None,
+        max: Any = None,
+        step: Any = None,
+        round: Any = None,
+        display_mode: NumberDisplay | None = None,
+        control_after_generate: bool | None = None,
+        socketless: bool | None = None,
+        force_input: bool | None = None,
+        extra_dict: dict | None = None,
+        raw_link: bool | None = None,
+    ):
         super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, force_input, extra_dict)
         self.min, self.max, self.step, self.round = min, max, step, round
         self.control_after_generate = control_after_generate
 
     def as_dict(self) -> dict[str, Any]:
-        return super().as_dict() | _prune({"min": self.min, "max": self.max, "step": self.step, "round": self.round,
-                                           "control_after_generate": self.control_after_generate})
+        return super().as_dict() | _prune(
+            {
+                "min": self.min,
+                "max": self.max,
+                "step": self.step,
+                "round": self.round,
+                "control_after_generate": self.control_after_generate,
+            }
+        )
 
 
 class Int:
@@ -149,10 +201,21 @@ class Boolean:
     class Input(WidgetInput):
         io_type = "BOOLEAN"
 
-        def __init__(self, id: str, display_name: str | None = None, optional: bool = False,
-                     tooltip: str | None = None, lazy: bool | None = None, default: bool | None = None,
-                     label_on: str | None = None, label_off: str | None = None, socketless: bool | None = None,
-                     force_input: bool | None = None, extra_dict: dict | None = None, raw_link: bool | None = None):
+        def __init__(
+            self,
+            id: str,
+            display_name: str | None = None,
+            optional: bool = False,
+            tooltip: str | None = None,
+            lazy: bool | None = None,
+            default: bool | None = None,
+            label_on: str | None = None,
+            label_off: str | None = None,
+            socketless: bool | None = None,
+            force_input: bool | None = None,
+            extra_dict: dict | None = None,
+            raw_link: bool | None = None,
+        ):
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, force_input, extra_dict)
             self.label_on, self.label_off = label_on, label_off
 
@@ -166,11 +229,22 @@ class String:
     class Input(WidgetInput):
         io_type = "STRING"
 
-        def __init__(self, id: str, display_name: str | None = None, optional: bool = False,
-                     tooltip: str | None = None, lazy: bool | None = None, default: str | None = None,
-                     multiline: bool | None = None, placeholder: str | None = None, dynamic_prompts: bool | None = None,
-                     socketless: bool | None = None, force_input: bool | None = None, extra_dict: dict | None = None,
-                     raw_link: bool | None = None):
+        def __init__(
+            self,
+            id: str,
+            display_name: str | None = None,
+            optional: bool = False,
+            tooltip: str | None = None,
+            lazy: bool | None = None,
+            default: str | None = None,
+            multiline: bool | None = None,
+            placeholder: str | None = None,
+            dynamic_prompts: bool | None = None,
+            socketless: bool | None = None,
+            force_input: bool | None = None,
+            extra_dict: dict | None = None,
+            raw_link: bool | None = None,
+        ):
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, force_input, extra_dict)
             self.multiline, self.placeholder = multiline, placeholder
 
@@ -187,11 +261,23 @@ class Combo:
     class Input(WidgetInput):
         io_type = "COMBO"
 
-        def __init__(self, id: str, options: list | type[Enum] | None = None, display_name: str | None = None,
-                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
-                     default: Any = None, control_after_generate: bool | None = None,
-                     upload: UploadType | None = None, image_folder: FolderType | None = None, remote: Any = None,
-                     socketless: bool | None = None, extra_dict: dict | None = None, raw_link: bool | None = None):
+        def __init__(
+            self,
+            id: str,
+            options: list | type[Enum] | None = None,
+            display_name: str | None = None,
+            optional: bool = False,
+            tooltip: str | None = None,
+            lazy: bool | None = None,
+            default: Any = None,
+            control_after_generate: bool | None = None,
+            upload: UploadType | None = None,
+            image_folder: FolderType | None = None,
+            remote: Any = None,
+            socketless: bool | None = None,
+            extra_dict: dict | None = None,
+            raw_link: bool | None = None,
+        ):
             if isinstance(options, type) and issubclass(options, Enum):
                 options = [v.value for v in options]
             if isinstance(default, Enum):
@@ -249,8 +335,7 @@ class Schema:
         for inp in self.inputs:
             (optional if inp.optional else required)[inp.id] = [inp.io_type, inp.as_dict()]
         return {
-            "input": {"required": required, "optional": optional,
-                      "hidden": {h.name: [h.value] for h in self.hidden}},
+            "input": {"required": required, "optional": optional, "hidden": {h.name: [h.value] for h in self.hidden}},
             "input_order": {"required": list(required), "optional": list(optional)},
             "output": [o.io_type for o in self.outputs],
             "output_is_list": [o.is_output_list for o in self.outputs],

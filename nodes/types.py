@@ -8,6 +8,10 @@ A link joins two sockets only when their type strings are equal, so each kind of
 - ``FACEDIT_MOTION``: a ``facedit.liveportrait.MotionTrack``; rows that were never extracted are NaN.
 - ``FACEDIT_SPEECH``: ``facedit.speech.SpeechFeatures``.
 - ``FACEDIT_PLAN``: ``facedit.edits.EditPlan``.
+- ``FACEDIT_WHISPER``, ``FACEDIT_CTC``: a :class:`LoadedModel` of a ``facedit.speech.transcribe.Whisper`` / a
+  ``facedit.speech.align.CTCAligner``.
+
+Word timestamps travel as STRING (a JSON list of {word, start, end}), so that any node's words input accepts them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ CropType = io.Custom("FACEDIT_CROP")
 MotionType = io.Custom("FACEDIT_MOTION")
 SpeechType = io.Custom("FACEDIT_SPEECH")
 PlanType = io.Custom("FACEDIT_PLAN")
+WhisperType = io.Custom("FACEDIT_WHISPER")
+CTCType = io.Custom("FACEDIT_CTC")
 
 CATEGORY = "FacEDiT"
 PRECISIONS = ["fp32", "fp16", "bf16"]
@@ -45,4 +51,4 @@ class LoadedModel:
 
     def module(self) -> torch.nn.Module:
         """The torch module to move between devices (WavLM wraps a transformers model)."""
-        return self.model.model if self.kind == "wavlm" else self.model
+        return self.model.model if self.kind in ("wavlm", "whisper", "ctc") else self.model

@@ -50,7 +50,7 @@ def plans() -> dict:
 def test_web_holds_only_the_extension_modules() -> None:
     """ComfyUI loads every .js under web/ as an extension: nothing else may sit there (web/docs has none)."""
     found = sorted(str(p.relative_to(WEB)) for p in WEB.rglob("*.js"))
-    assert found == ["facedit_plan.js", "facedit_plan_view.js"]
+    assert found == ["facedit_plan.js", "facedit_plan_view.js", "facedit_transcript.js"]
 
 
 def _accessed(source: str, name: str) -> set[str]:
@@ -74,6 +74,20 @@ def test_extension_hooks_the_plan_node_ids_and_output_key() -> None:
     assert re.findall(r"'(\w+)'", ids) == ["FacEDiTEditPlan", "FacEDiTManualEditPlan", "FacEDiTGenerationPlan"]
     assert "OUTPUT_KEY = 'facedit_plan'" in source
     assert "from '../../scripts/app.js'" in source  # /extensions/<pack>/x.js -> /scripts/app.js
+
+
+def test_transcript_extension_hooks_the_node_ids_keys_and_speech_edit_widget() -> None:
+    from _node_helpers import load_pack
+
+    source = (WEB / "facedit_transcript.js").read_text()
+    ids = re.findall(r"'(\w+)'", re.search(r"TRANSCRIPT_NODE_TYPES = \[([^\]]*)\]", source).group(1))
+    pack = load_pack()
+    assert ids == ["FacEDiTTranscribe", "FacEDiTAlign"] and set(ids) <= set(pack.NODE_CLASS_MAPPINGS)
+    assert "OUTPUT_KEY = 'facedit_transcript'" in source
+    assert "SPEECH_EDIT_TYPE = 'FacEDiTSpeechEdit'" in source and "TARGET_WIDGET = 'edited_text'" in source
+    edit = pack.NODE_CLASS_MAPPINGS.get("FacEDiTSpeechEdit")
+    if edit is not None:  # the Speech Edit node (issue 14b) must have the box the button fills
+        assert "edited_text" in edit.GET_SCHEMA().as_object_info()["input"]["required"]
 
 
 # ------------------------------------------------------------------------------------------- Node

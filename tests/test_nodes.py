@@ -88,7 +88,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_every_node_has_a_valid_documented_schema():
     pack = load_pack()
-    assert len(pack.NODE_CLASS_MAPPINGS) == 13
+    assert len(pack.NODE_CLASS_MAPPINGS) == 19  # + Save Edited Video, F5-TTS Loader, Speech Edit, Whisper / CTC loaders, Transcribe, Align
     ids = []
     for key, cls in pack.NODE_CLASS_MAPPINGS.items():
         schema = cls.GET_SCHEMA()

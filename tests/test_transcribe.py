@@ -106,3 +106,45 @@ def test_whisper_loading_errors(tmp_path):
     (folder / "generation_config.json").write_text(json.dumps(gen))
     with pytest.raises(ValueError, match="alignment_heads"):
         load_whisper(folder)
+
+
+def test_transcribe_and_align_nodes(tmp_path, monkeypatch):
+    from _node_helpers import pack_module
+
+    write_tiny_whisper(tmp_path / "whisper" / "whisper-small")
+    _save_ctc_folder(_tiny_ctc("wav2vec2"), tmp_path / "ctc" / "wav2vec2-base-960h")
+    monkeypatch.setenv("FACEDIT_MODELS_DIR", str(tmp_path))
+    nodes = pack_module("nodes.transcribe")
+    whisper = nodes.FacEDiTWhisperLoader.execute("whisper-small", "fp32", "cpu").result[0]
+    aligner = nodes.FacEDiTCTCLoader.execute("wav2vec2-base-960h", "fp32", "cpu").result[0]
+    audio = _speechlike(2.0)
+    out = nodes.FacEDiTTranscribe.execute(whisper, audio, "", 30.0)
+    words_json, text = out.result
+    expected = whisper.model.transcribe(audio)
+    assert json.loads(words_json) == [
+        {"word": w.text, "start": w.start, "end": w.end, "interpolated": w.interpolated} for w in expected
+    ]
+    assert text == " ".join(w.text for w in expected) and out.ui == {"facedit_transcript": [text]}
+    words_json, text = nodes.FacEDiTAlign.execute(aligner, audio, "tea at one").result
+    assert [d["word"] for d in json.loads(words_json)] == ["tea", "at", "one"] and text == "tea at one"
+    with pytest.raises(ValueError, match="transcript"):
+        nodes.FacEDiTAlign.execute(aligner, audio, "")
+
+
+def test_cli_text_edit_arguments_and_transcription(tmp_path, capsys):
+    import soundfile as sf
+
+    from facedit.__main__ import main, transcribe_file
+
+    assert main(["edit", "--video", "v.mp4", "--text", "hello", "--speech", "e.wav", "--out", "o.mp4"]) == 2
+    assert main(["edit", "--video", "v.mp4", "--text", " ", "--out", "o.mp4"]) == 2
+    assert main(["edit", "--video", "v.mp4", "--out", "o.mp4"]) == 2
+    assert "--text" in capsys.readouterr().err
+    audio = _speechlike(2.0)
+    path = tmp_path / "speech.wav"
+    sf.write(str(path), audio["waveform"][0].numpy().T, audio["sample_rate"], subtype="FLOAT")
+    with pytest.raises(FileNotFoundError, match="no Whisper model"):
+        transcribe_file(path, tmp_path / "models")
+    folder = write_tiny_whisper(tmp_path / "models" / "whisper" / "whisper-small")
+    words = transcribe_file(path, tmp_path / "models")
+    assert words == load_whisper(folder).transcribe(audio)

@@ -89,13 +89,15 @@ class Whisper:
         """Words with times of ``audio`` (ComfyUI AUDIO dict or array + sample_rate), in seconds of the input.
 
         language: a Whisper language name or code (None lets a multilingual model detect it). aligner: a CTC
-        model whose forced alignment of Whisper's words replaces Whisper's times.
+        model whose forced alignment of Whisper's words replaces Whisper's times. max_new_tokens: per window,
+        at most what the decoder holds.
         """
         mono = to_mono(audio, sample_rate, SPEECH_SAMPLE_RATE)
         bounds = chunk_bounds(mono.samples, chunk_s)
         steps = len(bounds) + (aligner is not None)
         spans: list[tuple[str, float | None, float | None]] = []
-        kwargs: dict[str, Any] = {"max_new_tokens": int(max_new_tokens), "task": "transcribe"}
+        room = int(self.model.config.max_target_positions) - 4  # start, language, task and end tokens
+        kwargs: dict[str, Any] = {"max_new_tokens": min(int(max_new_tokens), room), "task": "transcribe"}
         if language:
             kwargs["language"] = language
         for k, (a, b) in enumerate(bounds):
