@@ -94,7 +94,7 @@ class DenoisingNetwork(nn.Module):
         self, motion: torch.Tensor, audio: torch.Tensor, prev_motion: torch.Tensor, prev_audio: torch.Tensor,
         step: torch.Tensor,
     ) -> torch.Tensor:  # fmt: skip
-        """motion (N, L, d_m) noisy; audio (N, L, D); prev_* (N, L_p, .); step (N,) -> clean estimate (N, L_p + L, d_m)."""
+        """motion (N, L, d_m) noisy; audio (N, L, D); prev_* (N, L_p, .); step (N,) -> x0 (N, L_p + L, d_m)."""
         step_emb = self.diff_step_map(self.TE.pe[0, step])[:, None]  # (N, 1, D)
         x = self.feature_proj(torch.cat([prev_motion, motion], dim=1))  # (N, L_p + L, D)
         x = x + self.PE.pe[:, : x.shape[1]] + step_emb
