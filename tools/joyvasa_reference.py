@@ -112,7 +112,7 @@ def build_reference(source: str | Path, seed: int = 0) -> dict[str, torch.Tensor
         for case, prev in (("prev", (x["prev_motion"], x["prev_audio"])), ("start", (None, None))):
             noise = iter(x["step_noise"])
             real_randn_like = torch.randn_like
-            torch.randn_like = lambda t, **kw: next(noise).clone()  # its sampler's per-step noise, recorded
+            torch.randn_like = lambda t, noise=noise, **kw: next(noise).clone()  # its per-step noise, given
             try:
                 sample, _, _ = model.sample(x["audio"], prev[0], prev[1], x["x_T"].clone(), cfg_scale=CFG_SCALE)
             finally:
