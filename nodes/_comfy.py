@@ -42,7 +42,7 @@ except ImportError:
 
 WEIGHT_EXTENSIONS = {".safetensors", ".pth", ".pt", ".bin", ".json", ".onnx"}
 # Model folders under ComfyUI/models/ that the pack registers, by kind.
-MODEL_FOLDERS = {"liveportrait": "liveportrait", "wavlm": "wavlm", "facedit": "facedit"}
+MODEL_FOLDERS = {"liveportrait": "liveportrait", "wavlm": "wavlm", "facedit": "facedit", "joyvasa": "joyvasa"}
 
 
 def standalone_models_dir() -> Path:
