@@ -219,11 +219,13 @@ def run_demo(args: argparse.Namespace) -> Path:
     print(f"sample recording: {video} ('we will meet at the station at noon')", file=sys.stderr)
     print("edited speech:    'we will meet at the old harbour at noon'", file=sys.stderr)
     from .models import find_facedit, find_wavlm, has_liveportrait
+    from .priors import find_joyvasa
 
     models_dir = Path(args.models)
+    prior = find_facedit(models_dir) is None and find_joyvasa(models_dir / "joyvasa") is not None
     missing = [name for name, ok in (("LivePortrait", has_liveportrait(models_dir)),
-                                     ("WavLM", find_wavlm(models_dir) is not None),
-                                     ("FacEDiT", find_facedit(models_dir) is not None)) if not ok]  # fmt: skip
+                                     ("WavLM", prior or find_wavlm(models_dir) is not None),
+                                     ("FacEDiT", prior or find_facedit(models_dir) is not None)) if not ok]  # fmt: skip
     if missing:
         print(f"NOTE: no weights for {', '.join(missing)} in {models_dir}: the demo uses small RANDOM-initialised "
               "stand-ins for them, so every stage runs but the re-animated face is meaningless. Put the real "
@@ -239,7 +241,8 @@ def run_demo(args: argparse.Namespace) -> Path:
 
 def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
     p.add_argument("--out", required=out_default is None, default=out_default, help="output .mp4 / .mov / .mkv")
-    p.add_argument("--models", default="models", help="folder with liveportrait/, wavlm/, facedit/ (default ./models)")
+    p.add_argument("--models", default="models",
+                   help="folder with liveportrait/, wavlm/, facedit/ or joyvasa/ (default ./models)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--steps", type=int, default=32, help="Euler steps of the flow-matching sampler (default 32)")

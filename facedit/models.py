@@ -2,7 +2,9 @@
 
 Layout (also ComfyUI's ``models/``): ``liveportrait/`` (the official ``.pth`` set or its ``.safetensors``
 conversion), ``wavlm/`` (a Hugging Face folder such as ``wavlm-base-plus/`` or one ``.safetensors`` file),
-``facedit/`` (one ``.safetensors`` checkpoint written by ``facedit/train.py``).
+``facedit/`` (one ``.safetensors`` checkpoint written by ``facedit/train.py``), or, when there is none,
+``joyvasa/`` (JoyVASA's published generator and template with the chinese-hubert-base folder), a public
+generation model used as the infill prior; it encodes the speech itself, so WavLM is then not needed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .checkpoint import load_facedit
 from .config import FacEDiTConfig
 from .liveportrait import LivePortrait, LivePortraitConfig, load_liveportrait
 from .model import FacEDiT
+from .priors import JoyVASA, find_joyvasa, load_joyvasa
 from .speech import WavLM, load_wavlm
 
 log = logging.getLogger("facedit")
@@ -25,8 +28,10 @@ log = logging.getLogger("facedit")
 @dataclass
 class Models:
     liveportrait: LivePortrait
-    wavlm: WavLM
-    facedit: FacEDiT
+    wavlm: WavLM | None
+    """None when the motion model is a prior with its own speech encoder."""
+    facedit: FacEDiT | JoyVASA
+    """The infill model: FacEDiT, or the JoyVASA prior where no FacEDiT checkpoint is present."""
     random: tuple[str, ...] = field(default=())
     """Names of the models that are random-initialised stand-ins (demo without weights)."""
 
@@ -106,22 +111,31 @@ def load_models(
         random.append("liveportrait")
     else:
         raise FileNotFoundError(f"no LivePortrait weights in {models_dir / 'liveportrait'}")
+    facedit_path = find_facedit(models_dir)
+    use_joyvasa = facedit_path is None and find_joyvasa(models_dir / "joyvasa") is not None
     wavlm_path = find_wavlm(models_dir)
-    if wavlm_path is not None:
+    if use_joyvasa:
+        wavlm = None
+    elif wavlm_path is not None:
         wavlm = load_wavlm(wavlm_path, device=device, dtype=dtype)
     elif allow_random:
         wavlm = random_wavlm(device, dtype)
         random.append("wavlm")
     else:
         raise FileNotFoundError(f"no WavLM model (folder or .safetensors) in {models_dir / 'wavlm'}")
-    facedit_path = find_facedit(models_dir)
     if facedit_path is not None:
         model = load_facedit(facedit_path, device=device, dtype=dtype)
+    elif use_joyvasa:
+        model = load_joyvasa(models_dir / "joyvasa", device=device, dtype=dtype)
+        log.warning("no FacEDiT checkpoint in %s: infilling with the JoyVASA prior (%s)", models_dir, model.source)
     elif allow_random:
         model = FacEDiT(FacEDiTConfig.tiny()).to(device=device, dtype=dtype).eval()
         random.append("facedit")
     else:
-        raise FileNotFoundError(f"no FacEDiT checkpoint (.safetensors) in {models_dir / 'facedit'}")
+        raise FileNotFoundError(
+            f"no FacEDiT checkpoint (.safetensors) in {models_dir / 'facedit'} and no JoyVASA prior in "
+            f"{models_dir / 'joyvasa'}"
+        )
     if random:
         log.warning("random-initialised stand-ins for: %s (no weights found in %s)", ", ".join(random), models_dir)
     return Models(lp, wavlm, model, tuple(random))

@@ -7,6 +7,7 @@ clip, and keeps the expensive LivePortrait decoder on the frames that changed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +21,9 @@ from .flow import infill
 from .liveportrait import CropTrack, LivePortrait, MotionTrack, crop_faces, detect_face_track, extract_motion
 from .liveportrait.paste import paste_back
 from .liveportrait.render import iter_render
-from .model import FacEDiT
 from .models import Models
 from .motion import MOTION_DIM
+from .priors import is_prior
 from .resample import ResampleConfig, resample_frames
 from .speech import SpeechFeatures
 from .timeline import Window, from_model_grid, model_grid, to_model_grid, work_windows
@@ -111,12 +112,21 @@ def speech_window(speech: SpeechFeatures, start_s: float, end_s: float, pad_s: f
     return speech.features[keep[0] : keep[-1] + 1], float(times[keep[0]] - start_s)
 
 
+def encode_speech(models: Models, audio: dict[str, Any], progress: Progress | None = None) -> Any:
+    """What the motion model reads: WavLM features for FacEDiT; the audio itself for a prior (its own encoder)."""
+    if is_prior(models.facedit):
+        return models.facedit.speech_input(audio)
+    if models.wavlm is None:
+        raise ValueError("a FacEDiT model needs WavLM speech features, but no WavLM model was loaded")
+    return models.wavlm.encode(audio, progress=_stage(progress, "speech"))
+
+
 def infill_timeline(
-    model: FacEDiT,
+    model: Any,
     motion: np.ndarray,
     infill_mask: np.ndarray,
     fps: float,
-    speech: SpeechFeatures,
+    speech: Any,
     options: EditOptions = EditOptions(),
     *,
     progress: Progress | None = None,
@@ -126,7 +136,8 @@ def infill_timeline(
 
     ``motion`` may hold NaN rows far from the edits (frames never extracted): only the windows of
     ``options.motion_context_s`` around masked runs are read. Each window is carried to the model's fps,
-    infilled with the matching slice of speech, and carried back.
+    infilled with the matching slice of speech, and carried back. ``model`` is FacEDiT (``speech``: WavLM
+    SpeechFeatures) or a prior from ``facedit.priors`` (``speech``: its ``speech_input(audio)``).
     """
     motion = np.asarray(motion, dtype=np.float32)
     mask = np.asarray(infill_mask, dtype=bool)
@@ -140,6 +151,8 @@ def infill_timeline(
     report = _stage(progress, "infill")
     total = len(windows) * options.steps
     pad_s = float(getattr(cfg, "cross_window_s", 0.5)) + 0.5
+    prior = is_prior(model)
+    sampler = model.infill if prior else functools.partial(infill, model)
     for n, window in enumerate(windows):
         local_mask = mask[window.start : window.end]
         local = motion[window.start : window.end]
@@ -151,14 +164,18 @@ def infill_timeline(
             )
         grid = model_grid(local_mask, fps, cfg.fps)
         t0 = window.start / fps
-        feats, offset = speech_window(speech, t0, (window.end - 1) / fps, pad_s)
+        if prior:
+            feats, offset, rate = speech, speech.offset_s - t0, None
+        else:
+            feats, offset = speech_window(speech, t0, (window.end - 1) / fps, pad_s)
+            rate = speech.frame_rate
 
         def step(done: int, steps: int, n: int = n) -> None:
-            report(n * options.steps + done, total)
+            report(n * options.steps + done * options.steps // max(steps, 1), total)
 
-        generated = infill(
-            model, torch.from_numpy(to_model_grid(local, grid).astype(np.float32)), torch.from_numpy(grid.mask),
-            feats, speech_frame_rate=speech.frame_rate, speech_offset_s=offset, steps=options.steps,
+        generated = sampler(
+            torch.from_numpy(to_model_grid(local, grid).astype(np.float32)), torch.from_numpy(grid.mask),
+            feats, speech_frame_rate=rate, speech_offset_s=offset, steps=options.steps,
             sway=options.sway, guidance=options.guidance, seed=options.seed + n, progress=step, cancel=cancel,
         )  # fmt: skip
         rows = from_model_grid(generated.double().numpy(), grid, local_mask)
@@ -359,7 +376,7 @@ def edit(
         edited_duration_s=audio_duration(edited_speech), original_words=original_words, edited_words=edited_words,
         spans=spans, context_frames=options.context_frames,
     )  # fmt: skip
-    speech = models.wavlm.encode(edited_speech, progress=_stage(progress, "speech"))
+    speech = encode_speech(models, edited_speech, progress)
     out = np.stack(list(iter_edit(frames, plan, models, speech, options, progress=progress, cancel=cancel)))
     return EditResult(out, fps, plan, edited_speech)
 
@@ -383,7 +400,7 @@ def generate(
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"portrait must be one image (H, W, 3), got shape {image.shape}")
     plan = plan_generation(audio_duration(speech_audio), fps=fps, prompt_frames=1)
-    speech = models.wavlm.encode(speech_audio, progress=_stage(progress, "speech"))
+    speech = encode_speech(models, speech_audio, progress)
     track = detect_face_track(image[None], face_index=options.face_index, face_order=options.face_order,
                               box=options.face_box, progress=_stage(progress, "faces"))  # fmt: skip
     crop = crop_faces(image[None], track)
@@ -460,7 +477,7 @@ def edit_file(
         edited_duration_s=audio_duration(edited), original_words=original_words, edited_words=edited_words,
         spans=spans, context_frames=options.context_frames,
     )  # fmt: skip
-    features = models.wavlm.encode(edited, progress=_stage(progress, "speech"))
+    features = encode_speech(models, edited, progress)
     target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel)
     wave = edited["waveform"][0].float().numpy()
     write_edited_video(out, video, plan, target, audio=wave, sample_rate=edited["sample_rate"],

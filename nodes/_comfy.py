@@ -50,6 +50,7 @@ MODEL_FOLDERS = {
     "vocos": "vocos",
     "whisper": "whisper",
     "ctc": "ctc",
+    "joyvasa": "joyvasa",
 }
 
 

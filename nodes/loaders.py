@@ -18,6 +18,7 @@ import torch
 
 from ..facedit.checkpoint import load_facedit
 from ..facedit.liveportrait import LivePortraitConfig, find_weight_files, load_liveportrait, resolve_dtype
+from ..facedit.priors import find_joyvasa, load_joyvasa
 from ..facedit.speech import DEFAULT_REPO, load_wavlm
 from . import _comfy
 from ._comfy import io
@@ -255,6 +256,23 @@ class FacEDiTWavLMLoader(io.ComfyNode):
         return io.NodeOutput(_cached("wavlm", key, load))
 
 
+JOYVASA_PREFIX = "JoyVASA prior: "
+"""Model Loader choices that name a folder under models/joyvasa ('.' is models/joyvasa itself)."""
+
+
+def motion_model_choices() -> list[str]:
+    """FacEDiT checkpoints under models/facedit, then JoyVASA folders under models/joyvasa (outermost first)."""
+    found = _comfy.list_model_folders("joyvasa", lambda p: find_joyvasa(p) is not None)
+    seen: set[Path] = set()
+    priors = []
+    for name in sorted(found, key=lambda n: (n != ".", n.count("/"), n)):
+        generator = find_joyvasa(_comfy.resolve_model_path("joyvasa", name)).generator.resolve()
+        if generator not in seen:
+            seen.add(generator)
+            priors.append(JOYVASA_PREFIX + name)
+    return _comfy.list_model_files("facedit", (".safetensors",)) + priors
+
+
 class FacEDiTModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -263,14 +281,17 @@ class FacEDiTModelLoader(io.ComfyNode):
             display_name="FacEDiT Model Loader",
             category=f"{CATEGORY}/loaders",
             description=(
-                "Loads a FacEDiT motion infilling model (a .safetensors checkpoint that names its own "
-                "architecture, fps and motion statistics) from ComfyUI/models/facedit."
+                "Loads the motion infilling model: a FacEDiT checkpoint (.safetensors naming its own "
+                "architecture, fps and motion statistics) from ComfyUI/models/facedit, or the public JoyVASA "
+                "generator from ComfyUI/models/joyvasa, used as an infill prior until FacEDiT weights exist."
             ),
             inputs=[
                 io.Combo.Input(
                     "checkpoint",
-                    options=_comfy.list_model_files("facedit", (".safetensors",)),
-                    tooltip="A FacEDiT checkpoint under models/facedit (written by facedit's training script).",
+                    options=motion_model_choices(),
+                    tooltip="A FacEDiT checkpoint under models/facedit (written by facedit's training script), or "
+                    "'JoyVASA prior: <folder>' for JoyVASA's files under models/joyvasa (a generation model used "
+                    "for infilling, not FacEDiT; takes the edited AUDIO at the Infill node).",
                 ),
                 io.Combo.Input(
                     "precision",
@@ -290,9 +311,11 @@ class FacEDiTModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, checkpoint: str, precision: str, device: str) -> io.NodeOutput:
-        path = _comfy.resolve_model_path("facedit", checkpoint)
         dtype = resolve_dtype(precision)
         run_on = run_device(device)
+        if checkpoint.startswith(JOYVASA_PREFIX):
+            return io.NodeOutput(_load_prior(checkpoint.removeprefix(JOYVASA_PREFIX), dtype, run_on))
+        path = _comfy.resolve_model_path("facedit", checkpoint)
         key = (str(path), _signature([path]), dtype, str(run_on))
 
         def load() -> LoadedModel:
@@ -300,6 +323,20 @@ class FacEDiTModelLoader(io.ComfyNode):
             return LoadedModel("facedit", load_facedit(path, device=rest, dtype=dtype), run_on, rest, dtype, str(path))
 
         return io.NodeOutput(_cached("facedit", key, load))
+
+
+def _load_prior(folder: str, dtype: torch.dtype, run_on: torch.device) -> LoadedModel:
+    path = _comfy.resolve_model_path("joyvasa", folder)
+    files = find_joyvasa(path)
+    if files is None:
+        raise ValueError(f"checkpoint: no JoyVASA files in {path} any more; press R (refresh) and choose again")
+    key = (str(path), _signature([files.generator, files.template]), dtype, str(run_on))
+
+    def load() -> LoadedModel:
+        rest = _resting_device(run_on)
+        return LoadedModel("joyvasa", load_joyvasa(path, device=rest, dtype=dtype), run_on, rest, dtype, str(path))
+
+    return _cached("facedit", key, load)
 
 
 NODES = [FacEDiTLivePortraitLoader, FacEDiTWavLMLoader, FacEDiTModelLoader]

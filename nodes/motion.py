@@ -9,6 +9,7 @@ from ..facedit.edits import EditPlan
 from ..facedit.liveportrait import CropTrack, MotionTrack, crop_faces, extract_motion
 from ..facedit.motion import MOTION_DIM
 from ..facedit.pipeline import EditOptions, infill_timeline, retime_track
+from ..facedit.priors import is_prior
 from ..facedit.resample import ResampleConfig, resample_frames
 from ..facedit.speech import SpeechFeatures
 from ..facedit.timeline import work_windows
@@ -198,7 +199,11 @@ class FacEDiTInfill(io.ComfyNode):
             inputs=[
                 ModelType.Input("model", tooltip="From FacEDiT Model Loader."),
                 MotionType.Input("motion", tooltip="FacEDiT Extract Motion of the new timeline (or of the portrait)."),
-                SpeechType.Input("speech", tooltip="FacEDiT Speech Encode of the edited speech."),
+                SpeechType.Input(
+                    "speech",
+                    optional=True,
+                    tooltip="FacEDiT Speech Encode of the edited speech (for a FacEDiT model).",
+                ),
                 PlanType.Input("plan", tooltip="The plan the frames and the speech were prepared for."),
                 io.Int.Input(
                     "steps",
@@ -242,15 +247,30 @@ class FacEDiTInfill(io.ComfyNode):
                     tooltip="Seconds of known motion the model sees on each side of the generated frames (at most "
                     "the Extract node's motion_context_s). Ignored for generation, which sees everything.",
                 ),
+                io.Audio.Input(
+                    "audio",
+                    optional=True,
+                    tooltip="For the JoyVASA prior: the edited speech itself (it encodes it with its own HuBERT); "
+                    "FacEDiT models use 'speech' instead.",
+                ),
             ],
             outputs=[MotionType.Output(display_name="driving", tooltip="Motion of every target frame, for rendering.")],
         )
 
     @classmethod
     def execute(
-        cls, model: LoadedModel, motion: MotionTrack, speech: SpeechFeatures, plan: EditPlan, steps: int = 32,
-        sway: float = -1.0, guidance: float = 0.0, seed: int = 0, motion_context_s: float = 1.0,
+        cls, model: LoadedModel, motion: MotionTrack, speech: SpeechFeatures | None = None,
+        plan: EditPlan | None = None, steps: int = 32, sway: float = -1.0, guidance: float = 0.0, seed: int = 0,
+        motion_context_s: float = 1.0, audio: dict | None = None,
     ) -> io.NodeOutput:  # fmt: skip
+        if plan is None:
+            raise ValueError("plan: connect the plan the frames and the speech were prepared for")
+        if is_prior(model.model):
+            if audio is None:
+                raise ValueError("audio: the JoyVASA prior encodes the speech itself: connect the edited AUDIO here")
+            speech = model.model.speech_input(audio)
+        elif speech is None:
+            raise ValueError("speech: a FacEDiT model needs FacEDiT Speech Encode's features of the edited speech")
         slack = 1.0 / plan.fps + 1e-3
         if abs(speech.duration_s - plan.edited_duration_s) > slack:
             raise ValueError(
