@@ -46,3 +46,38 @@ class LoadedModel:
     def module(self) -> torch.nn.Module:
         """The torch module to move between devices (WavLM wraps a transformers model)."""
         return self.model.model if self.kind == "wavlm" else self.model
+
+
+def _expected() -> dict[str, tuple[str, Any]]:
+    from ..facedit.edits import EditPlan
+    from ..facedit.liveportrait import CropTrack, MotionTrack
+    from ..facedit.speech import SpeechFeatures
+
+    def model(kind: str) -> Any:
+        return lambda v: isinstance(v, LoadedModel) and v.kind == kind
+
+    return {
+        "FACEDIT_LIVEPORTRAIT": ("a LivePortrait model (FacEDiT LivePortrait Loader)", model("liveportrait")),
+        "FACEDIT_WAVLM": ("a WavLM model (FacEDiT WavLM Loader)", model("wavlm")),
+        "FACEDIT_MODEL": ("a FacEDiT model (FacEDiT Model Loader)", model("facedit")),
+        "FACEDIT_CROP": ("a CROP track (FacEDiT Face Crop)", lambda v: isinstance(v, CropTrack)),
+        "FACEDIT_MOTION": ("a MOTION track (FacEDiT Extract Motion / Infill)", lambda v: isinstance(v, MotionTrack)),
+        "FACEDIT_SPEECH": ("SPEECH features (FacEDiT Speech Features)", lambda v: isinstance(v, SpeechFeatures)),
+        "FACEDIT_PLAN": ("an edit PLAN (FacEDiT Edit Plan)", lambda v: isinstance(v, EditPlan)),
+    }
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, LoadedModel):
+        return f"a {value.kind} model"
+    return f"a {type(value).__name__}"
+
+
+def check_inputs(node: str, **inputs: tuple[Any, str]) -> None:
+    """Refuse a value of another kind at the node boundary (a graph edited by hand, or an API prompt, can link any
+    output anywhere): ``name=(value, "FACEDIT_...")``; None passes (optional inputs)."""
+    expected = _expected()
+    for name, (value, kind) in inputs.items():
+        what, ok = expected[kind]
+        if value is not None and not ok(value):
+            raise TypeError(f"{node}: input '{name}' expects {what}, got {_what(value)}")
