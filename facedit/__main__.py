@@ -214,7 +214,8 @@ def error_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     if not isinstance(error, (ValueError, OSError)) and type(error).__name__ not in text:
         text = f"{type(error).__name__}: {text}"
-    return " ".join(text.split()) if len(text) < 400 else text.splitlines()[0][:400] + " ..."
+    text = " ".join(text.split())
+    return text if len(text) <= 1500 else text[:1500] + " ..."
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -538,11 +538,11 @@ def load_wavlm(
         config_file = path / "config.json"
         if not config_file.is_file():
             raise FileNotFoundError(f"{path}: a WavLM folder needs config.json")
+        config = _config_from_json(_read_json(config_file))
         state: dict[str, torch.Tensor] = {}
         for weights in find_folder_weights(path):
             state.update(read_weights(weights)[0])
         state, ignored = _clean_state_dict(state, source)
-        config = _config_from_json(_read_json(config_file))
         variant = _variant_of(config)
         preprocessor = path / "preprocessor_config.json"
         file_normalize = bool(_read_json(preprocessor).get("do_normalize", False)) if preprocessor.is_file() else None
