@@ -20,8 +20,11 @@ def parse_spans(text: str, name: str = "spans") -> list[SpanEdit]:
     ``name`` is how the error calls the input (the node's widget, the CLI option).
     """
     spans = []
-    items = [item for line in (text or "").splitlines() for item in line.split("#", 1)[0].split(";")]
-    for n, item in enumerate(items, 1):
+    items = []
+    for n, line in enumerate((text or "").splitlines(), 1):
+        pieces = line.split("#", 1)[0].split(";")
+        items += [(f"line {n}" if len(pieces) == 1 else f"line {n} item {j}", p) for j, p in enumerate(pieces, 1)]
+    for where, item in items:
         item = item.strip()
         if not item:
             continue
@@ -35,7 +38,7 @@ def parse_spans(text: str, name: str = "spans") -> list[SpanEdit]:
                 bad.append(p)
         if bad or len(values) != 3:
             why = f"{_excerpt(bad[0])} is not a number" if bad else f"{len(values)} value(s)"
-            raise ValueError(f"{name} item {n} {_excerpt(item)}: expected 'start end new_duration' in seconds ({why})")
+            raise ValueError(f"{name} {where} {_excerpt(item)}: expected 'start end new_duration' in seconds ({why})")
         spans.append(SpanEdit(*values))
     if not spans:
         raise ValueError(f"{name}: give at least one 'start end new_duration' (seconds of the original speech)")

@@ -190,11 +190,13 @@ def test_long_text_lines_are_quoted_short(tmp_path):
 
 
 def test_spans_parser_names_the_bad_value():
-    with pytest.raises(ValueError, match=r"--spans item 1 '1\.0 abc 2'.*'abc' is not a number"):
+    with pytest.raises(ValueError, match=r"--spans line 1 '1\.0 abc 2'.*'abc' is not a number"):
         parse_spans("1.0 abc 2", "--spans")
     assert [tuple(vars(s).values()) for s in parse_spans("1 1.5 0.8; 2,2.5,0.3")] == [(1, 1.5, 0.8), (2, 2.5, 0.3)]
-    with pytest.raises(ValueError, match=r"spans item 1 '1 2': expected 'start end new_duration'.*2 value"):
+    with pytest.raises(ValueError, match=r"spans line 1 '1 2': expected 'start end new_duration'.*2 value"):
         parse_spans("1 2")
+    with pytest.raises(ValueError, match=r"--spans line 1 item 2 '2 x 1'"):
+        parse_spans("1 2 1; 2 x 1", "--spans")
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -208,7 +210,7 @@ def _edit_args(tmp_path, *extra: str) -> list[str]:
 def test_cli_spans_error_is_one_line_naming_the_option(tmp_path, capsys):
     assert main(_edit_args(tmp_path, "--spans", "1.0 abc 2")) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --spans item 1 '1.0 abc 2': expected 'start end new_duration' in seconds ('abc' is not a "
+    assert err == ["error: --spans line 1 '1.0 abc 2': expected 'start end new_duration' in seconds ('abc' is not a "
                    "number)"]  # fmt: skip
 
 
