@@ -64,16 +64,29 @@ def _models(args: argparse.Namespace, allow_random: bool = False):
     return load_models(args.models, device=args.device, dtype=dtype, allow_random=allow_random)
 
 
-def _spans(text: str | None) -> list[tuple[float, float, float]] | None:
-    if not text:
-        return None
-    spans = []
-    for item in text.split(";"):
-        parts = item.replace(",", " ").split()
-        if len(parts) != 3:
-            raise ValueError(f"--spans: each edit is 'start end new_duration' in seconds, got {item!r}")
-        spans.append(tuple(float(p) for p in parts))
-    return spans
+def _spans(text: str | None) -> list | None:
+    from .span_text import parse_spans
+
+    return parse_spans(text, "--spans") if text else None
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this torch build cannot use before any model is loaded (torch would assert later)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"--device: {device!r} is not a device; expected cpu, cuda, cuda:N or mps") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: this torch build sees no CUDA GPU; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device: {device!r} is not supported; expected cpu, cuda, cuda:N or mps")
 
 
 def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
@@ -244,6 +257,7 @@ def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
     p.add_argument("--models", default="models",
                    help="folder with liveportrait/, wavlm/, facedit/ or joyvasa/ (default ./models)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--steps", type=int, default=32, help="Euler steps of the flow-matching sampler (default 32)")
     p.add_argument("--sway", type=float, default=-1.0, help="Sway time-step coefficient (default -1)")
@@ -302,6 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(error: BaseException) -> str:
+    """One line for the user: the message (its first line when long listings follow), never a traceback."""
+    text = str(error).strip() or type(error).__name__
+    if not isinstance(error, (ValueError, OSError)) and type(error).__name__ not in text:
+        text = f"{type(error).__name__}: {text}"
+    text = " ".join(text.split())
+    return text if len(text) <= 1500 else text[:1500] + " ..."
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -320,9 +343,14 @@ def main(argv: list[str] | None = None) -> int:
         print("edit: give --original-words and --edited-words, or --spans", file=sys.stderr)
         return 2
     try:
+        check_device(args.device)
         {"text-edit": run_text_edit, "edit": run_edit, "generate": run_generate, "demo": run_demo}[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except Exception as error:  # every failure ends as one line; --debug shows where it came from
+        if args.debug:
+            raise
+        print(f"error: {error_line(error)}", file=sys.stderr)
+        if not isinstance(error, (ValueError, OSError, ImportError, ConnectionError)):
+            print("(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)

@@ -59,21 +59,33 @@ def find_facedit(models_dir: Path) -> Path | None:
     return _first(root, ("*.safetensors",)) if root.is_dir() else None
 
 
-def has_liveportrait(models_dir: Path) -> bool:
+def find_liveportrait(models_dir: Path) -> Path | None:
+    """The folder to load LivePortrait from: ``models_dir/liveportrait`` when the weight search of
+    :func:`~facedit.liveportrait.weights.find_weight_files` (the one the ComfyUI loader uses) finds the warping
+    module below it -- flat, official ``base_models/`` + ``retargeting_models/``, or the official download's
+    ``liveportrait/base_models/`` -- else the first sub-folder where it does."""
+    from .liveportrait.weights import find_weight_files
+
     root = models_dir / "liveportrait"
-    return any((root / f"warping_module{ext}").exists() for ext in (".pth", ".safetensors")) or any(
-        root.glob("*/warping_module.*")
-    )
+    if not root.is_dir():
+        return None
+    if "warping_module" in find_weight_files(root):
+        return root
+    subs = [sub for sub in sorted(root.iterdir()) if sub.is_dir()]
+    return next((sub for sub in subs if "warping_module" in find_weight_files(sub)), None)
+
+
+def has_liveportrait(models_dir: Path) -> bool:
+    return find_liveportrait(models_dir) is not None
 
 
 def liveportrait_folder(models_dir: Path) -> Path:
-    root = models_dir / "liveportrait"
-    if any((root / f"warping_module{ext}").exists() for ext in (".pth", ".safetensors")):
-        return root
-    nested = sorted(root.glob("*/warping_module.*"))
-    if nested:
-        return nested[0].parent
-    raise FileNotFoundError(f"no LivePortrait weights in {root}")
+    folder = find_liveportrait(models_dir)
+    if folder is None:
+        from .liveportrait.weights import REQUIRED, missing_files_message
+
+        raise FileNotFoundError(missing_files_message(models_dir / "liveportrait", list(REQUIRED)))
+    return folder
 
 
 def random_wavlm(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> WavLM:
@@ -110,7 +122,7 @@ def load_models(
         lp = LivePortrait.random(LivePortraitConfig.tiny(), device=device, dtype=dtype)
         random.append("liveportrait")
     else:
-        raise FileNotFoundError(f"no LivePortrait weights in {models_dir / 'liveportrait'}")
+        liveportrait_folder(models_dir)
     facedit_path = find_facedit(models_dir)
     use_joyvasa = facedit_path is None and find_joyvasa(models_dir / "joyvasa") is not None
     wavlm_path = find_wavlm(models_dir)

@@ -8,6 +8,7 @@ clip, and keeps the expensive LivePortrait decoder on the frames that changed.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ from .resample import ResampleConfig, resample_frames
 from .speech import SpeechFeatures
 from .timeline import Window, from_model_grid, model_grid, to_model_grid, work_windows
 from .timestamps import Word
+
+log = logging.getLogger("facedit")
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage names are 'speech', 'faces', 'resample', 'motion', 'infill', 'render'."""
@@ -276,6 +279,22 @@ def _windows_for(plan: EditPlan, fps: float, options: EditOptions) -> list[Windo
     return full
 
 
+def faceless_frames(detected: np.ndarray, source_time: np.ndarray) -> np.ndarray:
+    """Target frames (at ``source_time``, source frame units) next to a source frame where no face was found:
+    a face pasted there would be invented, so they are not re-rendered."""
+    missing = ~np.asarray(detected, dtype=bool)
+    t = np.asarray(source_time, dtype=np.float64)
+    lo = np.clip(np.floor(t).astype(np.int64), 0, len(missing) - 1)
+    hi = np.clip(np.ceil(t).astype(np.int64), 0, len(missing) - 1)
+    return missing[lo] | missing[hi]
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of every run of True."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
 def _process_window(
     frames: Sequence[np.ndarray] | np.ndarray,
     plan: EditPlan,
@@ -285,6 +304,7 @@ def _process_window(
     options: EditOptions,
     progress: Progress | None,
     cancel: Cancel | None,
+    name: str = "frames",
 ) -> np.ndarray:
     """The target frames [window.start, window.end) of an edit."""
     times = plan.source_time[window.start : window.end]
@@ -292,9 +312,14 @@ def _process_window(
     source = np.stack([np.asarray(frames[i], dtype=np.float32) for i in range(s0, s1 + 1)])
     track = detect_face_track(
         source, face_index=options.face_index, face_order=options.face_order, box=options.face_box,
-        smoothing=options.crop_smoothing, progress=_stage(progress, "faces"),
+        smoothing=options.crop_smoothing, progress=_stage(progress, "faces"), name=f"{name} (frames {s0}-{s1})",
     )  # fmt: skip
     local_times = times - s0
+    faceless = faceless_frames(track.detected, local_times)
+    if faceless.any():
+        runs = ", ".join(f"{window.start + a}-{window.start + b - 1}" for a, b in _runs(faceless))
+        log.warning("%s: no face was detected for output frames %s (source frames %d-%d searched); those frames "
+                    "are kept as they are instead of getting a face pasted in", name, runs, s0, s1)  # fmt: skip
     target = resample_frames(
         source, local_times, track.face_box, config=options.resample, progress=_stage(progress, "resample")
     )
@@ -310,7 +335,7 @@ def _process_window(
         driving = infill_timeline(
             models.facedit, source_motion, mask, plan.fps, speech, options, progress=progress, cancel=cancel
         )
-    indices = np.arange(len(target)) if options.rerender_all else np.flatnonzero(mask)
+    indices = np.flatnonzero(~faceless if options.rerender_all else mask & ~faceless)
     return render_frames(
         models.liveportrait, target, target_track, motion, driving, indices, crops=crops, options=options,
         progress=progress, cancel=cancel,
@@ -326,6 +351,7 @@ def iter_edit(
     *,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    name: str = "frames",
 ) -> Iterator[np.ndarray]:
     """Target frames (H, W, 3) float32 one by one, in order.
 
@@ -345,7 +371,7 @@ def iter_edit(
             yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)
         if cancel is not None:
             cancel()
-        yield from _process_window(frames, plan, window, models, speech, options, progress, cancel)
+        yield from _process_window(frames, plan, window, models, speech, options, progress, cancel, name)
         cursor = window.end
     for k in range(cursor, plan.target_frames):
         yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)
@@ -478,7 +504,7 @@ def edit_file(
         spans=spans, context_frames=options.context_frames,
     )  # fmt: skip
     features = encode_speech(models, edited, progress)
-    target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel)
+    target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel, name=str(video))
     wave = edited["waveform"][0].float().numpy()
     write_edited_video(out, video, plan, target, audio=wave, sample_rate=edited["sample_rate"],
                        output=output or OutputFormat(), progress=_stage(progress, "write"))  # fmt: skip

@@ -115,12 +115,13 @@ def _from_lines(text: str) -> list[_Raw]:
         if not line or line.startswith("#"):
             continue
         parts = line.split(None, 2)
+        shown = line if len(line) <= 80 else line[:80] + "..."
         if len(parts) < 3:
-            raise TimestampError(f"line {n} {line!r}: expected 'start end word'")
+            raise TimestampError(f"line {n} {shown!r}: expected 'start end word'")
         try:
             start, end = float(parts[0]), float(parts[1])
         except ValueError as err:
-            raise TimestampError(f"line {n} {line!r}: expected 'start end word' with times in seconds") from err
+            raise TimestampError(f"line {n} {shown!r}: expected 'start end word' with times in seconds") from err
         raws.append(_Raw(parts[2].strip(), start, end))
     if not raws:
         raise TimestampError("no words found (expected JSON or lines 'start end word')")
@@ -133,7 +134,13 @@ def _collect(data: Any) -> list[_Raw]:
     if isinstance(data, str):
         try:
             data = json.loads(data)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
+            if data.lstrip()[:1] in ("{", "["):
+                near = err.doc[max(0, err.pos - 30) : err.pos + 30].replace("\n", " ")
+                raise TimestampError(
+                    f"invalid JSON at line {err.lineno} column {err.colno} ({err.msg}) near {near!r}; "
+                    "expected WhisperX/whisper word JSON or lines 'start end word'"
+                ) from None
             return _from_lines(data)
     if isinstance(data, dict):
         if "segments" in data:

@@ -71,9 +71,11 @@ from .training.schedule import learning_rate  # noqa: E402
 from .training.state import (  # noqa: E402
     capture_rng,
     checkpoint_path,
+    latest_good_checkpoint,
     list_checkpoints,
     load_state,
     prune_checkpoints,
+    remove_stale_temps,
     restore_rng,
     save_state,
 )
@@ -484,11 +486,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if resume == "latest":
             if not getattr(args, "out", None):
                 raise SystemExit("train.py: --resume without a path needs --out RUN")
-            found = list_checkpoints(args.out)
-            if not found:
+            remove_stale_temps(args.out)
+            try:
+                found = latest_good_checkpoint(args.out)
+            except ValueError as error:
+                raise SystemExit(f"train.py: {error}") from None
+            if found is None:
                 raise SystemExit(f"train.py: no checkpoint in {Path(args.out) / 'checkpoints'} to resume from")
-            resume = found[-1]
-        state = load_state(resume)
+            resume, state = found
+        else:
+            state = load_state(resume)
         base = TrainConfig.from_dict(json.loads(state["train_config"]))
         if not getattr(args, "out", None):
             args.out = str(Path(resume).resolve().parents[1])

@@ -110,15 +110,17 @@ def list_model_folders(kind: str, marker: Callable[[Path], bool]) -> list[str]:
     return sorted(names)
 
 
-def resolve_model_path(kind: str, name: str) -> Path:
-    """The absolute path of a combo choice; a clear error if it is in none of the kind's folders."""
+def resolve_model_path(kind: str, name: str, expected: str = "") -> Path:
+    """The absolute path of a combo choice; a clear error if it is in none of the kind's folders.
+
+    expected: what the folder should hold and how to get it, appended to that error."""
     searched = model_dirs(kind)
     for root in searched:
         candidate = (root / name) if name != "." else root
         if candidate.exists():
             return candidate
     folders = ", ".join(str(p) for p in searched)
-    raise FileNotFoundError(f"{kind} model {name!r} was not found in {folders}")
+    raise FileNotFoundError(f"{kind} model {name!r} was not found in {folders}" + (f". {expected}" if expected else ""))
 
 
 def torch_device(choice: str = "auto") -> torch.device:

@@ -19,6 +19,8 @@ import torch
 from ..facedit.checkpoint import load_facedit
 from ..facedit.liveportrait import LivePortraitConfig, find_weight_files, load_liveportrait, resolve_dtype
 from ..facedit.priors import find_joyvasa, load_joyvasa
+from ..facedit.liveportrait.networks import NETWORK_NAMES
+from ..facedit.liveportrait.weights import missing_files_message
 from ..facedit.speech import DEFAULT_REPO, load_wavlm
 from . import _comfy
 from ._comfy import io
@@ -162,7 +164,8 @@ class FacEDiTLivePortraitLoader(io.ComfyNode):
         if download not in ("none", "safetensors", "official"):
             raise ValueError(f"download: expected none, safetensors or official, got {download!r}")
         root = _comfy.model_dirs("liveportrait")[0]
-        path = _comfy.resolve_model_path("liveportrait", folder) if download == "none" else root / folder
+        expected = missing_files_message(root / folder, list(NETWORK_NAMES))
+        path = _comfy.resolve_model_path("liveportrait", folder, expected) if download == "none" else root / folder
         dtype = resolve_dtype(precision)
         run_on = run_device(device)
         files = list(find_weight_files(path).values()) if path.is_dir() else []
@@ -242,7 +245,13 @@ class FacEDiTWavLMLoader(io.ComfyNode):
         if download and not model.endswith(".safetensors"):
             path = _comfy.model_dirs("wavlm")[0] / model
         else:
-            path = _comfy.resolve_model_path("wavlm", model)
+            path = _comfy.resolve_model_path(
+                "wavlm",
+                model,
+                "Expected a Hugging Face folder (config.json + model.safetensors or pytorch_model.bin) "
+                f"or one .safetensors file under models/wavlm; switch 'download' on to fetch {DEFAULT_REPO} into "
+                f"models/wavlm/{WAVLM_DOWNLOAD_NAME} (needs internet), or download it there yourself.",
+            )
         dtype = resolve_dtype(precision)
         run_on = run_device(device)
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
@@ -315,7 +324,12 @@ class FacEDiTModelLoader(io.ComfyNode):
         run_on = run_device(device)
         if checkpoint.startswith(JOYVASA_PREFIX):
             return io.NodeOutput(_load_prior(checkpoint.removeprefix(JOYVASA_PREFIX), dtype, run_on))
-        path = _comfy.resolve_model_path("facedit", checkpoint)
+        path = _comfy.resolve_model_path(
+            "facedit",
+            checkpoint,
+            "Expected a .safetensors checkpoint written by facedit's training "
+            "(python -m facedit.train) under models/facedit; there is no download for it.",
+        )
         key = (str(path), _signature([path]), dtype, str(run_on))
 
         def load() -> LoadedModel:

@@ -16,7 +16,17 @@ from ..facedit.timeline import work_windows
 from . import _comfy
 from ._comfy import io
 from .faces import frames_array
-from .types import CATEGORY, CropType, LivePortraitType, LoadedModel, ModelType, MotionType, PlanType, SpeechType
+from .types import (
+    CATEGORY,
+    CropType,
+    LivePortraitType,
+    LoadedModel,
+    ModelType,
+    MotionType,
+    PlanType,
+    SpeechType,
+    check_inputs,
+)
 
 QUALITY = ["medium", "fast", "ultrafast"]
 
@@ -97,6 +107,7 @@ class FacEDiTResampleFrames(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: torch.Tensor, plan: EditPlan, crop: CropTrack, quality: str = "medium") -> io.NodeOutput:
+        check_inputs("FacEDiT Resample Frames", plan=(plan, "FACEDIT_PLAN"), crop=(crop, "FACEDIT_CROP"))
         frames = frames_array(images, "images")
         check_plan_source(plan, frames.shape[0], "images")
         check_track(crop, frames, "crop", "images")
@@ -155,6 +166,8 @@ class FacEDiTExtractMotion(io.ComfyNode):
         cls, liveportrait: LoadedModel, images: torch.Tensor, crop: CropTrack, plan: EditPlan | None = None,
         motion_context_s: float = 1.0, chunk_size: int = 16,
     ) -> io.NodeOutput:  # fmt: skip
+        check_inputs("FacEDiT Extract Motion", liveportrait=(liveportrait, "FACEDIT_LIVEPORTRAIT"),
+                     crop=(crop, "FACEDIT_CROP"), plan=(plan, "FACEDIT_PLAN"))  # fmt: skip
         frames = frames_array(images, "images")
         check_track(crop, frames, "crop", "images")
         t = frames.shape[0]
@@ -263,6 +276,8 @@ class FacEDiTInfill(io.ComfyNode):
         plan: EditPlan | None = None, steps: int = 32, sway: float = -1.0, guidance: float = 0.0, seed: int = 0,
         motion_context_s: float = 1.0, audio: dict | None = None,
     ) -> io.NodeOutput:  # fmt: skip
+        check_inputs("FacEDiT Infill", model=(model, "FACEDIT_MODEL"), motion=(motion, "FACEDIT_MOTION"),
+                     speech=(speech, "FACEDIT_SPEECH"), plan=(plan, "FACEDIT_PLAN"))  # fmt: skip
         if plan is None:
             raise ValueError("plan: connect the plan the frames and the speech were prepared for")
         if is_prior(model.model):

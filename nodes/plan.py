@@ -6,7 +6,6 @@ by the pack's web extension) together with a preview picture in ``ui["images"]``
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
@@ -14,6 +13,7 @@ import torch
 from ..facedit.edits import EditPlan, SpanEdit, plan_generation
 from ..facedit.pipeline import audio_duration, make_plan
 from ..facedit.plan_preview import render_plan
+from ..facedit.span_text import parse_spans as parse_span_text
 from ..facedit.timestamps import TimestampError, parse_words
 from . import _comfy
 from ._comfy import io
@@ -88,22 +88,7 @@ def _source(images: torch.Tensor, fps: float) -> tuple[int, float]:
 
 def parse_spans(text: str) -> list[SpanEdit]:
     """Lines ``start end new_duration`` (seconds of the ORIGINAL speech; spaces, tabs or commas; # comments)."""
-    spans = []
-    for n, line in enumerate((text or "").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = [p for p in re.split(r"[,\s]+", line) if p]
-        try:
-            values = [float(p) for p in parts]
-        except ValueError:
-            values = []
-        if len(values) != 3:
-            raise ValueError(f"spans line {n} {line!r}: expected 'start end new_duration' in seconds")
-        spans.append(SpanEdit(*values))
-    if not spans:
-        raise ValueError("spans: give at least one line 'start end new_duration' (seconds of the original speech)")
-    return spans
+    return parse_span_text(text, "spans")
 
 
 _ORIGINAL_AUDIO_TOOLTIP = (

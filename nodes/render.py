@@ -12,7 +12,7 @@ from . import _comfy
 from ._comfy import io
 from .faces import frames_array
 from .motion import check_track
-from .types import CATEGORY, CropType, LivePortraitType, LoadedModel, MotionType, PlanType
+from .types import CATEGORY, CropType, LivePortraitType, LoadedModel, MotionType, PlanType, check_inputs
 
 
 def _check_rows(track: MotionTrack, rows: np.ndarray, name: str, hint: str) -> None:
@@ -74,6 +74,9 @@ class FacEDiTRender(io.ComfyNode):
         driving_motion: MotionTrack, plan: EditPlan, rerender_all: bool = False, stitching: bool = True,
         chunk_size: int = 4,
     ) -> io.NodeOutput:  # fmt: skip
+        check_inputs("FacEDiT Render", liveportrait=(liveportrait, "FACEDIT_LIVEPORTRAIT"), crop=(crop, "FACEDIT_CROP"),
+                     source_motion=(source_motion, "FACEDIT_MOTION"), driving_motion=(driving_motion, "FACEDIT_MOTION"),
+                     plan=(plan, "FACEDIT_PLAN"))  # fmt: skip
         frames = frames_array(images, "images")
         check_track(crop, frames, "crop", "images")
         if len(source_motion) != frames.shape[0]:

@@ -7,7 +7,7 @@ from typing import Any
 from ..facedit.pipeline import audio_duration
 from . import _comfy
 from ._comfy import io
-from .types import CATEGORY, LoadedModel, SpeechType, WavLMType
+from .types import CATEGORY, LoadedModel, SpeechType, WavLMType, check_inputs
 
 
 class FacEDiTSpeechEncode(io.ComfyNode):
@@ -51,6 +51,7 @@ class FacEDiTSpeechEncode(io.ComfyNode):
     def execute(
         cls, wavlm: LoadedModel, audio: dict[str, Any], layer: int = -1, chunk_s: float = 20.0
     ) -> io.NodeOutput:
+        check_inputs("FacEDiT Speech Encode", wavlm=(wavlm, "FACEDIT_WAVLM"))
         audio_duration(audio)  # a clear error for anything that is not a ComfyUI AUDIO dict
         with _comfy.on_device(wavlm.module(), wavlm.device, wavlm.offload):
             _comfy.check_interrupted()

@@ -52,3 +52,40 @@ class LoadedModel:
     def module(self) -> torch.nn.Module:
         """The torch module to move between devices (WavLM wraps a transformers model)."""
         return self.model.model if self.kind in ("wavlm", "whisper", "ctc") else self.model
+
+
+def _is(class_name: str) -> Any:
+    """By class name: the library may be imported twice (as the pack's ``facedit`` and as top-level ``facedit``
+    in scripts and tests), and a value made by one copy is still the right kind for the other."""
+    return lambda v: any(c.__name__ == class_name for c in type(v).__mro__)
+
+
+def _expected() -> dict[str, tuple[str, Any]]:
+    def model(*kinds: str) -> Any:
+        return lambda v: _is("LoadedModel")(v) and v.kind in kinds
+
+    return {
+        "FACEDIT_LIVEPORTRAIT": ("a LivePortrait model (FacEDiT LivePortrait Loader)", model("liveportrait")),
+        "FACEDIT_WAVLM": ("a WavLM model (FacEDiT WavLM Loader)", model("wavlm")),
+        "FACEDIT_MODEL": ("a FacEDiT model or the JoyVASA prior (FacEDiT Model Loader)", model("facedit", "joyvasa")),
+        "FACEDIT_CROP": ("a CROP track (FacEDiT Face Crop)", _is("CropTrack")),
+        "FACEDIT_MOTION": ("a MOTION track (FacEDiT Extract Motion / Infill)", _is("MotionTrack")),
+        "FACEDIT_SPEECH": ("SPEECH features (FacEDiT Speech Features)", _is("SpeechFeatures")),
+        "FACEDIT_PLAN": ("an edit PLAN (FacEDiT Edit Plan)", _is("EditPlan")),
+    }
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, LoadedModel):
+        return f"a {value.kind} model"
+    return f"a {type(value).__name__}"
+
+
+def check_inputs(node: str, **inputs: tuple[Any, str]) -> None:
+    """Refuse a value of another kind at the node boundary (a graph edited by hand, or an API prompt, can link any
+    output anywhere): ``name=(value, "FACEDIT_...")``; None passes (optional inputs)."""
+    expected = _expected()
+    for name, (value, kind) in inputs.items():
+        what, ok = expected[kind]
+        if value is not None and not ok(value):
+            raise TypeError(f"{node}: input '{name}' expects {what}, got {_what(value)}")

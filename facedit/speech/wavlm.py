@@ -122,18 +122,37 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     from safetensors import safe_open
 
     tensors = {}
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        for key in f.keys():
-            tensors[key] = f.get_tensor(key)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+    except Exception as err:  # SafetensorError, OSError: truncated, foreign or unreadable files
+        raise ValueError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
     return tensors, metadata
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
     if path.suffix in (".bin", ".pt", ".pth"):
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as err:  # UnpicklingError (code-running or damaged pickle), truncated zip, not torch
+            raise ValueError(
+                f"{path}: cannot be read with torch.load(weights_only=True) ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); expected a WavLM state dict"
+            ) from err
         if not isinstance(state, dict):
             raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
         return state, {}
@@ -519,16 +538,14 @@ def load_wavlm(
         config_file = path / "config.json"
         if not config_file.is_file():
             raise FileNotFoundError(f"{path}: a WavLM folder needs config.json")
+        config = _config_from_json(_read_json(config_file))
         state: dict[str, torch.Tensor] = {}
         for weights in find_folder_weights(path):
             state.update(read_weights(weights)[0])
         state, ignored = _clean_state_dict(state, source)
-        config = _config_from_json(json.loads(config_file.read_text()))
         variant = _variant_of(config)
         preprocessor = path / "preprocessor_config.json"
-        file_normalize = (
-            bool(json.loads(preprocessor.read_text()).get("do_normalize", False)) if preprocessor.is_file() else None
-        )
+        file_normalize = bool(_read_json(preprocessor).get("do_normalize", False)) if preprocessor.is_file() else None
     elif path.suffix == ".safetensors":
         raw, metadata = _read_safetensors(path)
         state, ignored = _clean_state_dict(raw, source)

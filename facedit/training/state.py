@@ -13,6 +13,7 @@ The learning-rate schedule is a function of the step, so the step is its whole s
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -26,6 +27,8 @@ STATE_FORMAT = "facedit-train-state"
 STATE_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
+_TEMP = re.compile(r"^\.step_\d{8,}\.pt\.(\d+)\.tmp$")
+log = logging.getLogger("facedit.train")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -95,7 +98,42 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
+def latest_good_checkpoint(out: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of a run folder that loads, with its state; each newer one that does not (a write
+    cut short by a full disk or a kill) is skipped with a warning naming it. None when the folder has none."""
+    found = list_checkpoints(out)
+    for path in reversed(found):
+        try:
+            return path, load_state(path)
+        except ValueError as error:
+            log.warning("skipping the damaged checkpoint %s (%s); trying the one before it", path, error)
+    if found:
+        raise ValueError(
+            f"none of the {len(found)} checkpoint(s) in {Path(out) / CHECKPOINT_DIR} is readable "
+            f"(newest: {found[-1].name}); expected at least one complete step_*.pt written by facedit/train.py"
+        )
+    return None
+
+
+def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that were killed before they finished (any process but
+    this one); returns what was removed."""
+    folder = Path(out) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        m = _TEMP.match(path.name)
+        if m and int(m.group(1)) != os.getpid():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.warning("removed %d partial checkpoint file(s) left by an interrupted write in %s", len(removed), folder)
+    return removed
+
+
 def prune_checkpoints(out: str | os.PathLike, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints."""
+    """Delete all but the newest ``keep`` checkpoints, and partial files of interrupted writes."""
+    remove_stale_temps(out)
     for path in list_checkpoints(out)[:-keep]:
         path.unlink(missing_ok=True)

@@ -1,0 +1,247 @@
+"""Bad and unusual inputs: each is refused with a message naming the input and what was expected, or handled
+without inventing anything (issue 16)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from _lp_helpers import box, tiny_model, write_official
+from test_pipeline import FACE_BOX, _clip, _speech
+
+import facedit.liveportrait.crop as crop_module
+from facedit.__main__ import main
+from facedit.liveportrait.weights import find_weight_files
+from facedit.models import find_liveportrait, has_liveportrait, liveportrait_folder
+from facedit.pipeline import EditOptions, edit, faceless_frames, iter_edit, make_plan
+from facedit.span_text import parse_spans
+from facedit.timestamps import TimestampError, load_words
+from facedit.training.state import (
+    checkpoint_path,
+    latest_good_checkpoint,
+    list_checkpoints,
+    remove_stale_temps,
+    save_state,
+)
+
+# ------------------------------------------------------------------------------------------ faces missing
+
+
+class _NoFaceWhereMarked:
+    """A face at FACE_BOX, except in frames whose top-left pixel was set to black."""
+
+    box_scale = 1.0
+
+    def __call__(self, image: np.ndarray):
+        if not image[0, 0].any():
+            return []
+        cx, cy = (FACE_BOX[0] + FACE_BOX[2]) / 2, (FACE_BOX[1] + FACE_BOX[3]) / 2
+        return [box(cx, cy, FACE_BOX[2] - FACE_BOX[0])]
+
+
+@pytest.fixture(scope="module")
+def models():
+    from pathlib import Path
+
+    from facedit.models import load_models
+
+    return load_models(Path(__file__).parent / "no-such-models-folder", allow_random=True, seed=0)
+
+
+def test_faceless_frames_are_the_frames_next_to_a_missed_source_frame():
+    detected = np.array([True, True, False, True, True])
+    got = faceless_frames(detected, np.array([0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]))
+    assert got.tolist() == [False, False, True, True, True, False, False, False]
+
+
+def test_frames_without_a_face_in_an_edit_window_stay_original_and_are_named(models, monkeypatch, caplog):
+    monkeypatch.setattr(crop_module, "default_detector", _NoFaceWhereMarked)
+    fps, n = 25.0, 40
+    frames = _clip(n)
+    frames[13:15, 0, 0] = 0.0  # no face in source frames 13 and 14 (the context frames before the edit)
+    options = EditOptions(steps=2, context_frames=2, motion_context_s=0.3, stitching=False)
+    with caplog.at_level(logging.WARNING, logger="facedit"):
+        result = edit(frames, fps, _speech(1.9), models, spans=[(0.6, 0.8, 0.5)], original_duration_s=n / fps,
+                      options=options)  # fmt: skip
+    plan = result.plan
+    faceless = [k for k in np.flatnonzero(plan.infill_mask) if plan.source_time[k] in (13.0, 14.0)]
+    assert faceless, "the test needs masked frames at the faceless source frames"
+    for k in faceless:
+        assert np.array_equal(result.frames[k], frames[int(plan.source_time[k])]), k
+    others = [k for k in np.flatnonzero(plan.infill_mask) if plan.source_time[k] > 15.0]
+    assert any(not np.array_equal(result.frames[k], frames[int(round(plan.source_time[k]))]) for k in others)
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "no face was detected for output frames" in message
+    near = [
+        k
+        for k in np.flatnonzero(plan.infill_mask)
+        if {np.floor(plan.source_time[k]), np.ceil(plan.source_time[k])} & {13, 14}
+    ]
+    assert f"output frames {near[0]}-{near[-1]} (source frames" in message and "kept as they are" in message
+
+
+def test_no_face_at_all_names_the_input_and_the_frames_searched(models, monkeypatch):
+    monkeypatch.setattr(crop_module, "default_detector", lambda: lambda image: [])
+    fps, n = 25.0, 40
+    plan = make_plan(fps=fps, source_frames=n, original_duration_s=n / fps, edited_duration_s=1.9,
+                     spans=[(0.6, 0.8, 0.5)], context_frames=2)  # fmt: skip
+    speech = models.wavlm.encode(_speech(1.9))
+    with pytest.raises(ValueError, match=r"no face was detected in any frame of talk\.mp4 \(frames \d+-\d+\)"):
+        list(iter_edit(_clip(n), plan, models, speech, EditOptions(steps=1), name="talk.mp4"))
+
+
+# ------------------------------------------------------------------------------------------ LivePortrait discovery
+
+
+@pytest.mark.parametrize("layout", ["flat_official", "official_download"])
+def test_liveportrait_discovery_finds_the_official_layouts_with_stitching(tmp_path, layout):
+    lp_root = tmp_path / "liveportrait"
+    if layout == "flat_official":  # base_models/ + retargeting_models/ directly under models/liveportrait
+        write_official(tiny_model(), tmp_path)
+    else:  # what the official download gives: models/liveportrait/liveportrait/base_models/...
+        write_official(tiny_model(), lp_root)
+    assert has_liveportrait(tmp_path)
+    folder = find_liveportrait(tmp_path)
+    assert folder == lp_root == liveportrait_folder(tmp_path)
+    files = find_weight_files(folder)
+    assert files["stitching_retargeting_module"].name == "stitching_retargeting_module.pth"
+    assert files["warping_module"].parent.name == "base_models"
+
+
+def test_liveportrait_missing_names_the_expected_files(tmp_path):
+    (tmp_path / "liveportrait").mkdir()
+    assert find_liveportrait(tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="warping_module.safetensors") as info:
+        liveportrait_folder(tmp_path)
+    assert "base_models/warping_module.pth" in str(info.value) and str(tmp_path / "liveportrait") in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ training checkpoints
+
+
+def test_resume_falls_back_past_a_truncated_latest_checkpoint(tmp_path, caplog):
+    for step in (8, 16):
+        save_state(checkpoint_path(tmp_path, step), {"step": step})
+    latest = checkpoint_path(tmp_path, 16)
+    latest.write_bytes(latest.read_bytes()[:40])
+    with caplog.at_level(logging.WARNING, logger="facedit.train"):
+        path, state = latest_good_checkpoint(tmp_path)
+    assert path == checkpoint_path(tmp_path, 8) and state["step"] == 8
+    assert "step_00000016.pt" in caplog.text and "damaged" in caplog.text
+    checkpoint_path(tmp_path, 8).write_bytes(b"")
+    with pytest.raises(ValueError, match=r"none of the 2 checkpoint\(s\) in .*checkpoints is readable"):
+        latest_good_checkpoint(tmp_path)
+    assert latest_good_checkpoint(tmp_path / "empty") is None
+
+
+def test_partial_checkpoint_files_of_killed_writes_are_removed(tmp_path):
+    save_state(checkpoint_path(tmp_path, 8), {"step": 8})
+    stale = tmp_path / "checkpoints" / ".step_00000016.pt.1.tmp"
+    stale.write_bytes(b"partial")
+    assert remove_stale_temps(tmp_path) == [stale] and not stale.exists()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000008.pt"]
+
+
+# ------------------------------------------------------------------------------------------ WavLM files
+
+
+def test_wavlm_damaged_files_are_named(tmp_path):
+    from fractions import Fraction
+
+    from facedit.speech import load_wavlm
+
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header")
+    with pytest.raises(ValueError, match=r"broken\.safetensors: not a readable safetensors file"):
+        load_wavlm(broken)
+    folder = tmp_path / "wavlm-evil"
+    folder.mkdir()
+    (folder / "config.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"config\.json: not valid JSON"):
+        load_wavlm(folder)
+    (folder / "config.json").write_text("{}")
+    torch.save({"x": Fraction(1, 3)}, folder / "pytorch_model.bin")  # outside the weights_only allow-list
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin: cannot be read with torch\.load\(weights_only=True\)"):
+        load_wavlm(folder)
+
+
+# ------------------------------------------------------------------------------------------ words and spans
+
+
+def test_damaged_json_words_say_invalid_json_with_line_and_column_and_a_short_excerpt(tmp_path):
+    path = tmp_path / "words.json"
+    body = ",\n".join(f'{{"word": "w{i}", "start": {i}, "end": {i + 0.5}}}' for i in range(20000))
+    path.write_text('{"words": [\n' + body + ",\n  {broken}\n]}")
+    with pytest.raises(TimestampError) as info:
+        load_words(path)
+    message = str(info.value)
+    assert str(path) in message and "invalid JSON at line 20002 column 4" in message
+    assert len(message) < 400
+
+
+def test_long_text_lines_are_quoted_short(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("0.0 x" + "y" * 100000 + " word\n")
+    with pytest.raises(TimestampError, match=r"words\.txt: line 1") as info:
+        load_words(path)
+    assert len(str(info.value)) < 400
+
+
+def test_spans_parser_names_the_bad_value():
+    with pytest.raises(ValueError, match=r"--spans line 1 '1\.0 abc 2'.*'abc' is not a number"):
+        parse_spans("1.0 abc 2", "--spans")
+    assert [tuple(vars(s).values()) for s in parse_spans("1 1.5 0.8; 2,2.5,0.3")] == [(1, 1.5, 0.8), (2, 2.5, 0.3)]
+    with pytest.raises(ValueError, match=r"spans line 1 '1 2': expected 'start end new_duration'.*2 value"):
+        parse_spans("1 2")
+    with pytest.raises(ValueError, match=r"--spans line 1 item 2 '2 x 1'"):
+        parse_spans("1 2 1; 2 x 1", "--spans")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _edit_args(tmp_path, *extra: str) -> list[str]:
+    return ["edit", "--video", str(tmp_path / "v.mp4"), "--speech", str(tmp_path / "s.wav"), "--out",
+            str(tmp_path / "o.mp4"), *extra]  # fmt: skip
+
+
+def test_cli_spans_error_is_one_line_naming_the_option(tmp_path, capsys):
+    assert main(_edit_args(tmp_path, "--spans", "1.0 abc 2")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --spans line 1 '1.0 abc 2': expected 'start end new_duration' in seconds ('abc' is not a "
+                   "number)"]  # fmt: skip
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
+def test_cli_device_without_cuda_is_checked_up_front(tmp_path, capsys):
+    assert main(_edit_args(tmp_path, "--spans", "1 2 1", "--device", "cuda")) == 1
+    err = capsys.readouterr().err
+    assert "--device cuda: this torch build sees no CUDA GPU; use --device cpu" in err and "Traceback" not in err
+    assert main(_edit_args(tmp_path, "--spans", "1 2 1", "--device", "gpu")) == 1
+    assert "--device: 'gpu' is not a device" in capsys.readouterr().err
+
+
+def test_cli_any_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    import facedit.__main__ as cli
+
+    def boom(args):
+        raise RuntimeError(f"{args.portrait}: something unexpected")
+
+    monkeypatch.setattr(cli, "run_generate", boom)
+    argv = ["generate", "--portrait", "face.png", "--speech", "s.wav", "--out", str(tmp_path / "o.mp4")]
+    assert main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "error: RuntimeError: face.png: something unexpected" and "--debug" in lines[1]
+    with pytest.raises(RuntimeError, match="face.png"):
+        main([*argv, "--debug"])
+
+
+def test_cli_missing_models_name_the_folder_and_the_files(tmp_path, capsys):
+    assert main(_edit_args(tmp_path, "--spans", "1 2 1", "--models", str(tmp_path / "m"))) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(
+        f"error: LivePortrait weights missing in {tmp_path / 'm' / 'liveportrait'}"
+    )
+    assert "warping_module.safetensors" in err
