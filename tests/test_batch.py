@@ -565,3 +565,23 @@ def test_cli_ctrl_c_interrupts_on_the_server_writes_the_report_and_exits_130(tmp
     assert saved["interrupted"] and [j["status"] for j in saved["jobs"]] == ["interrupted", "not_run"]
     assert {"prompt_id": saved["jobs"][0]["prompt_id"]} in fake.interrupts
     assert "interrupted" in stdout
+
+
+def test_help_and_dry_run_work_without_aiohttp_and_a_run_says_what_is_missing(tmp_path, media, workflow_file):
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text("import sys\nsys.modules['aiohttp'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])])}
+    shown = subprocess.run([sys.executable, "-m", "facedit.batch", "--help"], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "--workflow" in shown.stdout
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,1.file\nclip01,a.mp4\n")
+    ran = subprocess.run(
+        [sys.executable, "-m", "facedit.batch", "--workflow", str(workflow_file), "--jobs", str(jobs)]
+        + ["--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ran.returncode == 2
+    assert "needs aiohttp" in ran.stderr
