@@ -106,6 +106,11 @@ def parse_spans(text: str) -> list[SpanEdit]:
     return spans
 
 
+_WORDS_SOURCE = (
+    "Paste them from a speech recognizer with word timestamps (WhisperX, openai-whisper with "
+    "word_timestamps=True, stable-ts) or from the tool that made the edited speech: Whisper JSON, a JSON list "
+    "of {word, start, end}, or lines 'start end word'. The help page says more."
+)
 _ORIGINAL_AUDIO_TOOLTIP = (
     "Optional: the original speech, for its exact duration (default: the video's frames / fps) and its waveform "
     "in the preview. Prefer the original speech file: a video's decoded AAC track is usually some 50 ms longer "
@@ -132,13 +137,13 @@ class FacEDiTEditPlan(io.ComfyNode):
                     "original_words",
                     multiline=True,
                     default="",
-                    tooltip="Word timestamps of the ORIGINAL speech (the video's own), in seconds.",
+                    tooltip="Word timestamps of the ORIGINAL speech (the video's own), in seconds. " + _WORDS_SOURCE,
                 ),
                 io.String.Input(
                     "edited_words",
                     multiline=True,
                     default="",
-                    tooltip="Word timestamps of the EDITED speech, in seconds.",
+                    tooltip="Word timestamps of the EDITED speech, in seconds. " + _WORDS_SOURCE,
                 ),
                 io.Audio.Input("edited_audio", tooltip="The edited speech; its duration sets the new video's length."),
                 io.Image.Input("images", tooltip="The original video's frames (their count is what the plan is for)."),
