@@ -104,6 +104,8 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
     print(f"plan: {plan.source_frames} -> {plan.target_frames} frames at {plan.fps:g} fps; {len(plan.edits)} edit(s): "
           + ", ".join(f"{e.type} {' '.join(e.edited_words or e.original_words)!r}" for e in plan.edits),
           file=sys.stderr)  # fmt: skip
+    for warning in plan.warnings:
+        print(f"plan warning: {warning}", file=sys.stderr)
     print(f"wrote {out} and {out.with_suffix('.plan.png')}", file=sys.stderr)
     return out
 
