@@ -1,7 +1,8 @@
 """Edit plan nodes: which target frames come from which original frames, and which get new motion.
 
 Every plan node sends the plan to the frontend as ``ui["facedit_plan"] = [plan.to_dict()]`` (drawn on the node
-by the pack's web extension) together with a preview picture in ``ui["images"]``.
+by the pack's web extension), the one view of the plan on the node. The same picture at full size is the
+``preview`` output, for a Preview Image or Save Image node where one is wanted.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def plan_output(plan: EditPlan, node_cls: Any, original_audio: Any = None, edite
     mask = torch.from_numpy(plan.infill_mask).float()[:, None, None].expand(-1, MASK_SIZE, MASK_SIZE).contiguous()
     for warning in plan.warnings:
         _comfy.log.warning("edit plan: %s", warning)
-    ui = {"facedit_plan": [plan.to_dict()], "images": _comfy.ui_images(preview, node_cls)}
+    ui = {"facedit_plan": [plan.to_dict()]}  # no preview image on the node too: the drawing is its one view
     return io.NodeOutput(plan, mask, preview, int(plan.target_frames), ui=ui)
 
 

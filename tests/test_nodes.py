@@ -242,7 +242,7 @@ def test_edit_plan_outputs_and_ui(chain, clip):
     )
     assert preview.ndim == 4 and preview.shape[0] == 1 and preview.shape[-1] == 3
     ui = chain["plan_out"].ui
-    assert set(ui) == {"facedit_plan", "images"} and isinstance(ui["images"], list)
+    assert set(ui) == {"facedit_plan"}  # one view of the plan on the node: the drawing, no preview image too
     summary = json.loads(json.dumps(ui["facedit_plan"]))  # JSON-safe
     assert summary == [plan.to_dict()] and summary[0]["infill_runs"] == [list(r) for r in plan.mask_spans()]
 
