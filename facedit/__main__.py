@@ -89,6 +89,18 @@ def check_device(device: str) -> None:
         raise ValueError(f"--device: {device!r} is not supported; expected cpu, cuda, cuda:N or mps")
 
 
+def _plan_audio(video: str, speech: str) -> dict:
+    """The waveforms the plan picture draws: the video's own speech (where it has an audio stream) and the edited."""
+    from .audio import load_audio_file
+    from .video_io import read_audio
+
+    audio = {"edited_audio": load_audio_file(speech)}
+    found = read_audio(Path(video))
+    if found is not None:
+        audio["original_audio"] = (found[0], found[1])
+    return audio
+
+
 def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
     from .pipeline import edit_file
     from .plan_preview import save_plan_png
@@ -106,10 +118,12 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
         edited_words=None if spans else load_words(args.edited_words), options=_options(args), progress=_bar,
         output=output,
     )  # fmt: skip
-    save_plan_png(plan, str(out.with_suffix(".plan.png")))
+    save_plan_png(plan, str(out.with_suffix(".plan.png")), **_plan_audio(args.video, args.speech))
     print(f"plan: {plan.source_frames} -> {plan.target_frames} frames at {plan.fps:g} fps; {len(plan.edits)} edit(s): "
           + ", ".join(f"{e.type} {' '.join(e.edited_words or e.original_words)!r}" for e in plan.edits),
           file=sys.stderr)  # fmt: skip
+    for warning in plan.warnings:
+        print(f"plan warning: {warning}", file=sys.stderr)
     print(f"wrote {out} and {out.with_suffix('.plan.png')}", file=sys.stderr)
     return out
 
@@ -201,34 +215,10 @@ def run_generate(args: argparse.Namespace) -> Path:
     return out
 
 
-def make_sample_video(path: Path, fps: float = 25.0, size: int = 256) -> Path:
-    """The demo's 'original recording': the sample portrait with a gentle head sway, and the original speech."""
-    import cv2
-
-    from .video_io import write_video
-
-    portrait = _load_image(SAMPLES / "portrait.jpg")
-    scale = size / portrait.shape[1]
-    portrait = cv2.resize(portrait, (size, int(round(portrait.shape[0] * scale / 2)) * 2), interpolation=cv2.INTER_AREA)
-    from .audio import load_audio_file
-
-    speech = load_audio_file(SAMPLES / "original.wav")
-    seconds = speech["waveform"].shape[-1] / speech["sample_rate"]
-    count = int(round(seconds * fps))
-    h, w = portrait.shape[:2]
-    frames = []
-    for i in range(count):
-        turn = cv2.getRotationMatrix2D((w / 2, h * 0.45), 1.5 * np.sin(i / 9.0), 1.0 + 0.01 * np.sin(i / 13.0))
-        turn[0, 2] += 2.0 * np.sin(i / 7.0)
-        frames.append(cv2.warpAffine(portrait, turn, (w, h), borderMode=cv2.BORDER_REFLECT))
-    write_video(path, np.stack(frames), fps, audio=speech["waveform"][0].numpy(), sample_rate=speech["sample_rate"])
-    return path
-
-
 def run_demo(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    video = make_sample_video(out.with_name("demo_original.mp4"))
+    video = SAMPLES / "facedit_sample.mp4"
     print(f"sample recording: {video} ('we will meet at the station at noon')", file=sys.stderr)
     print("edited speech:    'we will meet at the old harbour at noon'", file=sys.stderr)
     from .models import find_facedit, find_wavlm, has_liveportrait

@@ -18,15 +18,29 @@ import torch
 
 log = logging.getLogger("FacEDiT")
 
+MIN_COMFYUI_VERSION = "0.3.48"
+"""The first ComfyUI release with ``comfy_api.latest`` (the V3 node schema every node of the pack uses)."""
+
 try:
     from comfy_api.latest import io, ui  # type: ignore[import-not-found]
 
     IN_COMFYUI = True
-except ImportError:
+except ImportError as _missing_v3:
     from . import _standalone_io as io  # noqa: F401 (re-exported)
 
     ui = None
     IN_COMFYUI = False
+    try:
+        import comfy  # type: ignore[import-not-found]  # noqa: F401
+
+        log.warning(
+            "FacEDiT: this ComfyUI has no comfy_api.latest (%s); the nodes need ComfyUI %s or newer and run on a "
+            "test stand-in of the V3 schema that the server does not know. Update ComfyUI.",
+            _missing_v3,
+            MIN_COMFYUI_VERSION,
+        )
+    except ImportError:
+        log.info("FacEDiT: comfy_api.latest not found, not inside ComfyUI; using the stand-in schema (tests, scripts)")
 
 try:
     import folder_paths  # type: ignore[import-not-found]
@@ -121,6 +135,33 @@ def resolve_model_path(kind: str, name: str, expected: str = "") -> Path:
             return candidate
     folders = ", ".join(str(p) for p in searched)
     raise FileNotFoundError(f"{kind} model {name!r} was not found in {folders}" + (f". {expected}" if expected else ""))
+
+
+_unload_hooks: list[Callable[[], None]] = []
+
+
+def on_unload_models(release: Callable[[], None]) -> None:
+    """Call ``release`` whenever ComfyUI unloads all its models ("Unload models", ``POST /free``).
+
+    The pack's models are not ComfyUI ModelPatchers, so ComfyUI's ``unload_all_models`` is wrapped once; the
+    wrapper runs ComfyUI's own unloading first, then every registered release. Nothing happens outside ComfyUI.
+    """
+    if model_management is None:
+        return
+    if release not in _unload_hooks:
+        _unload_hooks.append(release)
+    comfy_unload = model_management.unload_all_models
+    if getattr(comfy_unload, "facedit_hook", False):
+        return
+
+    def unload_all_models(*args: Any, **kwargs: Any) -> Any:
+        result = comfy_unload(*args, **kwargs)
+        for hook in list(_unload_hooks):
+            hook()
+        return result
+
+    unload_all_models.facedit_hook = True  # type: ignore[attr-defined]
+    model_management.unload_all_models = unload_all_models
 
 
 def torch_device(choice: str = "auto") -> torch.device:

@@ -31,6 +31,26 @@ LIVEPORTRAIT_CONFIG_FILE = "liveportrait_config.json"
 ({"appearance": {...}, "motion": {...}, ...}; missing fields keep the official values)."""
 WAVLM_DOWNLOAD_NAME = "wavlm-base-plus"
 _CACHE: dict[str, tuple[tuple, LoadedModel]] = {}
+_RELEASES = [0]  # how often the models were released; part of every loader's fingerprint
+
+
+def release_models() -> None:
+    """Give the memory of every loaded model back (ComfyUI's "Unload models" calls this).
+
+    ComfyUI's output cache may still hold the LoadedModel, so the tensors themselves go to the meta device;
+    the changed fingerprint makes every loader run again on the next prompt and read the files anew.
+    """
+    for _, loaded in _CACHE.values():
+        loaded.module().to("meta")
+    if _CACHE:
+        _comfy.log.info("FacEDiT: released %s", ", ".join(sorted(_CACHE)))
+    _CACHE.clear()
+    _RELEASES[0] += 1
+
+
+def loader_fingerprint(**inputs: Any) -> tuple:
+    """Same inputs give the same fingerprint until the models are released; then the loader runs again."""
+    return (_RELEASES[0], tuple(sorted((k, repr(v)) for k, v in inputs.items())))
 
 
 def run_device(choice: str) -> torch.device:
@@ -59,6 +79,7 @@ def _cached(kind: str, key: tuple, load: typing.Callable[[], LoadedModel]) -> Lo
         _comfy.log.debug("%s: reusing the loaded model %s", kind, key[0])
         return hit[1]
     _CACHE.pop(kind, None)  # release the previous model of this kind before loading the next one
+    _comfy.on_unload_models(release_models)
     loaded = load()
     _CACHE[kind] = (key, loaded)
     return loaded
@@ -160,6 +181,10 @@ class FacEDiTLivePortraitLoader(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, **inputs: Any) -> tuple:
+        return loader_fingerprint(**inputs)
+
+    @classmethod
     def execute(cls, folder: str, precision: str, device: str, download: str = "none") -> io.NodeOutput:
         if download not in ("none", "safetensors", "official"):
             raise ValueError(f"download: expected none, safetensors or official, got {download!r}")
@@ -241,6 +266,10 @@ class FacEDiTWavLMLoader(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, **inputs: Any) -> tuple:
+        return loader_fingerprint(**inputs)
+
+    @classmethod
     def execute(cls, model: str, precision: str, device: str, download: bool = False) -> io.NodeOutput:
         if download and not model.endswith(".safetensors"):
             path = _comfy.model_dirs("wavlm")[0] / model
@@ -317,6 +346,10 @@ class FacEDiTModelLoader(io.ComfyNode):
             ],
             outputs=[ModelType.Output(display_name="model", tooltip="The FacEDiT model.")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, **inputs: Any) -> tuple:
+        return loader_fingerprint(**inputs)
 
     @classmethod
     def execute(cls, checkpoint: str, precision: str, device: str) -> io.NodeOutput:

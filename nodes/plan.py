@@ -1,7 +1,8 @@
 """Edit plan nodes: which target frames come from which original frames, and which get new motion.
 
 Every plan node sends the plan to the frontend as ``ui["facedit_plan"] = [plan.to_dict()]`` (drawn on the node
-by the pack's web extension) together with a preview picture in ``ui["images"]``.
+by the pack's web extension), the one view of the plan on the node. The same picture at full size is the
+``preview`` output, for a Preview Image or Save Image node where one is wanted.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def plan_output(plan: EditPlan, node_cls: Any, original_audio: Any = None, edite
     mask = torch.from_numpy(plan.infill_mask).float()[:, None, None].expand(-1, MASK_SIZE, MASK_SIZE).contiguous()
     for warning in plan.warnings:
         _comfy.log.warning("edit plan: %s", warning)
-    ui = {"facedit_plan": [plan.to_dict()], "images": _comfy.ui_images(preview, node_cls)}
+    ui = {"facedit_plan": [plan.to_dict()]}  # no preview image on the node too: the drawing is its one view
     return io.NodeOutput(plan, mask, preview, int(plan.target_frames), ui=ui)
 
 
@@ -91,6 +92,11 @@ def parse_spans(text: str) -> list[SpanEdit]:
     return parse_span_text(text, "spans")
 
 
+_WORDS_SOURCE = (
+    "Paste them from a speech recognizer with word timestamps (WhisperX, openai-whisper with "
+    "word_timestamps=True, stable-ts) or from the tool that made the edited speech: Whisper JSON, a JSON list "
+    "of {word, start, end}, or lines 'start end word'. The help page says more."
+)
 _ORIGINAL_AUDIO_TOOLTIP = (
     "Optional: the original speech, for its exact duration (default: the video's frames / fps) and its waveform "
     "in the preview. Prefer the original speech file: a video's decoded AAC track is usually some 50 ms longer "
@@ -117,13 +123,13 @@ class FacEDiTEditPlan(io.ComfyNode):
                     "original_words",
                     multiline=True,
                     default="",
-                    tooltip="Word timestamps of the ORIGINAL speech (the video's own), in seconds.",
+                    tooltip="Word timestamps of the ORIGINAL speech (the video's own), in seconds. " + _WORDS_SOURCE,
                 ),
                 io.String.Input(
                     "edited_words",
                     multiline=True,
                     default="",
-                    tooltip="Word timestamps of the EDITED speech, in seconds.",
+                    tooltip="Word timestamps of the EDITED speech, in seconds. " + _WORDS_SOURCE,
                 ),
                 io.Audio.Input("edited_audio", tooltip="The edited speech; its duration sets the new video's length."),
                 io.Image.Input("images", tooltip="The original video's frames (their count is what the plan is for)."),

@@ -565,3 +565,49 @@ def test_cli_ctrl_c_interrupts_on_the_server_writes_the_report_and_exits_130(tmp
     assert saved["interrupted"] and [j["status"] for j in saved["jobs"]] == ["interrupted", "not_run"]
     assert {"prompt_id": saved["jobs"][0]["prompt_id"]} in fake.interrupts
     assert "interrupted" in stdout
+
+
+def test_help_and_dry_run_work_without_aiohttp_and_a_run_says_what_is_missing(tmp_path, media, workflow_file):
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text("import sys\nsys.modules['aiohttp'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])])}
+    shown = subprocess.run([sys.executable, "-m", "facedit.batch", "--help"], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "--workflow" in shown.stdout
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,1.file\nclip01,a.mp4\n")
+    ran = subprocess.run(
+        [sys.executable, "-m", "facedit.batch", "--workflow", str(workflow_file), "--jobs", str(jobs)]
+        + ["--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ran.returncode == 2
+    assert "needs aiohttp" in ran.stderr
+
+
+def test_readme_batch_example_runs_against_the_shipped_api_workflow(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if line.startswith("python -m facedit.batch --workflow"))
+    workflow_path = root / command.split("--workflow", 1)[1].split()[0]
+    csv_lines = [line for line in readme.splitlines() if line.startswith("id,") or line.startswith("clip01,")]
+    assert len(csv_lines) == 2, csv_lines
+    for name in ("clips/a.mp4", "speech/a.wav", "words/a.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text('{"words": [["hello", 0.0, 0.4]]}' if name.endswith(".json") else "media")
+    jobs_file = tmp_path / "jobs.csv"
+    jobs_file.write_text("\n".join(csv_lines) + "\n")
+    workflow = load_workflow(workflow_path)
+    patches = resolve_job(workflow, load_jobs(jobs_file)[0])
+    targets = {(workflow[p.node_id]["class_type"], p.input_name) for p in patches}
+    assert targets == {
+        ("LoadVideo", "file"),
+        ("LoadAudio", "audio"),
+        ("FacEDiTEditPlan", "edited_words"),
+        ("FacEDiTInfill", "seed"),
+    }
+    patched = patch_workflow(workflow, patches, {p.upload: p.upload.name for p in patches if p.upload})
+    infill = next(n for n in patched.values() if n["class_type"] == "FacEDiTInfill")
+    assert infill["inputs"]["seed"] == 7

@@ -242,7 +242,7 @@ def test_edit_plan_outputs_and_ui(chain, clip):
     )
     assert preview.ndim == 4 and preview.shape[0] == 1 and preview.shape[-1] == 3
     ui = chain["plan_out"].ui
-    assert set(ui) == {"facedit_plan", "images"} and isinstance(ui["images"], list)
+    assert set(ui) == {"facedit_plan"}  # one view of the plan on the node: the drawing, no preview image too
     summary = json.loads(json.dumps(ui["facedit_plan"]))  # JSON-safe
     assert summary == [plan.to_dict()] and summary[0]["infill_runs"] == [list(r) for r in plan.mask_spans()]
 
@@ -426,3 +426,30 @@ def test_generation_renders_every_frame_from_the_portrait(models, clip):
     assert torch.equal(out[0], portrait[0])
     assert all(not torch.equal(out[k], portrait[0]) for k in range(1, 12))
     assert not torch.equal(out[1], out[11])  # different motion, different frames
+
+
+def test_comfyui_unload_models_releases_the_pack_models_and_the_loaders_run_again(monkeypatch):
+    import types
+
+    comfy_ = pack_module("nodes._comfy")
+    loaders = pack_module("nodes.loaders")
+    calls = []
+    fake_mm = types.SimpleNamespace(unload_all_models=lambda: calls.append("comfy"))
+    monkeypatch.setattr(comfy_, "model_management", fake_mm)
+    monkeypatch.setattr(comfy_, "_unload_hooks", [])
+    monkeypatch.setattr(loaders, "_CACHE", {})
+    net = torch.nn.Linear(4, 4)
+    loaded = loaders.LoadedModel("facedit", net, torch.device("cpu"), torch.device("cpu"), torch.float32, "x")
+    assert loaders._cached("facedit", ("x",), lambda: loaded) is loaded
+    before = node("FacEDiTModelLoader").fingerprint_inputs(checkpoint="x", precision="fp32", device="cpu")
+
+    fake_mm.unload_all_models()  # what ComfyUI's "Unload models" and POST /free call
+
+    assert calls == ["comfy"]
+    assert net.weight.device.type == "meta"
+    assert loaders._CACHE == {}
+    after = node("FacEDiTModelLoader").fingerprint_inputs(checkpoint="x", precision="fp32", device="cpu")
+    assert after != before
+    loaders._cached("facedit", ("x",), lambda: loaded)
+    fake_mm.unload_all_models()
+    assert calls == ["comfy", "comfy"]  # wrapped once, however often a model is loaded

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# One command for a fresh machine: installs what the demo needs (torch==2.13.0 first where no torch is
-# present), then runs the whole editing path on the built-in sample data.
+# One command for a fresh machine: makes/uses .venv (tools/venv.sh; torch==2.13.0 first where no torch is
+# present, never a second torch), installs what the demo needs, then runs the whole editing path on the
+# shipped sample clip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! python3 -c "import torch" >/dev/null 2>&1; then
-  python3 -m pip install -q torch==2.13.0
-fi
-python3 -m pip install -q -r requirements.txt
-python3 -m facedit demo "$@"
+source tools/venv.sh
+"$PY" -m pip install -q -r requirements.txt
+"$PY" -m facedit demo "$@"

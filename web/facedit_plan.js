@@ -1,8 +1,8 @@
 // ComfyUI frontend extension: draws the edit plan on the FacEDiT plan nodes after they run.
 //
 // Contract: the nodes FacEDiTEditPlan, FacEDiTManualEditPlan and FacEDiTGenerationPlan send
-// {"facedit_plan": [EditPlan.to_dict()], "images": [...]} as UI output; the last plan of the list is drawn
-// (facedit_plan_view.js, above the plan picture of "images" when there is one).
+// {"facedit_plan": [EditPlan.to_dict()]} as UI output; the last plan of the list is drawn
+// (facedit_plan_view.js). The nodes send no preview image as well: the drawing is the one view on the node.
 //
 // Lifetime: the drawing lives in a widget that is never serialised, so a saved workflow holds no plan and a
 // reloaded page shows none until the node runs again. When the frontend itself restores node outputs

@@ -1,6 +1,7 @@
 """Batch runs of a workflow through ComfyUI's HTTP/websocket API: ``python -m facedit.batch --help``.
 
-Needs aiohttp (and tqdm for progress bars); both come with ComfyUI.
+Talking to a server needs aiohttp (and tqdm for progress bars); both come with ComfyUI. Without aiohttp the
+job files still load and ``--help`` / ``--dry-run`` work.
 """
 
 from .client import ComfyClient, ComfyConnectionError, ComfyError, EventStream, PromptRejected

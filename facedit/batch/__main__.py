@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import client
 from .jobs import load_jobs, load_workflow
 from .report import BatchReport
 from .runner import BatchOptions, BatchRun
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(_describe_plans(run))
         return 0
+    if client.aiohttp is None:
+        print(f"error: {client.AIOHTTP_MISSING}", file=sys.stderr)
+        return 2
     report_path = args.report or args.out / "report.json"
     report = _run_until_done_or_interrupted(run, report_path)
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None

@@ -27,8 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 try:
     import aiohttp
-except ImportError as e:  # pragma: no cover - aiohttp ships with ComfyUI and the test requirements
-    raise ImportError("facedit.batch needs aiohttp: pip install aiohttp") from e
+except ImportError:  # only talking to a server needs it; ``--help`` and the job files do not
+    aiohttp = None
+
+AIOHTTP_MISSING = "facedit.batch needs aiohttp to talk to ComfyUI: pip install aiohttp (it comes with ComfyUI)"
 
 # Events that end a prompt. "executing" with node None ends it too (older servers send only that).
 TERMINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
@@ -94,6 +96,8 @@ class ComfyClient:
     """The HTTP half: submit, upload, history, queue, interrupt, download. Use as ``async with``."""
 
     def __init__(self, server: str, client_id: str | None = None, request_timeout: float = 600.0):
+        if aiohttp is None:
+            raise ImportError(AIOHTTP_MISSING)
         self.base_url = normalise_server_url(server)
         self.client_id = client_id or uuid.uuid4().hex
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=15.0, sock_read=request_timeout)
