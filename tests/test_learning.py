@@ -99,8 +99,7 @@ def _drifting_infill(model: FacEDiT, motion: torch.Tensor, mask: torch.Tensor, s
     model.eval()
     for step in range(ODE_STEPS):
         x = x + (times[step + 1] - times[step]) * model(x, cond, speech[None], times[step]).float()
-    out = torch.where(mask[None, :, None], x, known)
-    return model.denormalize(out)[0]
+    return torch.where(mask[:, None], model.denormalize(x)[0], motion)
 
 
 @pytest.fixture(scope="module")
