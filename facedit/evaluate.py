@@ -6,7 +6,9 @@
 
 The edited video of sample ``id`` is the manifest's ``edited_video`` or ``<edited-dir>/<id>.mp4``
 (``--run-pipeline`` makes them with :mod:`facedit.pipeline` instead). Per sample (frame ``i`` at ``i / fps``;
-spans are ``[round(start * fps), round(end * fps))``):
+spans are ``[round(start * fps), round(end * fps))``, so the seams measured are the transitions into frame
+``round(start * fps)`` and into frame ``round(end * fps)``; given the edit's plan, `evaluate_sample` measures
+the plan's real seams instead, see `plan_boundaries`):
 
 - the original span comes from ``original_start_s/original_end_s``; the edited span from
   ``edited_start_s/edited_end_s`` or, when absent, starts at ``original_start_s`` and ends at
@@ -304,6 +306,42 @@ def edit_spans(
     return ospan, espan, {"edited_start_s": es, "edited_end_s": ee}
 
 
+def plan_boundaries(plan: Any, original_frames: int, edited_frames: int) -> list[cont.Boundary]:
+    """The true seams of an edit made by this pack: where its plan's re-rendered frames meet kept ones.
+
+    The pack re-renders ``plan.infill_mask`` (the edit, from ``floor(start * fps)`` to
+    ``ceil(end * fps)``, plus ``context_frames`` on each side), so the manifest's rounded span can miss
+    the real seam by a few frames. For each run ``[a, b)`` of masked target frames: the start seam is
+    ``E[a-1] -> E[a]`` against ``O[s] -> O[s+1]`` with ``s = round(source_time[a-1])`` (the kept frame
+    before the run and the original frame that followed it); the end seam ``E[b-1] -> E[b]`` against
+    ``O[s-1] -> O[s]`` with ``s = round(source_time[b])``. Seams at the very start or end of either
+    video are left out, as in `facedit.metrics.continuity.edit_boundaries`.
+    """
+    mask = np.asarray(plan.infill_mask, dtype=bool)
+    if mask.shape != (edited_frames,):
+        raise ValueError(
+            f"plan: has {mask.shape[0]} target frames but the edited video has {edited_frames}; "
+            "evaluate the video this plan made"
+        )
+    if plan.source_frames != original_frames:
+        raise ValueError(
+            f"plan: was made for {plan.source_frames} source frames but the original video has {original_frames}"
+        )
+    source = np.asarray(plan.source_time, dtype=np.float64)
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
+    out = []
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if a >= 1:
+            s = int(round(source[a - 1])) + 1
+            if 1 <= s < original_frames:
+                out.append(cont.Boundary(int(a), s))
+        if b < edited_frames:
+            s = int(round(source[b]))
+            if 1 <= s < original_frames:
+                out.append(cont.Boundary(int(b), s))
+    return out
+
+
 def _segment(span: tuple[int, int], min_frames: int, total: int) -> tuple[int, int]:
     start, end = span
     if end - start < min_frames:
@@ -317,9 +355,19 @@ def _segment(span: tuple[int, int], min_frames: int, total: int) -> tuple[int, i
 
 
 def evaluate_sample(
-    sample: BenchSample, edited_video: str, options: EvalOptions, models: MetricModels | None = None
+    sample: BenchSample,
+    edited_video: str,
+    options: EvalOptions,
+    models: MetricModels | None = None,
+    plan: Any = None,
 ) -> tuple[SampleResult, dict[str, np.ndarray]]:
-    """Metrics of one sample, and its I3D clip features (``real``/``generated``) when FVD is on."""
+    """Metrics of one sample, and its I3D clip features (``real``/``generated``) when FVD is on.
+
+    plan: the `facedit.edits.EditPlan` that made ``edited_video`` (optional). With it, continuity is
+    measured at the plan's real seams (`plan_boundaries`); without it, at the manifest span's rounded
+    frames (`edit_spans`). ``details["seams"]`` lists the frames compared, as
+    ``[edited k-1, edited k, original k'-1, original k']``, and ``details["seam_source"]`` which rule.
+    """
     from .metrics.fvd import clip_indices, i3d_features
     from .metrics.identity import face_embeddings, identity_similarity
     from .metrics.syncnet import lip_sync_score
@@ -340,7 +388,10 @@ def evaluate_sample(
         )
     fps = oinfo.fps
     ospan, espan, times = edit_spans(sample, fps, oinfo.frame_count, einfo.frame_count)
-    bounds = cont.edit_boundaries(ospan, espan, oinfo.frame_count, einfo.frame_count)
+    if plan is None:
+        bounds = cont.edit_boundaries(ospan, espan, oinfo.frame_count, einfo.frame_count)
+    else:
+        bounds = plan_boundaries(plan, oinfo.frame_count, einfo.frame_count)
     segment = _segment(espan, math.ceil(options.min_segment_s * float(fps)), einfo.frame_count)
     result.details.update(
         fps=fps,
@@ -350,6 +401,8 @@ def evaluate_sample(
         edited_span_frames=list(espan),
         segment_frames=list(segment),
         boundaries=len(bounds),
+        seam_source="manifest" if plan is None else "plan",
+        seams=[[b.edited_index - 1, b.edited_index, b.original_index - 1, b.original_index] for b in bounds],
         **times,
     )
 

@@ -77,8 +77,7 @@ def cfm_loss(
     drop = draw((batch,), normal=False) < speech_drop_prob if speech_drop_prob > 0 else False
 
     tt = t[:, None, None]
-    x_t = (1 - tt) * x0 + tt * x1
-    cond = x1.masked_fill(infill_mask[..., None], 0.0)
+    x_t, cond = network_input(x0, x1, t, infill_mask)
     v = model(
         x_t, cond, speech, t, motion_mask=valid, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, drop_speech=drop,
@@ -93,6 +92,30 @@ def cfm_loss(
     step = (x1_hat[:, 1:] - x1_hat[:, :-1]).abs().mean(dim=-1)  # (B, T - 1)
     ts = (step * pairs).sum() / pairs.sum().clamp(min=1)
     return {"loss": cfm + lambda_ts * ts, "cfm": cfm, "ts": ts}
+
+
+def network_input(
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    t: torch.Tensor,
+    infill_mask: torch.Tensor,
+    state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's (x_t, cond) at flow time t: the one place training and sampling build them.
+
+    x0 (B, T, D): the noise the path starts from; x1: the known motion (its values under infill_mask
+    are ignored); t: scalar or (B,); infill_mask (B, T) True where generated; state: the sampler's
+    integrated frames, used under infill_mask only (None: the conditional path there too, as in
+    training). Known frames always sit on their conditional path (1 - t) x0 + t x1, the only states
+    training ever shows them in; integrating them with the network's velocity (which is never trained
+    on them) lets them drift off it and puts the seams on inputs the network never saw. cond carries
+    the known frames clean and zeros under the mask.
+    """
+    tt = t.reshape(-1, 1, 1) if t.ndim else t
+    generated = infill_mask[..., None]
+    on_path = (1 - tt) * x0 + tt * x1
+    x_t = on_path if state is None else torch.where(generated, state, on_path)
+    return x_t, x1.masked_fill(generated, 0.0)
 
 
 def sway_timesteps(steps: int, sway: float, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -132,7 +155,9 @@ def sample(
     """Euler ODE from noise to motion in NORMALISED space; returns (B, T, D) float32.
 
     cond (B, T, D): known motion (its values under infill_mask are ignored); infill_mask (B, T) True
-    where motion is generated. Known frames of the result are cond's, exactly. guidance > 0 mixes
+    where motion is generated. Known frames of the result are cond's, exactly; during the integration
+    they are held on their conditional path (see `network_input`), so the network sees at the seams
+    exactly the states it was trained on. guidance > 0 mixes
     v = v_speech + guidance * (v_speech - v_no_speech) (needs a model trained with speech dropout).
     seed feeds a private CPU torch.Generator, so the result repeats exactly and on any device.
     progress(step, steps) runs after every step; cancel() runs before every step and stops the
@@ -151,7 +176,8 @@ def sample(
     known = cond.to(device, torch.float32).masked_fill(infill_mask[..., None], 0.0)
     speech = speech.to(device)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    x = torch.randn(batch, frames, dim, generator=generator).to(device)
+    x0 = torch.randn(batch, frames, dim, generator=generator).to(device)
+    x = x0
 
     kwargs: dict[str, Any] = dict(
         speech_frame_rate=speech_frame_rate, speech_offset_s=speech_offset_s, attention=attention
@@ -172,12 +198,13 @@ def sample(
             if cancel is not None:
                 cancel()
             t = times[step]
+            x_t, _ = network_input(x0, known, t, infill_mask, state=x)
             if guidance > 0:
-                v_speech, v_blind = model(torch.cat((x, x)), cond_in, speech_in, t, **kwargs).float().chunk(2)
+                v_speech, v_blind = model(torch.cat((x_t, x_t)), cond_in, speech_in, t, **kwargs).float().chunk(2)
                 v = v_speech + guidance * (v_speech - v_blind)
             else:
-                v = model(x, cond_in, speech_in, t, **kwargs).float()
-            x = x + (times[step + 1] - t) * v
+                v = model(x_t, cond_in, speech_in, t, **kwargs).float()
+            x = x_t + (times[step + 1] - t) * v
             if progress is not None:
                 progress(step + 1, steps)
     finally:

@@ -1,6 +1,6 @@
 """Train FacEDiT on a cache written by ``facedit/preprocess.py`` (paper sections 3.2 and 3.4).
 
-    python facedit/train.py --preset paper|tiny --data CACHE --out RUN [options]
+    python facedit/train.py --preset paper|small|tiny --data CACHE --out RUN [options]
     python -m facedit.train ...                                   (the same)
     torchrun --nproc_per_node N facedit/train.py ...              (DistributedDataParallel; multi-node with
                                                                    torchrun's --nnodes/--rdzv-* options)
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python facedit/train.py", description="Train FacEDiT on a preprocessed cache (see the module docstring).",
         argument_default=argparse.SUPPRESS,
     )  # fmt: skip
-    p.add_argument("--preset", choices=("paper", "tiny"), help=f"model size (default {d.preset})")
+    p.add_argument("--preset", choices=("paper", "small", "tiny"), help=f"model size (default {d.preset})")
     p.add_argument("--data", help="cache folder written by facedit/preprocess.py")
     p.add_argument("--out", help="run folder (checkpoints, logs, exported model)")
     p.add_argument("--model", action="append", type=_model_override, metavar="KEY=VALUE",

@@ -1,31 +1,40 @@
-"""The tiny FacEDiT learns to infill motion from speech: the proof that speech conditioning works.
+"""The small FacEDiT learns to infill motion: the mouth from the speech, the pose from the context.
 
-Synthetic world: three smooth latent signals z(t) (about 80 ms correlation) drive both the "speech"
-(16 features at 50 Hz: a fixed random mix of z plus noise) and most of the motion (75 dims at 25 fps:
-tanh of z, 30 ms later, through a fixed random mix), plus a slow speech-independent drift. After a
-short flow-matching training on random crops with random masked spans, the model infills a masked
-one-second span of held-out clips; we compare its error with the best speech-blind baseline,
-linear interpolation between the frames on either side of the span.
+Synthetic world: three smooth latent signals z(t) (about 80 ms correlation) drive the "speech"
+(16 features at 50 Hz: a fixed random mix of z plus noise) and the mouth-like part of the motion
+(the first 45 dims at 25 fps: tanh of z, 30 ms later, through a fixed random mix). The remaining
+30 pose-like dims are a smooth random drift that the speech says nothing about: only the known
+frames around a span tell where the pose is going. After a short flow-matching training on random
+crops with random masked spans, the model infills a masked one-second span of held-out clips, and:
 
-It can fail: a model that ignored speech could do no better than guessing the fast latent motion
-from the boundary frames, and the second assertion swaps in another clip's speech.
+(a) its mouth error beats every speech-blind baseline (linear interpolation of the boundary frames,
+    holding the nearer boundary frame, the clip's mean known frame) by 3x;
+(b) its pose error is no worse than linear interpolation of the boundary frames;
+(c) the frame-to-frame change at each seam (both of them) is within 1.2x of the clip's own median.
+
+It can fail: the same trained model also runs through the old
+sampler, which integrated the known frames with the network's velocity instead of holding them on
+their conditional path; its seams are measurably worse. (b) and (c) are NOT yet met by 600 CPU steps:
+that test is a strict xfail until a training recipe that meets them fits the CPU budget.
 """
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from facedit.config import FacEDiTConfig
-from facedit.flow import cfm_loss, infill
+from facedit.flow import cfm_loss, infill, network_input, sway_timesteps
 from facedit.model import FacEDiT
 from facedit.normalization import compute_motion_stats
 
-LATENTS, SPEECH_DIM, CLIP = 3, 16, 64
-TRAIN_STEPS, BATCH, LR, WARMUP = 300, 16, 4e-3, 20
+LATENTS, SPEECH_DIM, CLIP, MOUTH = 3, 16, 64, 45
+TRAIN_STEPS, BATCH, LR, WARMUP = 600, 16, 4e-3, 20
 SPAN = slice(20, 44)  # 24 masked frames, about one second
+CLIPS, ODE_STEPS = 8, 16
 
 
 def _smooth(noise: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -41,8 +50,8 @@ class World:
     def __init__(self, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         self.speech_mix = torch.randn(LATENTS, SPEECH_DIM, generator=g)
-        self.motion_mix = torch.randn(LATENTS, 75, generator=g) * 0.5
-        self.drift_mix = torch.randn(2, 75, generator=g) * 0.3
+        self.mouth_mix = torch.randn(LATENTS, MOUTH, generator=g) * 0.5
+        self.pose_mix = torch.randn(2, 75 - MOUTH, generator=g) * 0.3
 
     def stream(self, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
@@ -51,8 +60,8 @@ class World:
         speech = z @ self.speech_mix + 0.1 * torch.randn(n, SPEECH_DIM, generator=g)
         frames = n // 2
         lagged = z[(2 * torch.arange(frames) - 2).clamp(min=0)]  # motion frame i follows z at 0.04 i - 0.03 s
-        drift = _smooth(torch.randn(frames, 2, generator=g), sigma=50.0)
-        return torch.tanh(lagged) @ self.motion_mix + drift @ self.drift_mix, speech
+        pose = _smooth(torch.randn(frames, 2, generator=g), sigma=12.0) @ self.pose_mix
+        return torch.cat((torch.tanh(lagged) @ self.mouth_mix, pose), dim=1), speech
 
 
 def _train(model: FacEDiT, motion: torch.Tensor, speech: torch.Tensor) -> list[float]:
@@ -69,7 +78,7 @@ def _train(model: FacEDiT, motion: torch.Tensor, speech: torch.Tensor) -> list[f
         x1 = model.normalize(torch.stack([motion[s : s + CLIP] for s in starts]))
         sp = torch.stack([speech[2 * s : 2 * s + 2 * CLIP] for s in starts])
         length = torch.randint(CLIP // 5, int(CLIP * 0.7), (BATCH,), generator=g)
-        start = (torch.rand(BATCH, generator=g) * (CLIP - length)).long()
+        start = 1 + (torch.rand(BATCH, generator=g) * (CLIP - 1 - length)).long()
         mask = (arange >= start[:, None]) & (arange < (start + length)[:, None])
         loss = cfm_loss(model, x1, mask, None, sp, None, generator=g)["loss"]
         optimizer.zero_grad()
@@ -81,41 +90,117 @@ def _train(model: FacEDiT, motion: torch.Tensor, speech: torch.Tensor) -> list[f
     return losses
 
 
-def test_tiny_model_infills_from_speech_far_better_than_interpolation():
-    """Measured: model MSE / interpolation MSE = 0.24; with another clip's speech the error is 7x the model's."""
+@torch.no_grad()
+def _drifting_infill(model: FacEDiT, motion: torch.Tensor, mask: torch.Tensor, speech: torch.Tensor, seed: int):
+    """The sampler before the fix: every frame, known ones too, integrated with the network's velocity."""
+    known = model.normalize(motion)[None]
+    cond = known.masked_fill(mask[None, :, None], 0.0)
+    times = sway_timesteps(ODE_STEPS, -1.0)
+    x = torch.randn(known.shape, generator=torch.Generator().manual_seed(seed))
+    model.eval()
+    for step in range(ODE_STEPS):
+        x = x + (times[step + 1] - times[step]) * model(x, cond, speech[None], times[step]).float()
+    return torch.where(mask[:, None], model.denormalize(x)[0], motion)
+
+
+@pytest.fixture(scope="module")
+def trained():
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread is faster than two for this tiny model on a shared machine
+    torch.set_num_threads(1)  # one thread is faster than two for this small model on a shared machine
     try:
         world = World()
         motion, speech = world.stream(4000, seed=10)
-        held_motion, held_speech = world.stream(200, seed=11)
-
+        held = world.stream(200, seed=11)
         torch.manual_seed(0)
-        model = FacEDiT(FacEDiTConfig.tiny(speech_dim=SPEECH_DIM, dim=128))
+        model = FacEDiT(FacEDiTConfig.small(speech_dim=SPEECH_DIM))
         model.set_motion_stats(*compute_motion_stats([motion]))
         losses = _train(model, motion, speech)
-        assert sum(losses[-20:]) / 20 < 0.3 * sum(losses[:20]) / 20
-
-        model_err = blind_err = wrong_err = 0.0
-        mask = torch.zeros(CLIP, dtype=torch.bool)
-        mask[SPAN] = True
-        before, after = SPAN.start - 1, SPAN.stop
-        weights = torch.linspace(0, 1, after - before + 1)[1:-1, None]
-        for clip in range(8):
-            s = 100 + 150 * clip
-            truth = held_motion[s : s + CLIP]
-            own = held_speech[2 * s : 2 * s + 2 * CLIP]
-            other = held_speech[2 * (s + 700) : 2 * (s + 700) + 2 * CLIP]
-            out = infill(model, truth, mask, own, steps=16, seed=clip)
-            assert torch.equal(out[~mask], truth[~mask])
-            wrong = infill(model, truth, mask, other, steps=16, seed=clip)
-            line = truth[before] + (truth[after] - truth[before]) * weights
-            model_err += (out[mask] - truth[mask]).square().mean().item()
-            wrong_err += (wrong[mask] - truth[mask]).square().mean().item()
-            blind_err += (line - truth[mask]).square().mean().item()
+        yield model, held, losses
     finally:
         torch.set_num_threads(threads)
-    ratio = model_err / blind_err
-    print(f"model / interpolation MSE = {ratio:.3f}; wrong speech / model = {wrong_err / model_err:.2f}")
-    assert ratio < 0.5
-    assert wrong_err > 2 * model_err
+
+
+def _scores(model: FacEDiT, held, sampler) -> dict[str, float]:
+    """Span errors (MSE in normalised units) of the model and the baselines, and the seam ratios."""
+    held_motion, held_speech = held
+    mask = torch.zeros(CLIP, dtype=torch.bool)
+    mask[SPAN] = True
+    before, after = SPAN.start - 1, SPAN.stop
+    weights = torch.linspace(0, 1, after - before + 1)[1:-1, None]
+    nearer = torch.cat([torch.full((12,), before), torch.full((12,), after)])
+    sums: dict[str, float] = {}
+    seams = torch.zeros(2)
+    for clip in range(CLIPS):
+        s = 100 + 150 * clip
+        truth = held_motion[s : s + CLIP]
+        out = sampler(model, truth, mask, held_speech[2 * s : 2 * s + 2 * CLIP], clip)
+        assert torch.equal(out[~mask], truth[~mask])
+        z_truth, z_out = model.normalize(truth), model.normalize(out)
+        guesses = {
+            "model": z_out[mask],
+            "line": z_truth[before] + (z_truth[after] - z_truth[before]) * weights,
+            "hold": z_truth[nearer],
+            "mean": z_truth[~mask].mean(0).expand(SPAN.stop - SPAN.start, -1),
+        }
+        for name, guess in guesses.items():
+            err = (guess - z_truth[mask]).square()
+            sums[f"{name}_mouth"] = sums.get(f"{name}_mouth", 0.0) + err[:, :MOUTH].mean().item() / CLIPS
+            sums[f"{name}_pose"] = sums.get(f"{name}_pose", 0.0) + err[:, MOUTH:].mean().item() / CLIPS
+        steps = (z_out[1:] - z_out[:-1]).norm(dim=-1)
+        median = (z_truth[1:] - z_truth[:-1]).norm(dim=-1).median()
+        seams += torch.stack([steps[before], steps[after - 1]]) / median / CLIPS
+    sums["seam_in"], sums["seam_out"] = seams.tolist()
+    return sums
+
+
+def _pinned(model, truth, mask, speech, seed):
+    return infill(model, truth, mask, speech, steps=ODE_STEPS, seed=seed)
+
+
+def _checks(scores: dict[str, float]) -> dict[str, bool]:
+    blind = min(scores[f"{name}_mouth"] for name in ("line", "hold", "mean"))
+    return {
+        "a_mouth": 3 * scores["model_mouth"] < blind,
+        "b_pose": scores["model_pose"] <= scores["line_pose"],
+        "c_seams": max(scores["seam_in"], scores["seam_out"]) <= 1.2,
+    }
+
+
+def test_network_input_is_the_path_in_training_and_pins_known_frames_in_sampling():
+    g = torch.Generator().manual_seed(0)
+    x0, x1, state = (torch.randn(2, 6, 3, generator=g) for _ in range(3))
+    mask = torch.tensor([[0, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool)
+    t = torch.tensor([0.25, 0.75])
+    path = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
+    x_t, cond = network_input(x0, x1, t, mask)
+    torch.testing.assert_close(x_t, path)
+    x_t, cond = network_input(x0, x1, t, mask, state=state)
+    assert torch.equal(x_t[mask], state[mask]) and torch.equal(x_t[~mask], path[~mask])
+    assert torch.equal(cond[~mask], x1[~mask]) and not cond[mask].any()
+
+
+@pytest.fixture(scope="module")
+def scores(trained):
+    model, held, _ = trained
+    return {"pinned": _scores(model, held, _pinned), "drifting": _scores(model, held, _drifting_infill)}
+
+
+def test_small_model_infills_mouth_from_speech_and_pinning_smooths_the_seams(trained, scores):
+    """Measured (600 steps, one thread): mouth 0.09 against 0.99 for the best blind baseline; worst seam
+    1.49x the clip's median change with the known frames pinned, 2.03x with the old drifting sampler."""
+    _, _, losses = trained
+    assert sum(losses[-20:]) / 20 < 0.3 * sum(losses[:20]) / 20
+    print({k: {n: round(v, 4) for n, v in d.items()} for k, d in scores.items()})
+    assert _checks(scores["pinned"])["a_mouth"] and _checks(scores["drifting"])["a_mouth"]
+    seam = {k: max(d["seam_in"], d["seam_out"]) for k, d in scores.items()}
+    assert seam["pinned"] < 0.85 * seam["drifting"], seam
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not yet met: after 600 CPU steps the small model's pose error is 0.33 against 0.10 for linear "
+    "interpolation and its seams are 1.4-1.5x the clip's median change (issue 19 asks <= 1.0x and <= 1.2x)",
+)
+def test_small_model_continues_the_pose_from_the_context(scores):
+    """The issue's full criteria (a), (b), (c) for the fixed sampler; strict, so it reports when it starts passing."""
+    assert _checks(scores["pinned"]) == {"a_mouth": True, "b_pose": True, "c_seams": True}, scores["pinned"]

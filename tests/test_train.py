@@ -199,6 +199,7 @@ def test_tiny_preset_learns_and_exports(cache, tmp_path, one_thread):
     assert [v["step"] for v in val] == [120, 240]
     assert val[1]["edit_l1"] < val[0]["edit_l1"] and val[1]["generate_l1"] < val[0]["generate_l1"]
     assert val[1]["edit_boundary_jump"] > 0 and val[1]["true_step"] > 0
+    assert val[1]["edit_seam_ratio"] > 0 and np.isfinite(val[1]["generate_context_use"])
 
     model = load_facedit(summary["export"])  # what the loader node reads
     state = load_state(list_checkpoints(run)[-1])
@@ -223,7 +224,7 @@ def test_tiny_preset_learns_and_exports(cache, tmp_path, one_thread):
     events = EventAccumulator(str(run / "tensorboard")).Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss", "train/cfm", "train/ts", "train/lr", "train/grad_norm", "train/frames_per_s"} <= tags
-    assert {"val/edit_l1", "val/generate_boundary_excess"} <= tags
+    assert {"val/edit_l1", "val/generate_boundary_excess", "val/edit_seam_ratio", "val/edit_context_use"} <= tags
     assert [e.step for e in events.Scalars("train/loss")] == list(range(20, 241, 20))
 
     with pytest.raises(ValueError, match="already holds checkpoints"):

@@ -10,7 +10,7 @@ from typing import Any
 from ..config import FacEDiTConfig
 from ..data import MaskConfig
 
-PRESETS = {"paper": FacEDiTConfig.paper, "tiny": FacEDiTConfig.tiny}
+PRESETS = {"paper": FacEDiTConfig.paper, "small": FacEDiTConfig.small, "tiny": FacEDiTConfig.tiny}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DECAYS = ("linear", "cosine", "constant")
 # Settings a resumed run may change without breaking the exact continuation.
