@@ -18,9 +18,9 @@ import torch
 
 from ..facedit.checkpoint import load_facedit
 from ..facedit.liveportrait import LivePortraitConfig, find_weight_files, load_liveportrait, resolve_dtype
-from ..facedit.priors import find_joyvasa, load_joyvasa
 from ..facedit.liveportrait.networks import NETWORK_NAMES
 from ..facedit.liveportrait.weights import missing_files_message
+from ..facedit.priors import find_joyvasa, load_joyvasa
 from ..facedit.speech import DEFAULT_REPO, load_wavlm
 from . import _comfy
 from ._comfy import io

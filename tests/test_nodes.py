@@ -88,7 +88,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_every_node_has_a_valid_documented_schema():
     pack = load_pack()
-    assert len(pack.NODE_CLASS_MAPPINGS) == 19  # + Save Edited Video, F5-TTS Loader, Speech Edit, Whisper / CTC loaders, Transcribe, Align
+    # 12 + Save Edited Video, F5-TTS Loader, Speech Edit, Whisper / CTC loaders, Transcribe, Align
+    assert len(pack.NODE_CLASS_MAPPINGS) == 19
     ids = []
     for key, cls in pack.NODE_CLASS_MAPPINGS.items():
         schema = cls.GET_SCHEMA()
