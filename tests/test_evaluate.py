@@ -300,7 +300,7 @@ def test_run_pipeline_without_model_weights_is_a_clear_error(bench, tmp_path, ca
     code = main(["--manifest", str(manifest), "--run-pipeline", str(tmp_path / "out"),
                  "--pipeline-arg", f"models={tmp_path / 'empty'}"])  # fmt: skip
     assert code == 2
-    assert "no LivePortrait weights" in capsys.readouterr().err
+    assert "LivePortrait weights missing in" in capsys.readouterr().err
 
 
 def test_run_pipeline_rejects_unknown_pipeline_args(bench, tmp_path, capsys):
