@@ -120,7 +120,7 @@ def test_links_only_join_sockets_of_the_same_type():
     custom = {t for t in consumed if t.startswith("FACEDIT_")}
     assert custom == {
         "FACEDIT_LIVEPORTRAIT", "FACEDIT_WAVLM", "FACEDIT_MODEL", "FACEDIT_CROP", "FACEDIT_MOTION",
-        "FACEDIT_SPEECH", "FACEDIT_PLAN", "FACEDIT_WHISPER",
+        "FACEDIT_SPEECH", "FACEDIT_PLAN", "FACEDIT_WHISPER", "FACEDIT_CTC", "FACEDIT_F5TTS",
     }  # fmt: skip
     assert custom <= produced
 
