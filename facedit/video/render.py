@@ -17,7 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -30,13 +30,17 @@ from .safe_write import atomic_output, check_output_path
 
 log = logging.getLogger("facedit.video")
 
-__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "write_edited_video"]
+__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "write_edited_video", "write_frames"]
 
 OUTPUT_KINDS = ("same", "lossless", "prores_hq", "prores_4444", "h264", "h265")
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 _SMART_CODECS = {"h264": "libx264", "hevc": "libx265"}
 _SMART_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
 _PCM_CONTAINERS = (".mov", ".mkv")
+_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+_BT709 = {"colorspace": 1, "color_primaries": 1, "color_trc": 1, "color_range": 1}
 _SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}  # AVColorSpace -> swscale matrix
 
 
@@ -46,7 +50,9 @@ class OutputFormat:
 
     ``kind``: ``same`` (smart render, the default), ``lossless`` (FFV1 in .mkv, else x264 qp 0 yuv444p),
     ``prores_hq`` / ``prores_4444`` (prores_ks, .mov), ``h264`` / ``h265`` (CRF ``crf``).
-    ``pix_fmt``: the encoder's pixel format (None: the source's, else a default that fits the size).
+    ``pix_fmt``: the encoder's pixel format (None: the source's, else a default that fits the size: yuv420p,
+    or yuv444p when the width or height is odd).
+    ``preset``: the x264 / x265 speed preset of a full re-encode.
     ``reencode_crf``: quality of the GOPs a smart render re-encodes (x264 CRF, x265 constant QP; low = close
     to the rendered frames; x264 needs >= 1 unless the source is High 4:4:4).
     """
@@ -55,10 +61,13 @@ class OutputFormat:
     crf: int = 18
     pix_fmt: str | None = None
     reencode_crf: int = 1
+    preset: str = "medium"
 
     def __post_init__(self) -> None:
         if self.kind not in OUTPUT_KINDS:
             raise ValueError(f"output kind: expected one of {OUTPUT_KINDS}, got {self.kind!r}")
+        if self.preset not in _PRESETS:
+            raise ValueError(f"preset: expected one of {_PRESETS}, got {self.preset!r}")
         if not 0 <= int(self.crf) <= 51 or not 0 <= int(self.reencode_crf) <= 51:
             raise ValueError(f"crf: expected 0..51, got crf={self.crf}, reencode_crf={self.reencode_crf}")
 
@@ -287,12 +296,13 @@ def _segment_encoder(source: _Source, crf: int, gop: int):
 # ---------------------------------------------------------------- audio
 
 
-def _prepare_audio(audio: Any, sample_rate: int | None, target_frames: int, fps: Fraction):
-    if audio is None:
-        return None
+def _audio_wave(audio: Any, sample_rate: int | None) -> tuple[np.ndarray, int]:
+    """``audio`` as float32 ``[C, S]`` (``[S]`` and ``[1, C, S]`` accepted) and its rate, or a clear error."""
     if sample_rate is None or int(sample_rate) <= 0:
         raise ValueError(f"sample_rate: a positive rate is required with audio, got {sample_rate}")
     wave = audio.detach().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+    if not np.issubdtype(wave.dtype, np.number):
+        raise ValueError(f"audio: expected a numeric array, got dtype {wave.dtype}")
     wave = wave.astype(np.float32, copy=False)
     if wave.ndim == 3 and wave.shape[0] == 1:
         wave = wave[0]
@@ -302,12 +312,20 @@ def _prepare_audio(audio: Any, sample_rate: int | None, target_frames: int, fps:
         raise ValueError(f"audio: expected [C, S] with 1..8 channels, got shape {tuple(wave.shape)}")
     if not np.isfinite(wave).all():
         raise ValueError("audio: contains NaN or infinite values")
-    want = round(Fraction(target_frames) / fps * int(sample_rate))
+    return np.ascontiguousarray(wave), int(sample_rate)
+
+
+def _prepare_audio(audio: Any, sample_rate: int | None, target_frames: int, fps: Fraction):
+    """The checked audio cut or padded with silence to the video's length, so both end together."""
+    if audio is None:
+        return None
+    wave, rate = _audio_wave(audio, sample_rate)
+    want = round(Fraction(target_frames) / fps * rate)
     if wave.shape[1] >= want:
         wave = wave[:, :want]
     else:
         wave = np.concatenate([wave, np.zeros((wave.shape[0], want - wave.shape[1]), np.float32)], axis=1)
-    return np.ascontiguousarray(wave), int(sample_rate)
+    return np.ascontiguousarray(wave), rate
 
 
 def nearest_aac_rate(rate: int) -> int:
@@ -321,7 +339,7 @@ class _AudioWriter:
         av = _av()
         self.container, self.wave, self.rate = container, wave, rate
         channels = wave.shape[0]
-        self.layout = {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(channels).name
+        self.layout = _LAYOUTS[channels]
         if ext in _PCM_CONTAINERS:
             self.codec, self.out_rate = "pcm_s16le", rate
         else:
@@ -360,9 +378,11 @@ class _AudioWriter:
 # ---------------------------------------------------------------- writers
 
 
-def _progress_iter(frames: Iterable[Any], total: int, progress: Callable[[int, int], None] | None) -> Iterator[Any]:
+def _progress_iter(
+    frames: Iterable[Any], total: int | None, progress: Callable[[int, int], None] | None
+) -> Iterator[Any]:
     for count, frame in enumerate(frames, 1):
-        if count > total:
+        if total is not None and count > total:
             raise ValueError(f"frames: got more than the plan's {total} target frames")
         yield frame
         if progress is not None:
@@ -508,12 +528,12 @@ def _full_settings(kind: str, ext: str, output: OutputFormat, src_ctx, size: tup
         pix_fmt = output.pix_fmt or (src_ctx.pix_fmt if src_ctx is not None else None)
         if pix_fmt is None or not _supported_pix_fmt(encoder, pix_fmt) or (odd and pix_fmt.endswith(("420p", "422p"))):
             pix_fmt = "yuv444p" if odd else "yuv420p"
-        options = {"crf": str(output.crf), "preset": "medium"}
+        options = {"crf": str(output.crf), "preset": output.preset}
     elif kind == "lossless":
         if ext == ".mkv":
             encoder, pix_fmt, options = "ffv1", output.pix_fmt or "yuv444p", {"level": "3", "slicecrc": "1"}
         else:
-            encoder, pix_fmt, options = "libx264", output.pix_fmt or "yuv444p", {"qp": "0", "preset": "medium"}
+            encoder, pix_fmt, options = "libx264", output.pix_fmt or "yuv444p", {"qp": "0", "preset": output.preset}
     elif kind in ("prores_hq", "prores_4444"):
         if ext != ".mov":
             raise ValueError(f"out: ProRes is written to .mov, got {ext!r}")
@@ -523,21 +543,22 @@ def _full_settings(kind: str, ext: str, output: OutputFormat, src_ctx, size: tup
     else:
         encoder = "libx264" if kind == "h264" else "libx265"
         pix_fmt = output.pix_fmt or ("yuv444p" if odd else "yuv420p")
-        options = {"crf": str(output.crf), "preset": "medium"}
+        options = {"crf": str(output.crf), "preset": output.preset}
         if encoder == "libx265":
             options["x265-params"] = "log-level=error"
     if not _supported_pix_fmt(encoder, pix_fmt):
         raise ValueError(f"pix_fmt: {encoder} cannot write {pix_fmt!r}")
     if odd and pix_fmt.endswith(("420p", "422p", "420p10le", "422p10le")):
         raise ValueError(f"pix_fmt: {pix_fmt} needs an even width and height, the frames are {width}x{height}; "
-                         "choose a 4:4:4 pixel format such as yuv444p")  # fmt: skip
+                         "choose a 4:4:4 pixel format such as yuv444p, or leave pix_fmt unset")  # fmt: skip
     return encoder, pix_fmt, options
 
 
-def _full(tmp: str, ext: str, src_ctx, colour, plan: EditPlan, frames, audio, output: OutputFormat, progress):
+def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None, frames, audio, output: OutputFormat,
+          progress):  # fmt: skip
+    """Encode every frame; ``total``: the frame count the plan expects (None: any)."""
     av = _av()
-    fps = fps_to_fraction(plan.fps)
-    frame_iter = _iter_input_frames(_progress_iter(_iter_input_frames(frames), plan.target_frames, progress))
+    frame_iter = _iter_input_frames(_progress_iter(_iter_input_frames(frames), total, progress))
     try:
         first = _frame_to_uint8(next(frame_iter), 0, None)
     except StopIteration:
@@ -563,8 +584,8 @@ def _full(tmp: str, ext: str, src_ctx, colour, plan: EditPlan, frames, audio, ou
                 frame = _frame_to_uint8(next(frame_iter), count, (height, width))
             except StopIteration:
                 break
-        if count != plan.target_frames:
-            raise ValueError(f"frames: got {count} frames, the plan has {plan.target_frames} target frames")
+        if total is not None and count != total:
+            raise ValueError(f"frames: got {count} frames, the plan has {total} target frames")
         out.mux(vstream.encode(None))
         if writer is not None:
             writer.finish()
@@ -574,11 +595,48 @@ def _full(tmp: str, ext: str, src_ctx, colour, plan: EditPlan, frames, audio, ou
         path="",
         mode="full",
         video_codec=encoder,
-        reencoded_spans=((0, plan.target_frames),),
+        reencoded_spans=((0, count),),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
         messages=tuple(writer.messages) if writer else (),
     )
+
+
+def _container(out: str) -> str:
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in _CONTAINERS:
+        raise ValueError(f"out: expected a .mp4, .mov, .m4v or .mkv file, got {out!r}")
+    return ext
+
+
+def write_frames(
+    out: str | os.PathLike,
+    frames: Iterable[Any] | np.ndarray,
+    fps: float | Fraction | str,
+    audio: Any = None,
+    sample_rate: int | None = None,
+    output: OutputFormat = OutputFormat(kind="h264"),
+    progress: Callable[[int, int], None] | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> WriteReport:
+    """Encode ``frames`` into a new file at ``out`` with no source to copy from (every frame is encoded).
+
+    Like :func:`write_edited_video`: the file appears only when complete (an error, Ctrl-C or SIGTERM leaves a
+    previous ``out`` as it was and no partial file), odd sizes get a 4:4:4 pixel format unless ``output.pix_fmt``
+    says otherwise, and audio of any rate is written (PCM at its own rate in .mov / .mkv, AAC at the nearest AAC
+    rate in .mp4). The audio is written in full, not cut to the video. ``inputs``: files that ``out`` must not be
+    (a lazily read frame source with a ``path`` is one already). ``progress(count, None)`` after each frame.
+    """
+    out = check_output_path(out, *inputs, getattr(frames, "path", None))
+    ext = _container(out)
+    rate = fps_to_fraction(fps)
+    wave = None if audio is None else _audio_wave(audio, sample_rate)
+    with atomic_output(out) as tmp:
+        report = _full(tmp, ext, None, _BT709, rate, None, frames, wave, output, progress)
+    report = replace(report, path=out)
+    for message in report.messages:
+        log.info("%s: %s", out, message)
+    return report
 
 
 def write_edited_video(
@@ -601,16 +659,14 @@ def write_edited_video(
     video's length so both start and end together. The file appears at ``out`` only when complete.
     """
     av = _av()
-    out = check_output_path(out, source)
-    ext = os.path.splitext(out)[1].lower()
-    if ext not in (".mp4", ".mov", ".m4v", ".mkv"):
-        raise ValueError(f"out: expected a .mp4, .mov, .m4v or .mkv file, got {out!r}")
+    out = check_output_path(out, source, getattr(frames, "path", None))
+    ext = _container(out)
     fps = fps_to_fraction(plan.fps)
     prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
     messages: list[str] = []
     with atomic_output(out) as tmp:
         report = None
-        src_ctx, colour = None, {"colorspace": 1, "color_primaries": 1, "color_trc": 1, "color_range": 1}
+        src_ctx, colour = None, _BT709
         if source is not None:
             with av.open(os.fspath(source)) as container:
                 if not container.streams.video:
@@ -629,8 +685,8 @@ def write_edited_video(
                     else:
                         messages.append(f"smart render not possible, re-encoding the whole clip: {why}")
         if report is None:
-            report = _full(tmp, ext, src_ctx, colour, plan, frames, prepared, output, progress)
-    report = WriteReport(**{**report.__dict__, "path": out, "messages": tuple(messages) + report.messages})
+            report = _full(tmp, ext, src_ctx, colour, fps, plan.target_frames, frames, prepared, output, progress)
+    report = replace(report, path=out, messages=tuple(messages) + report.messages)
     for message in report.messages:
         log.warning(message)
     spans = ", ".join(f"{s}-{e}" for s, e in report.reencoded_spans)
