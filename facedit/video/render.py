@@ -4,11 +4,13 @@ re-encode in an editor-friendly format.
 Smart render, for H.264 / H.265 sources in MP4 / MOV / MKV: the source's video packets are grouped into GOPs
 (decode order, a new group at each keyframe). A GOP is copied, packet for packet, when every frame it holds
 lands unchanged on the target timeline at one common offset (an insertion or deletion before it moves that
-offset); a GOP with leading pictures that refer back (open GOP) is copied only right after its copied
-predecessor. The remaining target frames form runs that are encoded afresh from the rendered frames with the
-source's codec, pixel format, profile, colour tags and time base, each run starting with a keyframe. Anything
-that would make the join unsafe (another codec, no encoder here, irregular timestamps, a frame count that
-differs from the plan) falls back to a full re-encode, and the report says why.
+offset); a GOP with leading pictures that refer back (open GOP) is copied whole only right after its copied
+predecessor; after a re-encoded stretch an H.265 CRA GOP is copied without its leading pictures (re-encoded
+with the stretch, which then ends a coded video sequence), while H.264 open GOPs are re-encoded up to the next
+IDR picture (see nal.py). The remaining target frames form runs that are encoded afresh from the rendered
+frames with the source's codec, pixel format, profile, colour tags and time base, each run starting with a
+keyframe. Anything that would make the join unsafe (another codec, no encoder here, irregular timestamps, a
+frame count that differs from the plan) falls back to a full re-encode, and the report says why.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from ..edits import EditPlan
 from ..video_io import _accurate_flags, _frame_to_uint8, _iter_input_frames, fps_to_fraction
-from .nal import annexb_to_length_prefixed, parameter_sets
+from .nal import HEVC_END_OF_SEQUENCE, annexb_to_length_prefixed, h264_idr, hevc_cra, hevc_leading, parameter_sets
 from .safe_write import atomic_output, check_output_path
 
 log = logging.getLogger("facedit.video")
@@ -102,10 +104,20 @@ class _Gop:
     packets: list[tuple[int, Any]]  # (source frame index, packet) in decode order
     key_index: int
     shift: int | None = None  # target = source + shift when copied
+    drop_leading: bool = False  # copied without its leading pictures (they are re-encoded)
 
     @property
     def frames(self) -> list[int]:
         return [j for j, _ in self.packets]
+
+    @property
+    def leading(self) -> list[int]:
+        return [j for j in self.frames if j < self.key_index]
+
+    @property
+    def copied(self) -> list[tuple[int, Any]]:
+        """(source frame, packet) of what is copied, in decode order."""
+        return [(j, p) for j, p in self.packets if not (self.drop_leading and j < self.key_index)]
 
 
 @dataclass
@@ -164,21 +176,41 @@ def _unchanged_targets(plan: EditPlan) -> dict[int, int]:
     return out
 
 
-def _choose_copies(source: _Source, plan: EditPlan) -> None:
+def _common_shift(frames: list[int], targets: dict[int, int]) -> int | None:
+    """The one offset at which all ``frames`` land unchanged on the target timeline, else None."""
+    if frames[0] not in targets:
+        return None
+    shift = targets[frames[0]] - frames[0]
+    return shift if all(targets.get(j) == j + shift for j in frames) else None
+
+
+def _choose_copies(source: _Source, plan: EditPlan) -> list[str]:
+    """Set each GOP's shift (None: re-encoded) and say where open GOPs cost more than the edit itself."""
     targets = _unchanged_targets(plan)
+    length_size = source.param_sets[0] if source.param_sets else None
     previous: _Gop | None = None
+    h264_open: list[int] = []
     for gop in source.gops:
-        frames = gop.frames
-        shift = None
-        if frames[0] in targets:
-            shift = targets[frames[0]] - frames[0]
-            if any(targets.get(j) != j + shift for j in frames):
-                shift = None
-        leading = min(frames) < gop.key_index
-        if shift is not None and leading and (previous is None or previous.shift != shift):
-            shift = None
-        gop.shift = shift
+        gop.shift, gop.drop_leading = _common_shift(gop.frames, targets), False
+        key = bytes(gop.packets[0][1])
+        # joined: re-encoded frames or a copy at another offset come before it in the file
+        after_copy = previous is not None and previous.shift == gop.shift
+        joined = gop.shift is not None and not after_copy and not (previous is None and gop.shift == 0)
+        if joined and source.codec == "h264" and (gop.leading or not h264_idr(key, length_size)):
+            gop.shift = None
+            h264_open.append(gop.key_index)
+        elif joined and gop.leading:
+            gop.shift = None
+        if gop.shift is None and gop.leading and source.codec == "hevc" and hevc_cra(key, length_size):
+            if all(hevc_leading(bytes(p), length_size) for j, p in gop.packets if j < gop.key_index):
+                gop.shift = _common_shift([j for j in gop.frames if j >= gop.key_index], targets)
+                gop.drop_leading = gop.shift is not None
         previous = gop
+    if not h264_open:
+        return []
+    return [f"the source's open GOPs (H.264 I-frames that later frames look past) follow the re-encoded frames, so "
+            f"{len(h264_open)} more GOPs from source frame {h264_open[0]} on were re-encoded; a source with "
+            "closed GOPs (x264's default) is copied around the edit"]  # fmt: skip
 
 
 class _SourceFrames:
@@ -286,7 +318,7 @@ def _segment_encoder(source: _Source, crf: int, gop: int):
         options["profile"] = profile.replace("constrained", "")
     if encoder == "libx265":  # psycho-visual tuning trades fidelity for look; here fidelity is the point
         del options["crf"]  # x265's CRF stays visibly lossy even at 0; a constant QP does not
-        options["x265-params"] = f"log-level=error:psy-rd=0:psy-rdoq=0:aq-mode=0:qp={int(crf)}"
+        options["x265-params"] = f"log-level=error:psy-rd=0:psy-rdoq=0:aq-mode=0:qp={int(crf)}:bframes=0"
         if profile in ("main", "main10", "main12"):
             options["profile"] = profile
     ctx.options = options
@@ -391,11 +423,11 @@ def _progress_iter(
 
 def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
     av = _av()
-    _choose_copies(source, plan)
+    notes = _choose_copies(source, plan)
     covered = np.zeros(plan.target_frames, dtype=bool)
     for gop in source.gops:
         if gop.shift is not None:
-            covered[[j + gop.shift for j in gop.frames]] = True
+            covered[[j + gop.shift for j, _ in gop.copied]] = True
     segments = _runs(~covered)
     gop_len = max(len(g.packets) for g in source.gops)
     src_ctx = source.stream.codec_context
@@ -455,8 +487,8 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
     blocks: list[tuple[int, str, list]] = []
     run: list[_Gop] = []
     for gop in source.gops + [_Gop([(-1, None)], -1)]:
-        if run and (gop.shift is None or gop.shift != run[-1].shift or gop.key_index < 0):
-            items = [(j + r.shift, p) for r in run for j, p in r.packets]
+        if run and (gop.shift is None or gop.shift != run[-1].shift or gop.key_index < 0 or gop.drop_leading):
+            items = [(j + r.shift, p) for r in run for j, p in r.copied]
             blocks.append((min(t for t, _ in items), "copy", items))
             run = []
         if gop.shift is not None and gop.key_index >= 0:
@@ -478,6 +510,11 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
             after_encode = False
         else:
             order.extend((t, d, key, "encode") for t, d, key in items)
+            if source.codec == "hevc":  # the next copied CRA then starts a sequence of its own (POC, no RASL)
+                eos = HEVC_END_OF_SEQUENCE
+                eos = len(eos).to_bytes(length_size, "big") + eos if length_size else b"\x00\x00\x00\x01" + eos
+                t, d, key, kind = order[-1]
+                order[-1] = (t, d + eos, key, kind)
             after_encode = True
     if sorted(t for t, *_ in order) != list(range(plan.target_frames)):
         raise RuntimeError("smart render: the joined packets do not cover every target frame once")
@@ -515,7 +552,7 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
         reencoded_spans=tuple(segments),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
-        messages=tuple(writer.messages) if writer else (),
+        messages=tuple(notes) + (tuple(writer.messages) if writer else ()),
     )
 
 
