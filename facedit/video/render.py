@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..edits import EditPlan
-from ..video_io import _accurate_flags, _frame_to_uint8, _iter_input_frames, fps_to_fraction
+from ..video_io import _accurate_flags, _frame_to_rgb, _frame_to_uint8, _iter_input_frames, fps_to_fraction
 from .nal import HEVC_END_OF_SEQUENCE, annexb_to_length_prefixed, h264_idr, hevc_cra, hevc_leading, parameter_sets
 from .safe_write import atomic_output, check_output_path
 
@@ -288,6 +288,23 @@ def _to_video_frame(rgb: np.ndarray, pix_fmt: str, colour: dict[str, int]):
     )
 
 
+def _onto_source(rgb: np.ndarray, source_frame, pix_fmt: str, colour: dict[str, int]):
+    """A re-rendered frame as a change to the source frame's own samples: source + (YUV(rgb) - YUV(source rgb)).
+
+    Converting the whole RGB frame back to 4:2:0 does not give the source's chroma back (its upsampling is not
+    undone by any downsampling), which costs textured footage ~34 dB PSNR even where nothing changed. As a change,
+    pixels the render left alone keep the source's samples exactly and only the change goes through RGB."""
+    av = _av()
+    if source_frame.format.name != pix_fmt:
+        return _to_video_frame(rgb, pix_fmt, colour)
+    src_rgb = _frame_to_rgb(source_frame, _accurate_flags(reading=True))
+    base = source_frame.to_ndarray()
+    delta = _to_video_frame(rgb, pix_fmt, colour).to_ndarray().astype(np.int32)
+    delta -= _to_video_frame(src_rgb, pix_fmt, colour).to_ndarray()
+    top = (1 << max(c.bits for c in av.VideoFormat(pix_fmt).components)) - 1
+    return av.VideoFrame.from_ndarray(np.clip(base + delta, 0, top).astype(base.dtype), format=pix_fmt)
+
+
 def _set_colour(ctx, colour: dict[str, int]) -> None:
     ctx.colorspace = colour["colorspace"]
     ctx.color_primaries = colour["color_primaries"]
@@ -472,7 +489,7 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
             vframe.pict_type = av.video.frame.PictureType.NONE
         else:
             rgb = _frame_to_uint8(frame, k, (src_ctx.height, src_ctx.width))
-            vframe = _to_video_frame(rgb, src_ctx.pix_fmt, colour)
+            vframe = _onto_source(rgb, decoded.get(int(round(st[k]))), src_ctx.pix_fmt, colour)
         vframe.pts = k * source.frame_dur
         vframe.time_base = source.time_base
         drain(encoder.encode(vframe), start)
