@@ -39,8 +39,6 @@ __all__ = [
     "write_video",
 ]
 
-_AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
-
 
 def _av():
     try:
@@ -320,112 +318,29 @@ def write_video(
     sample_rate: int | None = None,
     crf: int = 18,
     preset: str = "medium",
-    pix_fmt: str = "yuv420p",
+    pix_fmt: str | None = None,
     progress: Callable[[int], None] | None = None,
+    inputs: Iterable[str | os.PathLike] = (),
 ) -> str:
-    """Write an H.264 (+ AAC) mp4 with an exact frame rate; returns the path.
+    """Write an H.264 file (.mp4 / .mov / .m4v / .mkv) with an exact frame rate; returns the path.
 
     ``frames``: ``[T, H, W, 3]`` float 0..1 or uint8 (numpy or torch), or any iterable of ``[H, W, 3]``
-    frames so long videos stream. ``audio``: ``[C, S]`` or ``[S]`` float in -1..1 (C = 1 or 2), written in
-    full and starting with frame 0; trim it to ``T / fps`` seconds yourself if the lengths must match.
-    ``crf``: x264 quality (0 lossless luma, 18 visually lossless, 23 default). ``yuv420p`` needs even
-    width and height; use ``pix_fmt="yuv444p"`` for odd sizes. ``progress`` is called with the frame count.
+    frames so long videos stream. ``audio``: ``[C, S]`` or ``[S]`` float in -1..1 (1..8 channels, kept), written
+    in full and starting with frame 0; trim it to ``T / fps`` seconds yourself if the lengths must match. Any
+    sample rate: .mov / .mkv keep it (PCM), .mp4 gets AAC at the nearest AAC rate (resampled, with a log line).
+    ``crf``: x264 quality (0 lossless luma, 18 visually lossless, 23 default). ``pix_fmt``: None picks yuv420p,
+    or yuv444p when the width or height is odd; any pixel format libx264 writes is accepted.
+    The file is written beside ``path`` under a temporary name and renamed when complete: an error, Ctrl-C or
+    SIGTERM leaves a previous file at ``path`` untouched and no partial file. ``inputs``: files ``path`` must
+    not be (refused before anything is written; a lazily read :class:`VideoFrames` counts as one).
+    ``progress`` is called with the frame count.
     """
-    av = _av()
-    path = os.fspath(path)
-    rate = fps_to_fraction(fps)
-    if not 0 <= int(crf) <= 51:
-        raise ValueError(f"crf: expected 0..51, got {crf}")
-    if pix_fmt not in ("yuv420p", "yuv444p"):
-        raise ValueError(f"pix_fmt: expected 'yuv420p' or 'yuv444p', got {pix_fmt!r}")
-    wave = None
-    if audio is not None:
-        if sample_rate is None:
-            raise ValueError("sample_rate: required when audio is given")
-        if int(sample_rate) not in _AAC_SAMPLE_RATES:
-            raise ValueError(f"sample_rate: AAC supports {_AAC_SAMPLE_RATES}, got {sample_rate}; resample first")
-        wave = _to_numpy(audio, "audio").astype(np.float32, copy=False)
-        if wave.ndim == 1:
-            wave = wave[None]
-        if wave.ndim != 2 or wave.shape[0] not in (1, 2):
-            raise ValueError(f"audio: expected [C, S] with C = 1 or 2, or [S], got shape {tuple(wave.shape)}")
-        if not np.isfinite(wave).all():
-            raise ValueError("audio: contains NaN or infinite values")
-        wave = np.ascontiguousarray(wave)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"output folder does not exist: {parent}")
+    from .video.render import OutputFormat, write_frames
 
-    frame_iter = _iter_input_frames(frames)
-    try:
-        first = _frame_to_uint8(next(frame_iter), 0, None)
-    except StopIteration:
-        raise ValueError("frames: expected at least one frame, got none") from None
-    height, width = first.shape[:2]
-    if pix_fmt == "yuv420p" and (height % 2 or width % 2):
-        raise ValueError(f"frames: yuv420p needs even width and height, got {width}x{height}; use pix_fmt='yuv444p'")
-
-    container = av.open(path, mode="w")
-    try:
-        vstream = container.add_stream("libx264", rate=rate)
-        vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
-        vstream.options = {"crf": str(int(crf)), "preset": preset}
-        ctx = vstream.codec_context
-        ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 1, 1, 1, 1  # BT.709, limited range
-        flags = _accurate_flags()
-        astream = None
-        if wave is not None:
-            layout = "mono" if wave.shape[0] == 1 else "stereo"
-            astream = container.add_stream("aac", rate=int(sample_rate))
-            astream.layout = layout
-        audio_pos = 0
-
-        def write_audio_until(sample: int) -> None:
-            nonlocal audio_pos
-            step = 1024
-            while astream is not None and audio_pos < min(sample, wave.shape[1]):
-                chunk = wave[:, audio_pos : min(audio_pos + step, wave.shape[1])]
-                aframe = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=astream.layout)
-                aframe.sample_rate = int(sample_rate)
-                aframe.pts = audio_pos
-                aframe.time_base = Fraction(1, int(sample_rate))
-                container.mux(astream.encode(aframe))
-                audio_pos += chunk.shape[1]
-
-        count = 0
-        frame = first
-        while True:
-            vframe = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
-                format=pix_fmt,
-                dst_colorspace="ITU709",
-                dst_color_range="MPEG",
-                dst_color_trc=1,
-                dst_color_primaries=1,
-                interpolation=flags,
-            )
-            vframe.pts = count
-            vframe.time_base = 1 / rate
-            container.mux(vstream.encode(vframe))
-            count += 1
-            if progress is not None:
-                progress(count)
-            if astream is not None:
-                write_audio_until(math.ceil(count / rate * int(sample_rate)))
-            try:
-                frame = _frame_to_uint8(next(frame_iter), count, (height, width))
-            except StopIteration:
-                break
-        container.mux(vstream.encode(None))
-        if astream is not None:
-            write_audio_until(wave.shape[1])
-            container.mux(astream.encode(None))
-    except BaseException:
-        container.close()
-        if os.path.exists(path):
-            os.remove(path)
-        raise
-    container.close()
-    return path
+    output = OutputFormat(kind="h264", crf=int(crf), preset=preset, pix_fmt=pix_fmt)
+    report = write_frames(path, frames, fps, audio=audio, sample_rate=sample_rate, output=output, inputs=inputs,
+                          progress=None if progress is None else lambda count, _total: progress(count))  # fmt: skip
+    return report.path
 
 
 class VideoFrames:

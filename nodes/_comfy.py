@@ -203,6 +203,18 @@ def preview_image(image: torch.Tensor, node_cls: Any) -> Any:
     return ui.PreviewImage(image, cls=node_cls)
 
 
+def saved_video_ui(path: Path) -> Any:
+    """UI payload that shows a video written under ComfyUI's output folder (as core SaveVideo does, so the
+    frontend plays it and /history lists the file); None outside ComfyUI."""
+    if ui is None:
+        return None
+    folder = output_directory().resolve()
+    subfolder = Path(path).resolve().parent.relative_to(folder).as_posix()
+    return ui.PreviewVideo(
+        [ui.SavedResult(Path(path).name, "" if subfolder == "." else subfolder, io.FolderType.output)]
+    )
+
+
 def ui_images(image: torch.Tensor, node_cls: Any) -> list:
     """The ``images`` entries of a preview of ``image`` [B,H,W,3] (saved to ComfyUI's temp folder); [] outside it."""
     preview = preview_image(image, node_cls)

@@ -107,7 +107,7 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
         output = OutputFormat(kind=format, crf=crf)
         report = write_edited_video(out, src, plan, frames, audio=wave, sample_rate=int(audio["sample_rate"]),
                                     output=output, progress=_comfy.progress(len(frames)))  # fmt: skip
-        return io.NodeOutput(str(report.path))
+        return io.NodeOutput(str(report.path), ui=_comfy.saved_video_ui(Path(report.path)))
 
 
 NODES = [FacEDiTSaveEditedVideo]

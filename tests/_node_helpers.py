@@ -168,6 +168,10 @@ class FakeVideo:
     images: torch.Tensor
     audio: dict[str, Any] | None
     frame_rate: Fraction
+    path: str | None = None  # the file behind it, as core VideoFromFile has one
+
+    def get_stream_source(self) -> str | None:
+        return self.path
 
 
 class FakeInputs:

@@ -31,7 +31,16 @@ def _pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
     return np.rint(np.stack([r, g, b], -1) * 255).astype(np.uint8)
 
 
-def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000):
+def _textured(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """Moving random texture with fresh grain every frame (fine chroma detail, expensive to encode)."""
+    field = np.random.default_rng(7).integers(0, 256, (h + 64, w + 64, 3)).astype(np.float32)
+    grain = np.random.default_rng(100 + i).normal(0, 12, (h, w, 3))
+    base = field[i % 64 : i % 64 + h, (2 * i) % 64 : (2 * i) % 64 + w]
+    return np.clip(0.6 * base + 0.4 * _pattern(i, w, h) + grain, 0, 255).astype(np.uint8)
+
+
+def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000,
+                 texture=False):  # fmt: skip
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
@@ -43,7 +52,8 @@ def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, au
             a = c.add_stream("aac", rate=rate)
             a.layout = "mono"
         for i in range(n):
-            f = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24").reformat(format="yuv420p")
+            rgb = _textured(i) if texture else _pattern(i)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
             f.pts, f.time_base = i, 1 / fps
             c.mux(s.encode(f))
         c.mux(s.encode(None))
@@ -109,8 +119,12 @@ SOURCES = {
     "h264_intra": dict(codec="libx264", options={"g": "1"}),
     "h265": dict(codec="libx265", options={"g": "12", "x265-params": "open-gop=0"}),
     "h265_open_gop": dict(codec="libx265", options={"g": "12"}),
+    "h264_open_gop": dict(codec="libx264", options={"bf": "3", "g": "250", "x264-params": "open-gop=1"}, n=300),
+    "h264_open_gop_12": dict(codec="libx264", options={"bf": "3", "g": "12", "x264-params": "open-gop=1"}),
     "h264_2997": dict(codec="libx264", options={"g": "15", "bf": "2"}, fps=Fraction(30000, 1001)),
     "h264_long_audio": dict(codec="libx264", options={"g": "12"}, audio_s=3.0),
+    "h264_textured": dict(codec="libx264", options={"g": "12", "bf": "3", "crf": "16"}, texture=True),
+    "h265_textured": dict(codec="libx265", options={"g": "12", "crf": "16"}, texture=True),
 }
 
 
@@ -124,7 +138,7 @@ def _check(tmp_path, name, where, ext=".mp4"):
                            source_frames=n, context_frames=2)  # fmt: skip
     src_rgb = _rgb(src)
     rendered = _rendered(src_rgb, plan)
-    wave = np.random.default_rng(0).uniform(-0.2, 0.2, (1, 17000)).astype(np.float32)
+    wave = np.random.default_rng(0).uniform(-0.2, 0.2, (2, 17000)).astype(np.float32)  # 17 kHz stereo
     out = tmp_path / f"out{ext}"
     report = write_edited_video(out, src, plan, rendered, audio=wave, sample_rate=17000)
     assert report.mode == "smart", report.messages
@@ -140,8 +154,13 @@ def _check(tmp_path, name, where, ext=".mp4"):
     with av.open(str(out)) as c:
         vs = c.streams.video[0]
         assert Fraction(vs.average_rate) == fps
+        assert vs.start_time * vs.time_base == 0
+        end = max(p.pts + p.duration for p in c.demux(vs) if p.size) * vs.time_base
+        assert float(end) == pytest.approx(plan.target_frames / float(fps), abs=1e-3)  # mkv keeps milliseconds
+    with av.open(str(out)) as c:
         audio = c.streams.audio[0]
         assert audio.start_time * audio.time_base == pytest.approx(0, abs=1e-3)
+        assert audio.codec_context.channels == 2
         assert audio.codec_context.name == ("aac" if ext == ".mp4" else "pcm_s16le")
 
     wave_out, rate_out = read_audio(out)
@@ -173,8 +192,9 @@ def _check(tmp_path, name, where, ext=".mp4"):
 @pytest.mark.parametrize("where", ["middle", "start"])
 def test_smart_render_copies_untouched_gops(tmp_path, name, where):
     report, plan = _check(tmp_path, name, where)
-    if name == "h265_open_gop":  # an open GOP after a re-encoded one refers back into it, so it is re-encoded too
-        assert report.copied_frames >= (0 if where == "start" else 1)
+    if name.startswith("h264_open_gop"):  # no H.264 splice point before a recovery-point I-frame: re-encoded on
+        assert any("open GOPs" in m for m in report.messages), report.messages
+        assert report.copied_frames >= (21 if where == "middle" and name == "h264_open_gop_12" else 0)
     elif name != "h264_bframes":  # one GOP of 250 frames holds both edits there
         assert report.copied_frames > plan.target_frames // 3
 

@@ -9,6 +9,7 @@ import wave
 from fractions import Fraction
 
 import _node_helpers
+import av
 import numpy as np
 import pytest
 import torch
@@ -27,6 +28,8 @@ from _node_helpers import (
     run_prompt,
     sample_frames,
 )
+
+from facedit.video_io import iter_frames, read_audio
 
 UI_FILES = sorted(p for p in WORKFLOWS.glob("*.json"))
 API_FILES = sorted((WORKFLOWS / "api").glob("*_api.json"))
@@ -69,13 +72,31 @@ def _write_wav(path, audio):
     return path
 
 
+def _write_clip(path, frames):
+    """The sample clip as an H.264 file with a keyframe every 10 frames, so an edit leaves GOPs to copy."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(10))
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.options = {"preset": "ultrafast", "g": "10", "crf": "18"}
+        for i, rgb in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.rint(rgb * 255).astype(np.uint8), format="rgb24").reformat(
+                format="yuv420p"
+            )
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    return path
+
+
 @pytest.fixture(scope="module")
 def fake_inputs(tmp_path_factory):
     """ComfyUI's input folder as the fakes see it: the sample clip (4 s at 10 fps, 128x128, with the original speech
     as the video's audio), the sample speech files and portrait; for generation a shorter speech."""
     folder = tmp_path_factory.mktemp("input")
     original = read_wav(SAMPLES / "original.wav")
-    video = FakeVideo(torch.from_numpy(sample_frames(40, 128, FPS)), original, Fraction(10))
+    clip = _write_clip(folder / "facedit_sample.mp4", sample_frames(40, 128, FPS))
+    frames = torch.from_numpy(np.stack(list(iter_frames(clip))))  # what Load Video decodes from that file
+    video = FakeVideo(frames, original, Fraction(10), str(clip))
     short = _write_wav(folder / "short.wav", audio_dict(1.2, seed=5))
     return FakeInputs({"facedit_sample.mp4": video}, {"generate:original.wav": short})
 
@@ -89,7 +110,8 @@ def _node_id(prompt, class_type):
 
 
 @pytest.mark.parametrize("name", ["facedit_edit_words", "facedit_edit_spans"])
-def test_edit_workflow_runs(name, models_dir, fake_inputs):
+def test_edit_workflow_runs(name, models_dir, fake_inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
     prompt = _api(name)
     saved = []
     overrides = {
@@ -103,18 +125,28 @@ def test_edit_workflow_runs(name, models_dir, fake_inputs):
     edited = read_wav(SAMPLES / "edited.wav")
     assert plan.target_frames == int(np.floor(edited["waveform"].shape[-1] / 16000 * FPS + 0.5)) == 44
     assert run.ui[plan_id]["facedit_plan"] == [plan.to_dict()]
-    (result,) = [s for s in saved if "video" in s]
-    video = result["video"]
-    assert video.images.shape == (44, 128, 128, 3) and video.frame_rate == 10
-    assert torch.equal(video.audio["waveform"], edited["waveform"])
-    assert result["filename_prefix"].startswith("video/FacEDiT")
-    original = fake_inputs.videos["facedit_sample.mp4"].images
+    assert saved == [], "the edit workflows end with FacEDiT Save Edited Video, not a generic save"
+    rendered = run.outputs[_node_id(prompt, "FacEDiTRender")][0]
+    (path,) = run.outputs[_node_id(prompt, "FacEDiTSaveEditedVideo")]
+    assert path.startswith(str(tmp_path / "output" / "video" / "FacEDiT")) and path.endswith(".mp4")
+    written = np.stack(list(iter_frames(path, dtype="uint8")))
+    assert written.shape == (44, 128, 128, 3)
+    wave_, rate = read_audio(path)
+    assert rate == 16000 and abs(wave_.shape[1] / rate - 4.4) < 0.1
+    source = np.stack(list(iter_frames(fake_inputs.videos["facedit_sample.mp4"].path, dtype="uint8")))
     mask = plan.infill_mask
     assert 0 < mask.sum() < 25
-    for k in np.flatnonzero(~mask):
-        assert torch.equal(video.images[k], original[int(plan.source_time[k])]), k
+    copied = 0
+    for k in range(44):
+        want = np.rint(rendered[k].numpy() * 255).astype(np.uint8)
+        if not mask[k] and np.array_equal(written[k], source[int(plan.source_time[k])]):
+            copied += 1  # a copied GOP: the source's own frame
+        else:
+            mse = np.mean((written[k].astype(np.float64) - want) ** 2)
+            assert mse == 0 or 10 * np.log10(255.0**2 / mse) >= 40.0, k
+    assert copied >= 10
     for k in np.flatnonzero(mask):
-        assert not torch.equal(video.images[k], original[int(round(plan.source_time[k]))]), k
+        assert not np.array_equal(written[k], source[int(round(plan.source_time[k]))]), k
 
 
 def test_generation_workflow_runs(models_dir, fake_inputs):

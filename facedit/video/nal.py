@@ -5,11 +5,27 @@ hvcC). Re-encoded packets come from an encoder without global headers, so each k
 parameter sets in Annex B form; they are rewritten with the source's NAL length prefix. After a re-encoded
 stretch the decoder holds the encoder's parameter sets, so the source's are put back in front of the next
 copied keyframe.
+
+Open GOPs: the leading pictures of an open GOP (decoded after its keyframe, shown before it) refer back into
+the GOP before. When that GOP is re-encoded, an H.265 CRA's leading pictures (RASL / RADL, which no trailing
+picture may refer to) are dropped from the copy and re-encoded with the stretch before, which ends with an
+end-of-sequence NAL so that the CRA starts a new coded video sequence as at a random access. H.264 has no such
+splice point (a recovery-point I-frame cannot start a sequence), so there the open GOPs are re-encoded up to
+the next IDR picture.
 """
 
 from __future__ import annotations
 
-__all__ = ["annexb_to_length_prefixed", "parameter_sets", "split_annexb"]
+__all__ = [
+    "HEVC_END_OF_SEQUENCE",
+    "annexb_to_length_prefixed",
+    "h264_idr",
+    "hevc_cra",
+    "hevc_leading",
+    "nal_units",
+    "parameter_sets",
+    "split_annexb",
+]
 
 
 def split_annexb(data: bytes) -> list[bytes]:
@@ -31,6 +47,42 @@ def split_annexb(data: bytes) -> list[bytes]:
 
 def annexb_to_length_prefixed(data: bytes, length_size: int) -> bytes:
     return b"".join(len(u).to_bytes(length_size, "big") + u for u in split_annexb(data))
+
+
+def nal_units(data: bytes, length_size: int | None) -> list[bytes]:
+    """NAL units of a packet: length-prefixed (MP4 / MKV with avcC / hvcC) or Annex B (``length_size`` None)."""
+    if length_size is None:
+        return split_annexb(data)
+    units, pos = [], 0
+    while pos + length_size <= len(data):
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        units.append(data[pos + length_size : pos + length_size + size])
+        pos += length_size + size
+    return [u for u in units if u]
+
+
+HEVC_END_OF_SEQUENCE = bytes([36 << 1, 1])  # EOS_NUT, layer 0, temporal id 0
+
+
+def h264_idr(data: bytes, length_size: int | None) -> bool:
+    """An H.264 packet holding an IDR picture (where a stream may start or be joined)."""
+    return any(unit[0] & 0x1F == 5 for unit in nal_units(data, length_size))
+
+
+def hevc_types(data: bytes, length_size: int | None) -> list[int]:
+    """NAL unit types of an H.265 packet."""
+    return [(unit[0] >> 1) & 0x3F for unit in nal_units(data, length_size)]
+
+
+def hevc_cra(data: bytes, length_size: int | None) -> bool:
+    """An H.265 packet whose picture is a CRA (the IRAP of an open GOP)."""
+    return 21 in hevc_types(data, length_size)
+
+
+def hevc_leading(data: bytes, length_size: int | None) -> bool:
+    """An H.265 packet whose slices are all RADL / RASL: leading pictures that trailing ones never refer to."""
+    slices = [t for t in hevc_types(data, length_size) if t < 32]
+    return bool(slices) and all(6 <= t <= 9 for t in slices)
 
 
 def parameter_sets(codec: str, extradata: bytes | None) -> tuple[int, list[bytes]] | None:

@@ -4,11 +4,13 @@ re-encode in an editor-friendly format.
 Smart render, for H.264 / H.265 sources in MP4 / MOV / MKV: the source's video packets are grouped into GOPs
 (decode order, a new group at each keyframe). A GOP is copied, packet for packet, when every frame it holds
 lands unchanged on the target timeline at one common offset (an insertion or deletion before it moves that
-offset); a GOP with leading pictures that refer back (open GOP) is copied only right after its copied
-predecessor. The remaining target frames form runs that are encoded afresh from the rendered frames with the
-source's codec, pixel format, profile, colour tags and time base, each run starting with a keyframe. Anything
-that would make the join unsafe (another codec, no encoder here, irregular timestamps, a frame count that
-differs from the plan) falls back to a full re-encode, and the report says why.
+offset); a GOP with leading pictures that refer back (open GOP) is copied whole only right after its copied
+predecessor; after a re-encoded stretch an H.265 CRA GOP is copied without its leading pictures (re-encoded
+with the stretch, which then ends a coded video sequence), while H.264 open GOPs are re-encoded up to the next
+IDR picture (see nal.py). The remaining target frames form runs that are encoded afresh from the rendered
+frames with the source's codec, pixel format, profile, colour tags and time base, each run starting with a
+keyframe. Anything that would make the join unsafe (another codec, no encoder here, irregular timestamps, a
+frame count that differs from the plan) falls back to a full re-encode, and the report says why.
 """
 
 from __future__ import annotations
@@ -17,26 +19,30 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from ..edits import EditPlan
-from ..video_io import _accurate_flags, _frame_to_uint8, _iter_input_frames, fps_to_fraction
-from .nal import annexb_to_length_prefixed, parameter_sets
+from ..video_io import _accurate_flags, _frame_to_rgb, _frame_to_uint8, _iter_input_frames, fps_to_fraction
+from .nal import HEVC_END_OF_SEQUENCE, annexb_to_length_prefixed, h264_idr, hevc_cra, hevc_leading, parameter_sets
 from .safe_write import atomic_output, check_output_path
 
 log = logging.getLogger("facedit.video")
 
-__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "write_edited_video"]
+__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "write_edited_video", "write_frames"]
 
 OUTPUT_KINDS = ("same", "lossless", "prores_hq", "prores_4444", "h264", "h265")
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 _SMART_CODECS = {"h264": "libx264", "hevc": "libx265"}
 _SMART_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
 _PCM_CONTAINERS = (".mov", ".mkv")
+_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+_BT709 = {"colorspace": 1, "color_primaries": 1, "color_trc": 1, "color_range": 1}
 _SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}  # AVColorSpace -> swscale matrix
 
 
@@ -46,7 +52,9 @@ class OutputFormat:
 
     ``kind``: ``same`` (smart render, the default), ``lossless`` (FFV1 in .mkv, else x264 qp 0 yuv444p),
     ``prores_hq`` / ``prores_4444`` (prores_ks, .mov), ``h264`` / ``h265`` (CRF ``crf``).
-    ``pix_fmt``: the encoder's pixel format (None: the source's, else a default that fits the size).
+    ``pix_fmt``: the encoder's pixel format (None: the source's, else a default that fits the size: yuv420p,
+    or yuv444p when the width or height is odd).
+    ``preset``: the x264 / x265 speed preset of a full re-encode.
     ``reencode_crf``: quality of the GOPs a smart render re-encodes (x264 CRF, x265 constant QP; low = close
     to the rendered frames; x264 needs >= 1 unless the source is High 4:4:4).
     """
@@ -55,10 +63,13 @@ class OutputFormat:
     crf: int = 18
     pix_fmt: str | None = None
     reencode_crf: int = 1
+    preset: str = "medium"
 
     def __post_init__(self) -> None:
         if self.kind not in OUTPUT_KINDS:
             raise ValueError(f"output kind: expected one of {OUTPUT_KINDS}, got {self.kind!r}")
+        if self.preset not in _PRESETS:
+            raise ValueError(f"preset: expected one of {_PRESETS}, got {self.preset!r}")
         if not 0 <= int(self.crf) <= 51 or not 0 <= int(self.reencode_crf) <= 51:
             raise ValueError(f"crf: expected 0..51, got crf={self.crf}, reencode_crf={self.reencode_crf}")
 
@@ -93,10 +104,20 @@ class _Gop:
     packets: list[tuple[int, Any]]  # (source frame index, packet) in decode order
     key_index: int
     shift: int | None = None  # target = source + shift when copied
+    drop_leading: bool = False  # copied without its leading pictures (they are re-encoded)
 
     @property
     def frames(self) -> list[int]:
         return [j for j, _ in self.packets]
+
+    @property
+    def leading(self) -> list[int]:
+        return [j for j in self.frames if j < self.key_index]
+
+    @property
+    def copied(self) -> list[tuple[int, Any]]:
+        """(source frame, packet) of what is copied, in decode order."""
+        return [(j, p) for j, p in self.packets if not (self.drop_leading and j < self.key_index)]
 
 
 @dataclass
@@ -155,21 +176,41 @@ def _unchanged_targets(plan: EditPlan) -> dict[int, int]:
     return out
 
 
-def _choose_copies(source: _Source, plan: EditPlan) -> None:
+def _common_shift(frames: list[int], targets: dict[int, int]) -> int | None:
+    """The one offset at which all ``frames`` land unchanged on the target timeline, else None."""
+    if frames[0] not in targets:
+        return None
+    shift = targets[frames[0]] - frames[0]
+    return shift if all(targets.get(j) == j + shift for j in frames) else None
+
+
+def _choose_copies(source: _Source, plan: EditPlan) -> list[str]:
+    """Set each GOP's shift (None: re-encoded) and say where open GOPs cost more than the edit itself."""
     targets = _unchanged_targets(plan)
+    length_size = source.param_sets[0] if source.param_sets else None
     previous: _Gop | None = None
+    h264_open: list[int] = []
     for gop in source.gops:
-        frames = gop.frames
-        shift = None
-        if frames[0] in targets:
-            shift = targets[frames[0]] - frames[0]
-            if any(targets.get(j) != j + shift for j in frames):
-                shift = None
-        leading = min(frames) < gop.key_index
-        if shift is not None and leading and (previous is None or previous.shift != shift):
-            shift = None
-        gop.shift = shift
+        gop.shift, gop.drop_leading = _common_shift(gop.frames, targets), False
+        key = bytes(gop.packets[0][1])
+        # joined: re-encoded frames or a copy at another offset come before it in the file
+        after_copy = previous is not None and previous.shift == gop.shift
+        joined = gop.shift is not None and not after_copy and not (previous is None and gop.shift == 0)
+        if joined and source.codec == "h264" and (gop.leading or not h264_idr(key, length_size)):
+            gop.shift = None
+            h264_open.append(gop.key_index)
+        elif joined and gop.leading:
+            gop.shift = None
+        if gop.shift is None and gop.leading and source.codec == "hevc" and hevc_cra(key, length_size):
+            if all(hevc_leading(bytes(p), length_size) for j, p in gop.packets if j < gop.key_index):
+                gop.shift = _common_shift([j for j in gop.frames if j >= gop.key_index], targets)
+                gop.drop_leading = gop.shift is not None
         previous = gop
+    if not h264_open:
+        return []
+    return [f"the source's open GOPs (H.264 I-frames that later frames look past) follow the re-encoded frames, so "
+            f"{len(h264_open)} more GOPs from source frame {h264_open[0]} on were re-encoded; a source with "
+            "closed GOPs (x264's default) is copied around the edit"]  # fmt: skip
 
 
 class _SourceFrames:
@@ -247,6 +288,23 @@ def _to_video_frame(rgb: np.ndarray, pix_fmt: str, colour: dict[str, int]):
     )
 
 
+def _onto_source(rgb: np.ndarray, source_frame, pix_fmt: str, colour: dict[str, int]):
+    """A re-rendered frame as a change to the source frame's own samples: source + (YUV(rgb) - YUV(source rgb)).
+
+    Converting the whole RGB frame back to 4:2:0 does not give the source's chroma back (its upsampling is not
+    undone by any downsampling), which costs textured footage ~34 dB PSNR even where nothing changed. As a change,
+    pixels the render left alone keep the source's samples exactly and only the change goes through RGB."""
+    av = _av()
+    if source_frame.format.name != pix_fmt:
+        return _to_video_frame(rgb, pix_fmt, colour)
+    src_rgb = _frame_to_rgb(source_frame, _accurate_flags(reading=True))
+    base = source_frame.to_ndarray()
+    delta = _to_video_frame(rgb, pix_fmt, colour).to_ndarray().astype(np.int32)
+    delta -= _to_video_frame(src_rgb, pix_fmt, colour).to_ndarray()
+    top = (1 << max(c.bits for c in av.VideoFormat(pix_fmt).components)) - 1
+    return av.VideoFrame.from_ndarray(np.clip(base + delta, 0, top).astype(base.dtype), format=pix_fmt)
+
+
 def _set_colour(ctx, colour: dict[str, int]) -> None:
     ctx.colorspace = colour["colorspace"]
     ctx.color_primaries = colour["color_primaries"]
@@ -277,7 +335,7 @@ def _segment_encoder(source: _Source, crf: int, gop: int):
         options["profile"] = profile.replace("constrained", "")
     if encoder == "libx265":  # psycho-visual tuning trades fidelity for look; here fidelity is the point
         del options["crf"]  # x265's CRF stays visibly lossy even at 0; a constant QP does not
-        options["x265-params"] = f"log-level=error:psy-rd=0:psy-rdoq=0:aq-mode=0:qp={int(crf)}"
+        options["x265-params"] = f"log-level=error:psy-rd=0:psy-rdoq=0:aq-mode=0:qp={int(crf)}:bframes=0"
         if profile in ("main", "main10", "main12"):
             options["profile"] = profile
     ctx.options = options
@@ -287,12 +345,13 @@ def _segment_encoder(source: _Source, crf: int, gop: int):
 # ---------------------------------------------------------------- audio
 
 
-def _prepare_audio(audio: Any, sample_rate: int | None, target_frames: int, fps: Fraction):
-    if audio is None:
-        return None
+def _audio_wave(audio: Any, sample_rate: int | None) -> tuple[np.ndarray, int]:
+    """``audio`` as float32 ``[C, S]`` (``[S]`` and ``[1, C, S]`` accepted) and its rate, or a clear error."""
     if sample_rate is None or int(sample_rate) <= 0:
         raise ValueError(f"sample_rate: a positive rate is required with audio, got {sample_rate}")
     wave = audio.detach().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+    if not np.issubdtype(wave.dtype, np.number):
+        raise ValueError(f"audio: expected a numeric array, got dtype {wave.dtype}")
     wave = wave.astype(np.float32, copy=False)
     if wave.ndim == 3 and wave.shape[0] == 1:
         wave = wave[0]
@@ -302,12 +361,20 @@ def _prepare_audio(audio: Any, sample_rate: int | None, target_frames: int, fps:
         raise ValueError(f"audio: expected [C, S] with 1..8 channels, got shape {tuple(wave.shape)}")
     if not np.isfinite(wave).all():
         raise ValueError("audio: contains NaN or infinite values")
-    want = round(Fraction(target_frames) / fps * int(sample_rate))
+    return np.ascontiguousarray(wave), int(sample_rate)
+
+
+def _prepare_audio(audio: Any, sample_rate: int | None, target_frames: int, fps: Fraction):
+    """The checked audio cut or padded with silence to the video's length, so both end together."""
+    if audio is None:
+        return None
+    wave, rate = _audio_wave(audio, sample_rate)
+    want = round(Fraction(target_frames) / fps * rate)
     if wave.shape[1] >= want:
         wave = wave[:, :want]
     else:
         wave = np.concatenate([wave, np.zeros((wave.shape[0], want - wave.shape[1]), np.float32)], axis=1)
-    return np.ascontiguousarray(wave), int(sample_rate)
+    return np.ascontiguousarray(wave), rate
 
 
 def nearest_aac_rate(rate: int) -> int:
@@ -321,7 +388,7 @@ class _AudioWriter:
         av = _av()
         self.container, self.wave, self.rate = container, wave, rate
         channels = wave.shape[0]
-        self.layout = {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(channels).name
+        self.layout = _LAYOUTS[channels]
         if ext in _PCM_CONTAINERS:
             self.codec, self.out_rate = "pcm_s16le", rate
         else:
@@ -360,9 +427,11 @@ class _AudioWriter:
 # ---------------------------------------------------------------- writers
 
 
-def _progress_iter(frames: Iterable[Any], total: int, progress: Callable[[int, int], None] | None) -> Iterator[Any]:
+def _progress_iter(
+    frames: Iterable[Any], total: int | None, progress: Callable[[int, int], None] | None
+) -> Iterator[Any]:
     for count, frame in enumerate(frames, 1):
-        if count > total:
+        if total is not None and count > total:
             raise ValueError(f"frames: got more than the plan's {total} target frames")
         yield frame
         if progress is not None:
@@ -371,11 +440,11 @@ def _progress_iter(frames: Iterable[Any], total: int, progress: Callable[[int, i
 
 def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
     av = _av()
-    _choose_copies(source, plan)
+    notes = _choose_copies(source, plan)
     covered = np.zeros(plan.target_frames, dtype=bool)
     for gop in source.gops:
         if gop.shift is not None:
-            covered[[j + gop.shift for j in gop.frames]] = True
+            covered[[j + gop.shift for j, _ in gop.copied]] = True
     segments = _runs(~covered)
     gop_len = max(len(g.packets) for g in source.gops)
     src_ctx = source.stream.codec_context
@@ -420,7 +489,7 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
             vframe.pict_type = av.video.frame.PictureType.NONE
         else:
             rgb = _frame_to_uint8(frame, k, (src_ctx.height, src_ctx.width))
-            vframe = _to_video_frame(rgb, src_ctx.pix_fmt, colour)
+            vframe = _onto_source(rgb, decoded.get(int(round(st[k]))), src_ctx.pix_fmt, colour)
         vframe.pts = k * source.frame_dur
         vframe.time_base = source.time_base
         drain(encoder.encode(vframe), start)
@@ -435,8 +504,8 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
     blocks: list[tuple[int, str, list]] = []
     run: list[_Gop] = []
     for gop in source.gops + [_Gop([(-1, None)], -1)]:
-        if run and (gop.shift is None or gop.shift != run[-1].shift or gop.key_index < 0):
-            items = [(j + r.shift, p) for r in run for j, p in r.packets]
+        if run and (gop.shift is None or gop.shift != run[-1].shift or gop.key_index < 0 or gop.drop_leading):
+            items = [(j + r.shift, p) for r in run for j, p in r.copied]
             blocks.append((min(t for t, _ in items), "copy", items))
             run = []
         if gop.shift is not None and gop.key_index >= 0:
@@ -458,6 +527,11 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
             after_encode = False
         else:
             order.extend((t, d, key, "encode") for t, d, key in items)
+            if source.codec == "hevc":  # the next copied CRA then starts a sequence of its own (POC, no RASL)
+                eos = HEVC_END_OF_SEQUENCE
+                eos = len(eos).to_bytes(length_size, "big") + eos if length_size else b"\x00\x00\x00\x01" + eos
+                t, d, key, kind = order[-1]
+                order[-1] = (t, d + eos, key, kind)
             after_encode = True
     if sorted(t for t, *_ in order) != list(range(plan.target_frames)):
         raise RuntimeError("smart render: the joined packets do not cover every target frame once")
@@ -495,7 +569,7 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
         reencoded_spans=tuple(segments),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
-        messages=tuple(writer.messages) if writer else (),
+        messages=tuple(notes) + (tuple(writer.messages) if writer else ()),
     )
 
 
@@ -508,12 +582,12 @@ def _full_settings(kind: str, ext: str, output: OutputFormat, src_ctx, size: tup
         pix_fmt = output.pix_fmt or (src_ctx.pix_fmt if src_ctx is not None else None)
         if pix_fmt is None or not _supported_pix_fmt(encoder, pix_fmt) or (odd and pix_fmt.endswith(("420p", "422p"))):
             pix_fmt = "yuv444p" if odd else "yuv420p"
-        options = {"crf": str(output.crf), "preset": "medium"}
+        options = {"crf": str(output.crf), "preset": output.preset}
     elif kind == "lossless":
         if ext == ".mkv":
             encoder, pix_fmt, options = "ffv1", output.pix_fmt or "yuv444p", {"level": "3", "slicecrc": "1"}
         else:
-            encoder, pix_fmt, options = "libx264", output.pix_fmt or "yuv444p", {"qp": "0", "preset": "medium"}
+            encoder, pix_fmt, options = "libx264", output.pix_fmt or "yuv444p", {"qp": "0", "preset": output.preset}
     elif kind in ("prores_hq", "prores_4444"):
         if ext != ".mov":
             raise ValueError(f"out: ProRes is written to .mov, got {ext!r}")
@@ -523,21 +597,22 @@ def _full_settings(kind: str, ext: str, output: OutputFormat, src_ctx, size: tup
     else:
         encoder = "libx264" if kind == "h264" else "libx265"
         pix_fmt = output.pix_fmt or ("yuv444p" if odd else "yuv420p")
-        options = {"crf": str(output.crf), "preset": "medium"}
+        options = {"crf": str(output.crf), "preset": output.preset}
         if encoder == "libx265":
             options["x265-params"] = "log-level=error"
     if not _supported_pix_fmt(encoder, pix_fmt):
         raise ValueError(f"pix_fmt: {encoder} cannot write {pix_fmt!r}")
     if odd and pix_fmt.endswith(("420p", "422p", "420p10le", "422p10le")):
         raise ValueError(f"pix_fmt: {pix_fmt} needs an even width and height, the frames are {width}x{height}; "
-                         "choose a 4:4:4 pixel format such as yuv444p")  # fmt: skip
+                         "choose a 4:4:4 pixel format such as yuv444p, or leave pix_fmt unset")  # fmt: skip
     return encoder, pix_fmt, options
 
 
-def _full(tmp: str, ext: str, src_ctx, colour, plan: EditPlan, frames, audio, output: OutputFormat, progress):
+def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None, frames, audio, output: OutputFormat,
+          progress):  # fmt: skip
+    """Encode every frame; ``total``: the frame count the plan expects (None: any)."""
     av = _av()
-    fps = fps_to_fraction(plan.fps)
-    frame_iter = _iter_input_frames(_progress_iter(_iter_input_frames(frames), plan.target_frames, progress))
+    frame_iter = _iter_input_frames(_progress_iter(_iter_input_frames(frames), total, progress))
     try:
         first = _frame_to_uint8(next(frame_iter), 0, None)
     except StopIteration:
@@ -563,8 +638,8 @@ def _full(tmp: str, ext: str, src_ctx, colour, plan: EditPlan, frames, audio, ou
                 frame = _frame_to_uint8(next(frame_iter), count, (height, width))
             except StopIteration:
                 break
-        if count != plan.target_frames:
-            raise ValueError(f"frames: got {count} frames, the plan has {plan.target_frames} target frames")
+        if total is not None and count != total:
+            raise ValueError(f"frames: got {count} frames, the plan has {total} target frames")
         out.mux(vstream.encode(None))
         if writer is not None:
             writer.finish()
@@ -574,11 +649,48 @@ def _full(tmp: str, ext: str, src_ctx, colour, plan: EditPlan, frames, audio, ou
         path="",
         mode="full",
         video_codec=encoder,
-        reencoded_spans=((0, plan.target_frames),),
+        reencoded_spans=((0, count),),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
         messages=tuple(writer.messages) if writer else (),
     )
+
+
+def _container(out: str) -> str:
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in _CONTAINERS:
+        raise ValueError(f"out: expected a .mp4, .mov, .m4v or .mkv file, got {out!r}")
+    return ext
+
+
+def write_frames(
+    out: str | os.PathLike,
+    frames: Iterable[Any] | np.ndarray,
+    fps: float | Fraction | str,
+    audio: Any = None,
+    sample_rate: int | None = None,
+    output: OutputFormat = OutputFormat(kind="h264"),
+    progress: Callable[[int, int], None] | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> WriteReport:
+    """Encode ``frames`` into a new file at ``out`` with no source to copy from (every frame is encoded).
+
+    Like :func:`write_edited_video`: the file appears only when complete (an error, Ctrl-C or SIGTERM leaves a
+    previous ``out`` as it was and no partial file), odd sizes get a 4:4:4 pixel format unless ``output.pix_fmt``
+    says otherwise, and audio of any rate is written (PCM at its own rate in .mov / .mkv, AAC at the nearest AAC
+    rate in .mp4). The audio is written in full, not cut to the video. ``inputs``: files that ``out`` must not be
+    (a lazily read frame source with a ``path`` is one already). ``progress(count, None)`` after each frame.
+    """
+    out = check_output_path(out, *inputs, getattr(frames, "path", None))
+    ext = _container(out)
+    rate = fps_to_fraction(fps)
+    wave = None if audio is None else _audio_wave(audio, sample_rate)
+    with atomic_output(out) as tmp:
+        report = _full(tmp, ext, None, _BT709, rate, None, frames, wave, output, progress)
+    report = replace(report, path=out)
+    for message in report.messages:
+        log.info("%s: %s", out, message)
+    return report
 
 
 def write_edited_video(
@@ -601,16 +713,14 @@ def write_edited_video(
     video's length so both start and end together. The file appears at ``out`` only when complete.
     """
     av = _av()
-    out = check_output_path(out, source)
-    ext = os.path.splitext(out)[1].lower()
-    if ext not in (".mp4", ".mov", ".m4v", ".mkv"):
-        raise ValueError(f"out: expected a .mp4, .mov, .m4v or .mkv file, got {out!r}")
+    out = check_output_path(out, source, getattr(frames, "path", None))
+    ext = _container(out)
     fps = fps_to_fraction(plan.fps)
     prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
     messages: list[str] = []
     with atomic_output(out) as tmp:
         report = None
-        src_ctx, colour = None, {"colorspace": 1, "color_primaries": 1, "color_trc": 1, "color_range": 1}
+        src_ctx, colour = None, _BT709
         if source is not None:
             with av.open(os.fspath(source)) as container:
                 if not container.streams.video:
@@ -629,8 +739,8 @@ def write_edited_video(
                     else:
                         messages.append(f"smart render not possible, re-encoding the whole clip: {why}")
         if report is None:
-            report = _full(tmp, ext, src_ctx, colour, plan, frames, prepared, output, progress)
-    report = WriteReport(**{**report.__dict__, "path": out, "messages": tuple(messages) + report.messages})
+            report = _full(tmp, ext, src_ctx, colour, fps, plan.target_frames, frames, prepared, output, progress)
+    report = replace(report, path=out, messages=tuple(messages) + report.messages)
     for message in report.messages:
         log.warning(message)
     spans = ", ".join(f"{s}-{e}" for s, e in report.reencoded_spans)
