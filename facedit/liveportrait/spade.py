@@ -16,11 +16,16 @@ class SPADE(nn.Module):
         self.mlp_shared = nn.Sequential(Conv2d(label_nc, hidden, kernel_size=3, padding=1), nn.ReLU())
         self.mlp_gamma = Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
         self.mlp_beta = Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
+        self.folded = False
+        """Set by ``fast.prepare_fast``: mlp_gamma's bias then holds the 1 of ``1 + gamma``."""
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        normalized = F.instance_norm(x)
-        actv = self.mlp_shared(F.interpolate(segmap, size=x.shape[2:], mode="nearest"))
-        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+        if segmap.shape[2:] != x.shape[2:]:
+            segmap = F.interpolate(segmap, size=x.shape[2:], mode="nearest")
+        actv = self.mlp_shared(segmap)
+        if self.folded:  # the same maths in one pass each; group_norm keeps channels-last (instance_norm does not)
+            return torch.addcmul(self.mlp_beta(actv), F.group_norm(x, x.shape[1]), self.mlp_gamma(actv))
+        return F.instance_norm(x) * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 
 class SPADEResnetBlock(nn.Module):
@@ -38,6 +43,8 @@ class SPADEResnetBlock(nn.Module):
             self.norm_s = SPADE(fin, label_nc, hidden)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        if seg.shape[2:] != x.shape[2:]:  # once for the two or three SPADE layers, not in each
+            seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
         x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
         dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
         dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
