@@ -13,10 +13,10 @@ forward into the convolution weights once, in float32, before any rounding: Batc
 :class:`FastConv`: channels-last layout, channel counts padded to a multiple of 16 (oneDNN's bf16 kernels fall
 back to a reference path otherwise: the warping module's 142 -> 22 channel 7x7x7 mask convolution takes 12x
 longer unpadded) and the input cast fused into the layout change, so float32 tensors flow in without a separate
-cast. The SPADE layers normalise with ``group_norm`` (one group per channel: the same maths as instance_norm, but
-it keeps channels-last where instance_norm falls back to a slow path and a layout change) and modulate in one
-``addcmul``, the 1 of ``1 + gamma`` folded into mlp_gamma's bias. Measured with ``bench/bench_liveportrait.py``.
-The prepared modules compute the same function; their state_dict no longer has the published layout.
+cast. The SPADE layers normalise without leaving channels-last (``spade.instance_norm_channels_last``) and
+modulate in one ``addcmul``, the 1 of ``1 + gamma`` folded into mlp_gamma's bias (``bench/bench_liveportrait.py
+--profile`` shows where the time goes). The prepared modules compute the same function; their state_dict no
+longer has the published layout.
 """
 
 from __future__ import annotations
