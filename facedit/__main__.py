@@ -60,6 +60,8 @@ def _models(args: argparse.Namespace, allow_random: bool = False):
 
     from .models import load_models
 
+    if args.precision == "fast":  # LivePortrait's fast mode; the other models fp32
+        return load_models(args.models, device=args.device, allow_random=allow_random, liveportrait_precision="fast")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.precision]
     return load_models(args.models, device=args.device, dtype=dtype, allow_random=allow_random)
 
@@ -248,7 +250,9 @@ def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
                    help="folder with liveportrait/, wavlm/, facedit/ or joyvasa/ (default ./models)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
-    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "fast"), default="fp32",
+                   help="fast: LivePortrait warp + decode in bf16 on a CPU with native bf16 (fp16 autocast on CUDA), "
+                   "face features, motion and the other models fp32 (default fp32)")  # fmt: skip
     p.add_argument("--steps", type=int, default=32, help="Euler steps of the flow-matching sampler (default 32)")
     p.add_argument("--sway", type=float, default=-1.0, help="Sway time-step coefficient (default -1)")
     p.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance strength (default 0)")

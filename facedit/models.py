@@ -107,19 +107,22 @@ def load_models(
     dtype: torch.dtype = torch.float32,
     allow_random: bool = False,
     seed: int = 0,
+    liveportrait_precision: str | torch.dtype | None = None,
 ) -> Models:
     """Load every model from ``models_dir``; with ``allow_random`` stand in random ones for missing weights.
 
+    ``liveportrait_precision`` (default: ``dtype``) may also be 'fast' (see ``facedit/liveportrait/fast.py``).
     Random stand-ins make every stage run (the demo, tests) but produce meaningless faces; ``Models.random``
     names them so callers can say so plainly.
     """
     models_dir = Path(models_dir)
     random: list[str] = []
     torch.manual_seed(seed)
+    lp_precision = dtype if liveportrait_precision is None else liveportrait_precision
     if has_liveportrait(models_dir):
-        lp = load_liveportrait(liveportrait_folder(models_dir), device=device, dtype=dtype)
+        lp = load_liveportrait(liveportrait_folder(models_dir), device=device, dtype=lp_precision)
     elif allow_random:
-        lp = LivePortrait.random(LivePortraitConfig.tiny(), device=device, dtype=dtype)
+        lp = LivePortrait.random(LivePortraitConfig.tiny(), device=device, dtype=lp_precision)
         random.append("liveportrait")
     else:
         liveportrait_folder(models_dir)

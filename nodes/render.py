@@ -62,7 +62,8 @@ class FacEDiTRender(io.ComfyNode):
                     default=4,
                     min=1,
                     max=64,
-                    tooltip="Frames decoded at once: larger is faster on a GPU, uses more memory.",
+                    tooltip="Frames decoded at once on a GPU (larger is faster, uses more memory). On a CPU frames "
+                    "are decoded one at a time whatever this says, so progress and Cancel act per frame.",
                 ),
             ],
             outputs=[io.Image.Output(display_name="images", tooltip="The frames of the new video.")],

@@ -35,6 +35,7 @@ CTCType = io.Custom("FACEDIT_CTC")
 
 CATEGORY = "FacEDiT"
 PRECISIONS = ["fp32", "fp16", "bf16"]
+LIVEPORTRAIT_PRECISIONS = ["fp32", "fast", "fp16", "bf16"]
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
 

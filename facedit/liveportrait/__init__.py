@@ -6,7 +6,7 @@ extraction, chunked rendering, face detection / crop and feathered paste-back.
 
 Typical use (frames: (T, H, W, 3) float in [0, 1]):
 
-    lp = load_liveportrait("models/liveportrait", device="cpu", dtype="fp32")
+    lp = load_liveportrait("models/liveportrait", device="cpu", dtype="fp32")   # or "fast", see fast.py
     track = detect_face_track(frames)                      # one smoothed crop square per frame
     crops = crop_faces(frames, track, 256)                 # (T, 256, 256, 3)
     motion = extract_motion(lp, crops)                     # motion.motion: (T, 75)
@@ -20,6 +20,7 @@ from .config import LivePortraitConfig
 from .crop import CropTrack, crop_faces, detect_face_track, track_from_boxes
 from .detect import DlibFaceDetector, FaceDetection, FaceDetector, InsightFaceDetector
 from .extract import MotionTrack, extract_motion
+from .fast import PRECISIONS, resolve_precision
 from .model import LivePortrait, load_liveportrait, resolve_dtype
 from .paste import face_mask, frame_face_mask, paste_back, paste_back_batch
 from .render import iter_render, render
@@ -41,6 +42,7 @@ __all__ = [
     "LivePortrait",
     "LivePortraitConfig",
     "MotionTrack",
+    "PRECISIONS",
     "download_liveportrait",
     "extract_motion",
     "find_weight_files",
@@ -48,4 +50,5 @@ __all__ = [
     "load_liveportrait",
     "render",
     "resolve_dtype",
+    "resolve_precision",
 ]
