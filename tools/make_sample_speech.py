@@ -1,21 +1,45 @@
-"""Speak each word alone with espeak-ng and join them, so that every word's time is known exactly."""
-import json, subprocess, numpy as np, soundfile as sf, librosa
+"""Speak each word alone with espeak-ng and join them, so that every word's time is known exactly.
+
+Writes original.wav / edited.wav and their *_words.json (WhisperX layout) into the working directory.
+"""
+
+import json
+import subprocess
+
+import librosa
+import numpy as np
+import soundfile as sf
+
 SR = 16000
-def word_audio(w):
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "165", "-w", f"{w}.wav", w], check=True)
-    a, sr = sf.read(f"{w}.wav"); a = librosa.resample(a.astype(np.float32), orig_sr=sr, target_sr=SR)
-    idx = np.nonzero(np.abs(a) > 0.01)[0]; return a[idx[0]:idx[-1] + 1]
-def build(words, name):
-    gap = np.zeros(int(0.06 * SR), np.float32); lead = np.zeros(int(0.3 * SR), np.float32)
+
+
+def word_audio(word: str) -> np.ndarray:
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "165", "-w", f"{word}.wav", word], check=True)
+    audio, sr = sf.read(f"{word}.wav")
+    audio = librosa.resample(audio.astype(np.float32), orig_sr=sr, target_sr=SR)
+    voiced = np.nonzero(np.abs(audio) > 0.01)[0]
+    return audio[voiced[0] : voiced[-1] + 1]
+
+
+def build(words: list[str], name: str) -> None:
+    gap = np.zeros(int(0.06 * SR), np.float32)
+    lead = np.zeros(int(0.3 * SR), np.float32)
     parts, t, stamps = [lead], len(lead) / SR, []
-    for w in words:
-        a = word_audio(w); stamps.append({"word": w, "start": round(t, 3), "end": round(t + len(a) / SR, 3)})
-        parts += [a, gap]; t += (len(a) + len(gap)) / SR
+    for word in words:
+        audio = word_audio(word)
+        stamps.append({"word": word, "start": round(t, 3), "end": round(t + len(audio) / SR, 3)})
+        parts += [audio, gap]
+        t += (len(audio) + len(gap)) / SR
     parts.append(np.zeros(int(0.3 * SR), np.float32))
-    audio = np.concatenate(parts); audio = 0.9 * audio / np.abs(audio).max()
+    audio = np.concatenate(parts)
+    audio = 0.9 * audio / np.abs(audio).max()
     sf.write(f"{name}.wav", audio, SR, subtype="PCM_16")
-    json.dump({"segments": [{"start": stamps[0]["start"], "end": stamps[-1]["end"], "text": " ".join(words), "words": stamps}]},
-              open(f"{name}_words.json", "w"), indent=1)
+    segment = {"start": stamps[0]["start"], "end": stamps[-1]["end"], "text": " ".join(words), "words": stamps}
+    with open(f"{name}_words.json", "w") as f:
+        json.dump({"segments": [segment]}, f, indent=1)
     print(name, len(audio) / SR)
-build("we will meet at the station at noon".split(), "original")
-build("we will meet at the old harbour at noon".split(), "edited")
+
+
+if __name__ == "__main__":
+    build("we will meet at the station at noon".split(), "original")
+    build("we will meet at the old harbour at noon".split(), "edited")
