@@ -2,6 +2,8 @@
 
 import json
 import math
+import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -134,8 +136,18 @@ def test_fixture_plans(name):
     assert [list(r) for r in plan.mask_spans()] == exp["mask_runs"]
     for k, value in exp["source_time_at"].items():
         assert plan.source_time[int(k)] == pytest.approx(value, abs=1e-9), f"target frame {k}"
+    # The hand-derived map of every unchanged frame: [start, end) shows source frame k - shift, exactly.
+    covered = np.zeros(plan.target_frames, dtype=bool)
+    for lo, hi, shift in exp["unchanged"]:
+        k = np.arange(lo, hi)
+        np.testing.assert_array_equal(plan.source_time[lo:hi], k - shift, err_msg=f"frames [{lo}, {hi})")
+        covered[lo:hi] = True
+    np.testing.assert_array_equal(covered | plan.retimed_mask, True)
+    assert not (covered & plan.retimed_mask).any()
     assert np.all(np.diff(plan.source_time) >= 0)
-    assert plan.warnings == ()
+    assert len(plan.warnings) == len(exp.get("warnings", []))
+    for got, pattern in zip(plan.warnings, exp.get("warnings", []), strict=True):
+        assert re.search(pattern, got), (pattern, got)
 
 
 def test_fixture_manual_spans_give_the_same_plan():
