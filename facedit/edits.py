@@ -702,8 +702,6 @@ def plan_from_spans(
                 raise ValueError(f"{said}: the last span's new duration cannot absorb it")
             warnings.append(f"{said}: the last span absorbs the {float(gap):+.3f} s (fit 'stretch_last')")
             news[-1] += gap
-        elif gap:
-            news[-1] = max(news[-1] + gap, Fraction(0))
     built: list[_Span] = []
     total = Fraction(0)
     for a, b, n in zip(starts, ends, news, strict=True):
