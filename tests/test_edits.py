@@ -360,6 +360,42 @@ def test_no_drift_over_ten_minutes(fps):
             assert abs(plan.source_time[j] / rate - truth) <= 0.5 / rate + 1e-9, j
 
 
+def _untimed(words, index, duration):
+    """The words as a transcriber leaves them with word ``index`` unaligned, parsed back (it is interpolated)."""
+    data = [{"word": w.text, "start": w.start, "end": w.end} for w in words]
+    data[index] = {"word": words[index].text}
+    return parse_words(data, duration_s=duration)
+
+
+@pytest.mark.parametrize("fps", FPS)
+@pytest.mark.parametrize("source", ["grid", "espeak"])
+def test_an_untimed_word(source, fps):
+    original, edited, duration, edited_duration, regions = _scenario(source, "two_edits")
+    timed = check_plan(original, edited, duration, edited_duration, regions, fps)
+    # 'me' (original word 2) sits right after the first edit ('meet' -> 'find'): an edit boundary.
+    at_boundary = _untimed(original, 2, duration)
+    assert at_boundary[2].interpolated
+    plan = check_plan(at_boundary, edited, duration, edited_duration, regions, fps)
+    assert any("interpolated" in w and "'meet'" in w for w in plan.warnings), plan.warnings
+    assert any("follow 'at', the first timed unchanged word" in w for w in plan.warnings), plan.warnings
+    # 'the' (original word 4) is inside the stretch between the edits: the plan does not change, no warning.
+    inside = _untimed(original, 4, duration)
+    plan = check_plan(inside, edited, duration, edited_duration, regions, fps)
+    np.testing.assert_array_equal(plan.source_time, timed.source_time)
+    np.testing.assert_array_equal(plan.infill_mask, timed.infill_mask)
+    assert plan.warnings == timed.warnings and plan.original_words[4].interpolated
+
+
+def test_words_without_any_time_are_refused():
+    original = grid_words(4)
+    untimed = parse_words([{"word": w.text} for w in original], duration_s=2.0)
+    assert all(w.interpolated for w in untimed)
+    with pytest.raises(ValueError, match="original words: none of the 4 words has a time"):
+        plan_edit(untimed, original, original_duration_s=2.0, edited_duration_s=2.0, fps=25, source_frames=50)
+    with pytest.raises(ValueError, match="edited words: none of the 4 words has a time"):
+        plan_edit(original, untimed, original_duration_s=2.0, edited_duration_s=2.0, fps=25, source_frames=50)
+
+
 def test_edited_speech_longer_and_shorter_change_the_target_length():
     original = grid_words(6)
     longer, d_long, _ = splice(original, 3.0, [(2, 3, _grid_piece("n0 n1 n2"))])
