@@ -1,25 +1,27 @@
 """Edit plans: which target frames come from which source frames, and which get new motion.
 
-Conventions (all frame arithmetic of the package lives here):
+Conventions (all frame arithmetic of the package lives here; seconds and fps are exact fractions, so every
+frame rate, 24, 25, 30000/1001, 30, 50, 60 or any rational, gives the same plan in seconds with no drift):
 
-- Video frame i stands at time i / fps and covers [i / fps, (i + 1) / fps).
+- Video frame j stands at time j / fps and covers [j / fps, (j + 1) / fps).
 - The target timeline has ``target_frame_count(edited speech duration, fps)`` frames: the duration times fps,
-  rounded half up (a 1e-9 frame guard absorbs float noise such as 1.2 * 25 = 30.000000000000004).
-- A speech span [a0, a1] seconds touches the frames floor(a0 fps) .. ceil(a1 fps) - 1 (a 1e-6 frame guard):
-  every frame that shows any of it belongs to the edit, so edit spans are half-open frame ranges [A0, A1).
-- Between edits the two speeches are the same audio shifted by a constant time (the accumulated duration
-  change). Each such stretch gets ONE integer frame shift s = round(shift_s * fps) (half up), and its target
-  frame k shows source frame k - s exactly: at most half a frame from the true source time, never
-  fractional. The stretch before the first edit has shift 0, the one after the last edit has shift
-  (edited duration - original duration); shifts between edits come from the median time difference of the
-  unchanged words there (word mode) or exactly from the spans (manual mode).
-- An edit maps its source frames [A0, A1) linearly onto its target frames [B0, B1) = [A0 + s_before,
-  A1 + s_after), frame centres to frame centres: source_time = A0 - 0.5 + (k + 0.5 - B0) * (A1 - A0) / (B1 - B0).
-  An insertion at a point (A0 == A1) gives A0 - 0.5: the instant between two source frames.
-- An edit's span boundaries sit where the unchanged words around it end and start (the pauses next to the
-  changed words belong to the edit). The infill mask is every edit's target span widened by
-  ``context_frames`` on each side; a cut (an edit left with no target frames) masks at least one frame on
-  each side. Widening stops at the clip ends; the frames it could not add are recorded in the edit.
+  rounded half up. The clip ends when the edited speech ends.
+- An edit whose edited-side span is [t0, t1] seconds has the target frames [floor(t0 fps), ceil(t1 fps)): every
+  frame whose interval meets the span. Between unchanged words a span runs from the end of the word before to
+  the start of the word after (the pauses next to the changed words belong to the edit). Silence is not an
+  edit: an edit of the first (last) words starts at the first changed word's start (stops at each side's last
+  changed word's end), so lead and tail silence stay original frames.
+- Unchanged frames follow the words: before the first edit target frame j shows source frame j; after edit k it
+  shows j - shift_k with shift_k = round_half_up((t1_k - s1_k) fps), where the word right after the edit
+  starts at t1_k in the edited speech and s1_k in the original (after an edit at the end: where each side's
+  last changed word ends). Never the difference of the two audio lengths. At the tail, target frames past the
+  video's last frame repeat it and video frames past the target's end are dropped, both with a warning.
+- An edit maps source frames [A0, A1) = [B0 - shift before, B1 - shift after) linearly onto its target frames
+  [B0, B1), frame centres to frame centres: source_time = A0 - 0.5 + (k + 0.5 - B0) * (A1 - A0) / (B1 - B0),
+  continuous with the unchanged frames on both sides. An insertion at a point gives A0 - 0.5.
+- The infill mask is every edit's target span widened by ``context_frames`` on each side; a cut (a deletion
+  with no target frames) masks the seam frame on each side. Widening stops at the clip ends; the frames it
+  could not add are recorded in the edit.
 - ``source_time`` is clamped to [0, source_frames - 1]; clamped unedited frames are reported in ``warnings``.
 """
 
@@ -27,10 +29,10 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -40,16 +42,27 @@ from .timestamps import Word, validate_words, words_from_list, words_to_list
 FORMAT_VERSION = 1
 EDIT_TYPES = ("substitution", "insertion", "deletion", "generation")
 MODES = ("edit", "generate")
-_FRAME_GUARD = 1e-6
+_MAX_DENOMINATOR = 1_000_000  # a float fps is read as the nearest fraction with a denominator up to this
 _MISFIT_S = 0.25  # seconds an unchanged word may sit off its stretch's shift before a warning (ASR jitter)
 
 
-def _check_fps(fps: float) -> float:
-    if isinstance(fps, bool) or not isinstance(fps, int | float | np.floating | np.integer):
+def _check_fps(fps: float | Fraction) -> float:
+    if isinstance(fps, bool) or not isinstance(fps, int | float | Fraction | np.floating | np.integer):
         raise ValueError(f"fps: expected a positive number, got {fps!r}")
     if not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps: expected a positive number, got {fps!r}")
     return float(fps)
+
+
+def _rate(fps: float | Fraction) -> Fraction:
+    """The frame rate as an exact fraction: 29.97 -> 2997/100, float(30000/1001) -> 30000/1001."""
+    _check_fps(fps)
+    return fps if isinstance(fps, Fraction) else Fraction(float(fps)).limit_denominator(_MAX_DENOMINATOR)
+
+
+def _q(t: float) -> Fraction:
+    """Seconds as an exact fraction, snapped to the nanosecond (so that 1.2 * 25 is 30, not 30.000000000000004)."""
+    return Fraction(round(float(t) * 10**9), 10**9)
 
 
 def _check_duration(value: float, name: str) -> float:
@@ -60,21 +73,13 @@ def _check_duration(value: float, name: str) -> float:
     return float(value)
 
 
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5 + 1e-9))
+def _round_half_up(x: Fraction) -> int:
+    return math.floor(x + Fraction(1, 2))
 
 
-def target_frame_count(duration_s: float, fps: float) -> int:
-    """Frames of a timeline ``duration_s`` long at ``fps``: round(duration * fps), halves rounded up."""
-    return _round_half_up(_check_duration(duration_s, "duration_s") * _check_fps(fps))
-
-
-def _floor_frame(t: float, fps: float) -> int:
-    return math.floor(t * fps + _FRAME_GUARD)
-
-
-def _ceil_frame(t: float, fps: float) -> int:
-    return math.ceil(t * fps - _FRAME_GUARD)
+def target_frame_count(duration_s: float, fps: float | Fraction) -> int:
+    """Frames of a timeline ``duration_s`` long at ``fps``: round(duration * fps), halves rounded up, exactly."""
+    return _round_half_up(_q(_check_duration(duration_s, "duration_s")) * _rate(fps))
 
 
 def normalize_token(text: str) -> str:
@@ -331,20 +336,20 @@ class EditPlan:
 
 @dataclass
 class _Span:
-    """An edit while the plan is built: seconds as given, frames as derived, word index ranges if any."""
+    """An edit while the plan is built: exact seconds on both sides, frames as derived, word ranges if any.
+
+    ``shift_s`` is the time shift of the unchanged stretch after the edit (edited minus original time of the
+    word right after it, or of the edit's end at the tail)."""
 
     type: str
-    a0: float
-    a1: float
-    b0: float
-    b1: float
+    a0: Fraction
+    a1: Fraction
+    b0: Fraction
+    b1: Fraction
+    shift_s: Fraction
     words_a: tuple[int, int] = (0, 0)  # [start, end) indices into the original words
     words_b: tuple[int, int] = (0, 0)  # [start, end) indices into the edited words
-    at_start: bool = False
-    at_end: bool = False
-    A0: int = 0  # noqa: N815 - frame spans read best as A (source) and B (target)
-    A1: int = 0  # noqa: N815
-    B0: int = 0  # noqa: N815
+    B0: int = 0  # noqa: N815 - target frames [B0, B1)
     B1: int = 0  # noqa: N815
 
 
@@ -352,19 +357,7 @@ def _merge(a: _Span, b: _Span) -> _Span:
     removed = a.type in ("substitution", "deletion") or b.type in ("substitution", "deletion")
     added = a.type in ("substitution", "insertion") or b.type in ("substitution", "insertion")
     kind = "substitution" if removed and added else "deletion" if removed else "insertion"
-    return _Span(
-        kind,
-        a.a0,
-        b.a1,
-        a.b0,
-        b.b1,
-        (a.words_a[0], b.words_a[1]),
-        (a.words_b[0], b.words_b[1]),
-        a.at_start,
-        b.at_end,
-        a.A0,
-        b.A1,
-    )
+    return _Span(kind, a.a0, b.a1, a.b0, b.b1, b.shift_s, (a.words_a[0], b.words_a[1]), (a.words_b[0], b.words_b[1]))
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -384,112 +377,84 @@ def _check_video(original_duration_s: float, fps: float, source_frames: int, max
         )
 
 
-def _settle_frames(spans: list[_Span], shifts: list[int], target: int, source_end: int) -> None:
-    """Give every span target frames [B0, B1) and fix what frame rounding broke, in place.
-
-    A stretch of unchanged frames squeezed below zero length joins its two edits; an edit left with negative
-    length grows into the unchanged frames after it (before it, at the clip end); a tail stretch that would
-    run past the target's end joins the last edit.
-    """
-    for _ in range(100 * (len(spans) + 1)):
-        for k, span in enumerate(spans):
-            span.B0 = 0 if span.at_start else span.A0 + shifts[k]
-            span.B1 = target if span.at_end else span.A1 + shifts[k + 1]
-        joined = next(
-            (
-                k
-                for k in range(len(spans) - 1)
-                if spans[k + 1].A0 < spans[k].A1 or spans[k].at_end or spans[k + 1].at_start
-            ),
-            None,
-        )
-        if joined is not None:
-            spans[joined : joined + 2] = [_merge(spans[joined], spans[joined + 1])]
-            del shifts[joined + 1]
-            continue
-        short = next((span for span in spans if span.B1 < span.B0), None)
-        if short is not None:
-            grow = short.B0 - short.B1
-            if short.at_end:
-                short.A0 = max(short.A0 - grow, 0)
-                short.at_start = short.A0 == 0
-            else:
-                short.A1 += grow
-                if short.A1 >= source_end:
-                    short.A1, short.at_end = source_end, True
-            continue
-        if spans and not spans[-1].at_end and spans[-1].A1 + shifts[-1] > target:
-            spans[-1].at_end = True
-            continue
-        return
-    raise RuntimeError("edit plan: frame spans did not settle")  # pragma: no cover - the loop always shrinks
+def _place_spans(spans: list[_Span], rate: Fraction, target: int) -> list[_Span]:
+    """Target frames [floor(b0 fps), ceil(b1 fps)) of every span; spans whose frames overlap are joined."""
+    spans = list(spans)
+    while True:
+        for s in spans:
+            s.B0 = min(max(math.floor(s.b0 * rate), 0), target)
+            s.B1 = min(max(math.ceil(s.b1 * rate), s.B0), target)
+        k = next((k for k in range(len(spans) - 1) if spans[k + 1].B0 < spans[k].B1), None)
+        if k is None:
+            return spans
+        spans[k : k + 2] = [_merge(spans[k], spans[k + 1])]
 
 
 def _build_plan(
     spans: list[_Span],
-    shifts_s: list[float],
     *,
     original_duration_s: float,
     edited_duration_s: float,
     fps: float,
+    rate: Fraction,
     source_frames: int,
     context_frames: int,
     original_words: tuple[Word, ...] = (),
     edited_words: tuple[Word, ...] = (),
     warnings: list[str] | None = None,
 ) -> EditPlan:
-    """Frames from seconds. ``shifts_s[k]`` is the time shift of the stretch of unchanged speech before span k;
-    the first is 0 (both speeches start together), the last is the one after the last span."""
+    """Frames from exact seconds.
+
+    Unchanged stretches: the one before the first edit has shift 0, the one after edit k shifts by
+    round_half_up(spans[k].shift_s * fps) frames. An edit maps source frames [A0, A1) = [B0 - shift before,
+    B1 - shift after) linearly onto its target frames [B0, B1), so the time map is continuous at its ends."""
     warnings = list(warnings or [])
     context_frames = _check_int(context_frames, "context_frames", 0)
-    if len(shifts_s) != len(spans) + 1:
-        raise ValueError("internal: one shift per stretch between edits")  # pragma: no cover
-    target = target_frame_count(edited_duration_s, fps)
+    target = _round_half_up(_q(edited_duration_s) * rate)
     if target < 1:
         raise ValueError(f"the edited speech ({edited_duration_s:.3f} s) is shorter than one frame at {fps:g} fps")
-    source_end = min(_ceil_frame(original_duration_s, fps), source_frames)
-    shifts = [0] + [_round_half_up(x * fps) for x in shifts_s[1:]]
-    spans = [_Span(**vars(s)) for s in spans]
-    for span in spans:
-        span.A0 = 0 if span.at_start else min(max(_floor_frame(span.a0, fps), 0), source_end)
-        span.A1 = source_end if span.at_end else min(max(_ceil_frame(span.a1, fps), span.A0), source_end)
-    _settle_frames(spans, shifts, target, source_end)
-
+    spans = _place_spans(spans, rate, target)
+    shifts = [0] + [_round_half_up(s.shift_s * rate) for s in spans]
     source_time = np.empty(target, dtype=np.float64)
     mask = np.zeros(target, dtype=bool)
-    bounds = [0, *[x for span in spans for x in (span.B0, span.B1)], target]
-    clamped = 0
+    bounds = [0, *[x for s in spans for x in (s.B0, s.B1)], target]
+    outside = 0
     for k in range(len(spans) + 1):
-        frames = np.arange(bounds[2 * k], bounds[2 * k + 1], dtype=np.float64) - shifts[k]
-        clamped += int(np.count_nonzero((frames < 0) | (frames > source_frames - 1)))
-        source_time[bounds[2 * k] : bounds[2 * k + 1]] = frames
+        lo, hi = bounds[2 * k], bounds[2 * k + 1]
+        frames = np.arange(lo, hi, dtype=np.float64) - shifts[k]
+        if k < len(spans):
+            outside += int(np.count_nonzero((frames < 0) | (frames > source_frames - 1)))
+        source_time[lo:hi] = frames
     edits = []
-    for span in spans:
-        na, nb = span.A1 - span.A0, span.B1 - span.B0
+    for k, s in enumerate(spans):
+        a0 = min(max(s.B0 - shifts[k], 0), source_frames)
+        a1 = min(max(s.B1 - shifts[k + 1], a0), source_frames)
+        nb = s.B1 - s.B0
         if nb > 0:
-            k = np.arange(span.B0, span.B1, dtype=np.float64)
-            source_time[span.B0 : span.B1] = span.A0 - 0.5 + (k + 0.5 - span.B0) * na / nb
-        lo, hi = (span.B0, span.B1) if nb > 0 else (span.B0 - 1, span.B0 + 1)
+            j = np.arange(s.B0, s.B1, dtype=np.float64)
+            source_time[s.B0 : s.B1] = a0 - 0.5 + (j + 0.5 - s.B0) * (a1 - a0) / nb
+        lo, hi = (s.B0, s.B1) if nb > 0 else (s.B0 - 1, s.B0 + 1)
         want_lo, want_hi = lo - context_frames, hi + context_frames
         m0, m1 = max(want_lo, 0), min(want_hi, target)
         mask[m0:m1] = True
         edits.append(
             Edit(
-                span.type,
-                (span.a0, span.a1),
-                (span.b0, span.b1),
-                (span.A0, span.A1),
-                (span.B0, span.B1),
+                s.type,
+                (float(s.a0), float(s.a1)),
+                (float(s.b0), float(s.b1)),
+                (a0, a1),
+                (s.B0, s.B1),
                 (m0, m1),
-                tuple(w.text for w in original_words[span.words_a[0] : span.words_a[1]]),
-                tuple(w.text for w in edited_words[span.words_b[0] : span.words_b[1]]),
+                tuple(w.text for w in original_words[s.words_a[0] : s.words_a[1]]),
+                tuple(w.text for w in edited_words[s.words_b[0] : s.words_b[1]]),
                 (m0 - want_lo, want_hi - m1),
             )
         )
-    if clamped:
+    warnings += _tail_warnings(spans, shifts[-1], target, source_frames, rate, edited_duration_s)
+    if outside:
         warnings.append(
-            f"{clamped} unedited target frame(s) fall outside the video's {source_frames} frames and repeat its "
-            f"first / last frame"
+            f"{outside} unedited target frame(s) before the last edit fall outside the video's {source_frames} "
+            f"frames and repeat its first / last frame: do the word times fit this video?"
         )
     np.clip(source_time, 0, source_frames - 1, out=source_time)
     return EditPlan(
@@ -509,9 +474,65 @@ def _build_plan(
     )
 
 
-def _time_differences(pairs: list[tuple[int, int]], original: Sequence[Word], edited: Sequence[Word]) -> list[float]:
-    timed = [(i, j) for i, j in pairs if not (original[i].interpolated or edited[j].interpolated)] or pairs
-    return [d for i, j in timed for d in (edited[j].start - original[i].start, edited[j].end - original[i].end)]
+def _tail_warnings(
+    spans: list[_Span], shift: int, target: int, source_frames: int, rate: Fraction, edited_duration_s: float
+) -> list[str]:
+    """The clip ends when the edited speech ends: say how many original frames the tail drops or repeats."""
+    start = spans[-1].B1 if spans else 0
+    last_shown = target - 1 - shift if target > start else None
+    if last_shown is None:  # the last edit runs to the end: its source span ends the shown frames
+        last_shown = min(max(spans[-1].B1 - shift, 0), source_frames) - 1
+    anchor = (
+        f"after the last edit (edited {float(spans[-1].b1):.3f} s, original {float(spans[-1].a1):.3f} s)"
+        if spans
+        else "with no edit"
+    )
+    edited_tail = edited_duration_s - (float(spans[-1].b1) if spans else 0.0)
+    video_tail = float(source_frames / rate) - (float(spans[-1].a1) if spans else 0.0)
+    why = f"{anchor} the edited speech goes on {edited_tail:.3f} s and the video {video_tail:.3f} s"
+    if last_shown > source_frames - 1:
+        n = last_shown - (source_frames - 1)
+        return [f"{why}: the last original frame is repeated in the last {n} target frame(s)"]
+    if last_shown < source_frames - 1:
+        n = source_frames - 1 - max(last_shown, -1)
+        return [f"{why}: the video's last {n} frame(s) are dropped"]
+    return []
+
+
+def _timed(w: Word) -> bool:
+    return not w.interpolated
+
+
+def _span_of(
+    e: WordEdit, original: Sequence[Word], edited: Sequence[Word]
+) -> tuple[Fraction, Fraction, Fraction, Fraction, list[Word]]:
+    """(s0, s1, t0, t1) of a word edit and the words that set them.
+
+    Between unchanged words the edit runs from the end of the one before to the start of the one after (the
+    pauses next to the changed words belong to the edit). Silence is not an edit: at the clip start it begins at
+    the first changed word (on whichever side speaks first, as both timelines start at 0), at the clip end it
+    stops at the end of each side's last changed word (the tail then follows from there)."""
+    (i0, i1), (j0, j1) = e.original, e.edited
+    changed = [*original[i0:i1], *edited[j0:j1]]
+    used: list[Word] = []
+    if i1 < len(original):  # an unchanged word after (align_words pairs it with edited[j1])
+        s1, t1 = _q(original[i1].start), _q(edited[j1].start)
+        used += [original[i1], edited[j1]]
+    else:
+        last_a = original[i1 - 1] if i1 > i0 else original[i0 - 1] if i0 > 0 else None
+        last_b = edited[j1 - 1] if j1 > j0 else edited[j0 - 1] if j0 > 0 else None
+        s1 = _q(last_a.end) if last_a else Fraction(0)
+        t1 = _q(last_b.end) if last_b else Fraction(0)
+        used += [w for w in (last_a, last_b) if w]
+    if i0 > 0:
+        s0, t0 = _q(original[i0 - 1].end), _q(edited[j0 - 1].end)
+        used += [original[i0 - 1], edited[j0 - 1]]
+    else:
+        first = min(changed, key=lambda w: w.start)
+        e0 = _q(first.start)
+        s0, t0 = min(e0, s1), min(e0, t1)
+        used.append(first)
+    return s0, max(s1, s0), t0, max(t1, t0), used
 
 
 def plan_edit(
@@ -520,7 +541,7 @@ def plan_edit(
     *,
     original_duration_s: float,
     edited_duration_s: float,
-    fps: float,
+    fps: float | Fraction,
     source_frames: int,
     context_frames: int = 3,
     max_overhang_frames: float = 1.0,
@@ -528,9 +549,15 @@ def plan_edit(
     """Edit plan from the words (with times) of the original and the edited speech.
 
     The word sequences are aligned on normalised tokens; every changed region becomes one edit (substitution,
-    insertion or deletion). ``source_frames`` is the original video's frame count: the original speech may
-    not be longer than the video by more than ``max_overhang_frames``.
+    insertion or deletion). After edit k, unedited target frame j shows source frame j - shift_k with
+    shift_k = round_half_up((t1 - s1) * fps), where the word right after the edit starts at t1 in the edited
+    speech and s1 in the original: the words, not the audio lengths, set the time. The clip ends when the edited
+    speech ends; original frames missing at the tail repeat the last one, extra ones are dropped (both warned).
+    ``source_frames`` is the original video's frame count: the original speech may not be longer than the video
+    by more than ``max_overhang_frames``. Words with interpolated times (``Word.interpolated``) are used where
+    they sit, with a warning wherever one sets an edit boundary; a side with no timed word is an error.
     """
+    rate = _rate(fps)
     fps = _check_fps(fps)
     original_duration_s = _check_duration(original_duration_s, "original_duration_s")
     edited_duration_s = _check_duration(edited_duration_s, "edited_duration_s")
@@ -544,54 +571,55 @@ def plan_edit(
             validate_words(words, duration)
         except ValueError as err:
             raise type(err)(f"{name} words: {err}") from err
+        if words and not any(_timed(w) for w in words):
+            raise ValueError(
+                f"{name} words: none of the {len(words)} words has a time (every time would be interpolated): an "
+                f"edit plan needs word timestamps (whisper word_timestamps=True, whisperx alignment), or use "
+                f"manual spans"
+            )
     pairs, word_edits = align_words(original_words, edited_words)
-    change = edited_duration_s - original_duration_s
-    if not word_edits and _round_half_up(abs(change) * fps) != 0:
-        raise ValueError(
-            f"the two transcripts have the same words but the edited speech is {change:+.3f} s longer; there is "
-            f"no changed word to give that time to: give the changed span in seconds instead (manual mode)"
-        )
     warnings: list[str] = []
     spans: list[_Span] = []
-    for e in word_edits:
-        (i0, i1), (j0, j1) = e.original, e.edited
-        at_start, at_end = i0 == 0 and j0 == 0, i1 == len(original_words) and j1 == len(edited_words)
-        a0 = 0.0 if at_start else original_words[i0 - 1].end
-        a1 = original_duration_s if at_end else original_words[i1].start
-        b0 = 0.0 if at_start else edited_words[j0 - 1].end
-        b1 = edited_duration_s if at_end else edited_words[j1].start
-        anchors = [original_words[i] for i in (i0 - 1, i1) if 0 <= i < len(original_words)]
-        anchors += [edited_words[j] for j in (j0 - 1, j1) if 0 <= j < len(edited_words)]
-        if any(w.interpolated for w in anchors):
-            warnings.append(
-                f"the {e.type} {[w.text for w in original_words[i0:i1]]} -> {[w.text for w in edited_words[j0:j1]]} "
-                f"borders a word whose time was interpolated; check its span"
-            )
-        a0, a1, b0, b1 = float(a0), float(max(a1, a0)), float(b0), float(max(b1, b0))
-        spans.append(_Span(e.type, a0, a1, b0, b1, (i0, i1), (j0, j1), at_start, at_end))
-    # Time shift of each stretch of unchanged words: 0 before the first edit, the duration change after the
-    # last, the median time difference of its words in between.
     groups: list[list[tuple[int, int]]] = [[] for _ in range(len(word_edits) + 1)]
     for i, j in pairs:
         groups[sum(1 for e in word_edits if e.original[0] <= i)].append((i, j))
-    shifts = [0.0]
-    shifts += [statistics.median(_time_differences(g, original_words, edited_words)) for g in groups[1:-1]]
-    if word_edits:
-        shifts.append(change)
-    for group, shift in zip(groups, shifts, strict=True):
-        worst = max((abs(d - shift) for d in _time_differences(group, original_words, edited_words)), default=0.0)
+    for k, e in enumerate(word_edits):
+        s0, s1, t0, t1, used = _span_of(e, original_words, edited_words)
+        shift = t1 - s1
+        what = f"the {e.type} {[w.text for w in original_words[slice(*e.original)]]} -> "
+        what += f"{[w.text for w in edited_words[slice(*e.edited)]]}"
+        if not all(_timed(w) for w in used):
+            warnings.append(f"{what} has a boundary at a word whose time was interpolated; check its span")
+        after = groups[k + 1]
+        if after and not (_timed(original_words[after[0][0]]) and _timed(edited_words[after[0][1]])):
+            timed = next((p for p in after if _timed(original_words[p[0]]) and _timed(edited_words[p[1]])), None)
+            if timed is not None:
+                shift = _q(edited_words[timed[1]].start) - _q(original_words[timed[0]].start)
+                warnings.append(
+                    f"{what}: the word after it has an interpolated time, so the frames after it follow "
+                    f"{original_words[timed[0]].text!r}, the first timed unchanged word"
+                )
+        spans.append(_Span(e.type, s0, s1, t0, t1, shift, e.original, e.edited))
+    for group, shift in zip(groups, [Fraction(0)] + [s.shift_s for s in spans], strict=True):
+        diffs = [
+            d
+            for i, j in group
+            if _timed(original_words[i]) and _timed(edited_words[j])
+            for d in (edited_words[j].start - original_words[i].start, edited_words[j].end - original_words[i].end)
+        ]
+        worst = max((abs(d - float(shift)) for d in diffs), default=0.0)
         if worst > _MISFIT_S:
             warnings.append(
                 f"unchanged words from {original_words[group[0][0]].text!r} on are up to {worst:.3f} s off the "
-                f"time shift of their stretch ({shift:+.3f} s): is the edited speech a splice of the original? "
-                f"Unedited frames follow one shift per stretch"
+                f"time shift of their stretch ({float(shift):+.3f} s): is the edited speech a splice of the "
+                f"original? Unedited frames follow one shift per stretch"
             )
     return _build_plan(
         spans,
-        shifts,
         original_duration_s=original_duration_s,
         edited_duration_s=edited_duration_s,
         fps=fps,
+        rate=rate,
         source_frames=source_frames,
         context_frames=context_frames,
         original_words=tuple(original_words),
@@ -610,30 +638,35 @@ class SpanEdit:
     new_duration: float
 
 
+FITS = ("exact", "stretch_last")
+
+
 def plan_from_spans(
     spans: Sequence[SpanEdit | tuple[float, float, float]],
     *,
     original_duration_s: float,
-    fps: float,
+    fps: float | Fraction,
     source_frames: int,
     edited_duration_s: float | None = None,
     context_frames: int = 3,
     max_overhang_frames: float = 1.0,
+    fit: str = "exact",
 ) -> EditPlan:
     """Edit plan without timestamps, from edit spans of the original speech and their new durations.
 
-    The edited duration follows from the spans; when the real edited speech's duration is given and differs,
-    the last span absorbs the difference (reported in ``warnings`` when it exceeds a frame).
+    The edited duration follows from the spans. When the real edited speech's duration is given and differs
+    from it by more than half a frame, ``fit="exact"`` refuses the plan with both numbers and
+    ``fit="stretch_last"`` gives the difference to the last span (with a warning).
     """
+    if fit not in FITS:
+        raise ValueError(f"fit: expected one of {FITS}, got {fit!r}")
+    rate = _rate(fps)
     fps = _check_fps(fps)
     original_duration_s = _check_duration(original_duration_s, "original_duration_s")
     _check_video(original_duration_s, fps, source_frames, max_overhang_frames)
     items = [s if isinstance(s, SpanEdit) else SpanEdit(*s) for s in spans]
     if not items:
         raise ValueError("spans: give at least one (start, end, new_duration) edit")
-    built: list[_Span] = []
-    shifts = [0.0]
-    total = 0.0
     prev_end = 0.0
     for n, s in enumerate(items):
         where = f"span {n} ({s.start:g}, {s.end:g}, {s.new_duration:g})"
@@ -648,40 +681,40 @@ def plan_from_spans(
             raise ValueError(f"{where}: overlaps or precedes the span before it; give spans in time order")
         if s.end == s.start and s.new_duration == 0:
             raise ValueError(f"{where}: replaces nothing with nothing")
-        kind = "deletion" if s.new_duration == 0 else "insertion" if s.end == s.start else "substitution"
-        b0 = s.start + total
-        total += s.new_duration - (s.end - s.start)
-        built.append(
-            _Span(
-                kind,
-                float(s.start),
-                float(s.end),
-                round(b0, 9),
-                round(b0 + s.new_duration, 9),
-                at_start=s.start == 0,
-                at_end=s.end >= original_duration_s - 1e-6,
-            )
-        )
-        shifts.append(total)
         prev_end = s.end
-    implied = original_duration_s + total
+    starts, ends = [_q(s.start) for s in items], [_q(s.end) for s in items]
+    news = [_q(s.new_duration) for s in items]
+    implied = _q(original_duration_s) + sum(n - (b - a) for a, b, n in zip(starts, ends, news, strict=True))
     warnings = []
     if edited_duration_s is None:
-        edited_duration_s = implied
+        edited_duration_s = float(implied)
     else:
         edited_duration_s = _check_duration(edited_duration_s, "edited_duration_s")
-        if abs(edited_duration_s - implied) * fps > 1:
-            warnings.append(
-                f"the edited speech is {edited_duration_s:.3f} s but the spans make {implied:.3f} s; "
-                f"the last span absorbs the {edited_duration_s - implied:+.3f} s"
+        gap = _q(edited_duration_s) - implied
+        if abs(gap) * rate > Fraction(1, 2):
+            said = (
+                f"the edited speech is {edited_duration_s:.3f} s but the spans make {float(implied):.3f} s "
+                f"({float(gap):+.3f} s, more than half a frame at {fps:g} fps)"
             )
-        shifts[-1] = edited_duration_s - original_duration_s
+            if fit == "exact":
+                raise ValueError(f"{said}: correct the spans' new durations, or choose fit 'stretch_last'")
+            if news[-1] + gap < 0:
+                raise ValueError(f"{said}: the last span's new duration cannot absorb it")
+            warnings.append(f"{said}: the last span absorbs the {float(gap):+.3f} s (fit 'stretch_last')")
+            news[-1] += gap
+    built: list[_Span] = []
+    total = Fraction(0)
+    for a, b, n in zip(starts, ends, news, strict=True):
+        kind = "deletion" if n == 0 else "insertion" if a == b else "substitution"
+        b0 = a + total
+        total += n - (b - a)
+        built.append(_Span(kind, a, b, b0, b0 + n, total))
     return _build_plan(
         built,
-        shifts,
         original_duration_s=original_duration_s,
         edited_duration_s=edited_duration_s,
         fps=fps,
+        rate=rate,
         source_frames=source_frames,
         context_frames=context_frames,
         warnings=warnings,

@@ -247,12 +247,14 @@ def make_plan(
     edited_words: Sequence[Word] | None = None,
     spans: Sequence[SpanEdit | tuple[float, float, float]] | None = None,
     context_frames: int = 3,
+    fit: str = "exact",
 ) -> EditPlan:
-    """An edit plan from word timestamps of both speeches, or from manual spans when there are none."""
+    """An edit plan from word timestamps of both speeches, or from manual spans when there are none (``fit``:
+    what manual spans do when they do not fit the edited speech, see ``plan_from_spans``)."""
     if spans:
         return plan_from_spans(
             spans, original_duration_s=original_duration_s, edited_duration_s=edited_duration_s, fps=fps,
-            source_frames=source_frames, context_frames=context_frames,
+            source_frames=source_frames, context_frames=context_frames, fit=fit,
         )  # fmt: skip
     if original_words is None or edited_words is None:
         raise ValueError("give the word timestamps of both speeches (original_words, edited_words) or manual spans")

@@ -10,9 +10,10 @@ Formats read by ``parse_words`` (the format is recognised from the data):
   ``{"word_segments": [...]}``.
 - Text lines ``start end word`` (spaces or tabs, as Audacity labels); blank lines and ``#`` comments skipped.
 
-Words without times are never dropped: a run of them gets the gap between its timed neighbours (inside its
-segment when the segment's times are known), shared in proportion to the words' lengths, and is flagged
-``interpolated=True``.
+Words without times (the keys left out or null) are never dropped: a run of them gets the gap between its timed
+neighbours (inside its segment when the segment's times are known), shared in proportion to the words' lengths,
+and is flagged ``interpolated=True``; edit plans warn where such a word sets an edit boundary and refuse a side
+with no timed word at all. A NaN time is an error naming the word and its index, never "untimed".
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def _time(value: Any, what: str, where: str) -> float | None:
         t = float(value)
     except ValueError as err:
         raise TimestampError(f"{where}: {what} must be a number of seconds, got {value!r}") from err
-    return None if math.isnan(t) else t
+    if math.isnan(t):
+        raise TimestampError(f"{where}: {what} is NaN; leave the time out (or null) for a word without one")
+    return t
 
 
 @dataclass

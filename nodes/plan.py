@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..facedit.edits import EditPlan, SpanEdit, plan_generation
+from ..facedit.edits import FITS, EditPlan, SpanEdit, plan_generation
 from ..facedit.pipeline import audio_duration, make_plan
 from ..facedit.plan_preview import render_plan
 from ..facedit.span_text import parse_spans as parse_span_text
@@ -182,13 +182,22 @@ class FacEDiTManualEditPlan(io.ComfyNode):
                 ),
                 io.Audio.Input(
                     "edited_audio",
-                    tooltip="The edited speech; its duration sets the new video's length (the last "
-                    "span absorbs any difference from what the spans imply).",
+                    tooltip="The edited speech; its duration sets the new video's length. When it differs from "
+                    "what the spans imply by more than half a frame, see 'fit'.",
                 ),
                 io.Image.Input("images", tooltip="The original video's frames (their count is what the plan is for)."),
                 _fps_input(),
                 _context_input(),
                 io.Audio.Input("original_audio", optional=True, tooltip=_ORIGINAL_AUDIO_TOOLTIP),
+                io.Combo.Input(
+                    "fit",
+                    options=list(FITS),
+                    default="exact",
+                    optional=True,
+                    tooltip="When the edited speech is longer or shorter than the spans imply (by more than half a "
+                    "frame): 'exact' stops with both durations, so that you can correct the spans; 'stretch_last' "
+                    "gives the difference to the last span, with a warning.",
+                ),  # fmt: skip
             ],
             outputs=_plan_outputs(),
             is_output_node=True,
@@ -197,14 +206,14 @@ class FacEDiTManualEditPlan(io.ComfyNode):
     @classmethod
     def execute(
         cls, spans: str, edited_audio: dict, images: torch.Tensor, fps: float, context_frames: int,
-        original_audio: dict | None = None,
+        original_audio: dict | None = None, fit: str = "exact",
     ) -> io.NodeOutput:  # fmt: skip
         frames, fps = _source(images, fps)
         edited_s = _duration(edited_audio, "edited_audio")
         original_s = frames / fps if original_audio is None else _duration(original_audio, "original_audio")
         plan = make_plan(
             fps=fps, source_frames=frames, original_duration_s=original_s, edited_duration_s=edited_s,
-            spans=parse_spans(spans), context_frames=int(context_frames),
+            spans=parse_spans(spans), context_frames=int(context_frames), fit=fit,
         )  # fmt: skip
         return plan_output(plan, cls, original_audio, edited_audio)
 

@@ -146,3 +146,30 @@ def test_load_words_names_the_file(tmp_path):
         load_words(bad)
     with pytest.raises(TimestampError, match="ends after the audio"):
         load_words(FIXTURES / "words.txt", duration_s=2.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"word": "a", "start": 0.1, "end": 0.4}, {"word": "cat", "start": NaN, "end": 0.9}]',
+        '{"segments": [{"start": 0, "end": 1, "words": [{"word": "a", "start": 0.1, "end": 0.4}, '
+        '{"word": " cat", "start": 0.5, "end": NaN}]}]}',
+        "0.1 0.4 a\nnan 0.9 cat\n",
+    ],
+)
+def test_a_nan_time_is_an_error_naming_the_file_the_word_and_its_index(tmp_path, text):
+    path = tmp_path / ("words.txt" if text[0].isdigit() else "words.json")
+    path.write_text(text)
+    with pytest.raises(TimestampError, match=rf"{path.name}: word 1 'cat'.*(NaN|finite)"):
+        load_words(path, duration_s=2.0)
+
+
+def test_null_times_are_untimed_not_errors():
+    words = parse_words(
+        [
+            {"word": "a", "start": 0.0, "end": 1.0},
+            {"word": "b", "start": None, "end": None},
+            {"word": "c", "start": 2, "end": 3},
+        ]
+    )
+    assert words[1] == Word("b", 1.0, 2.0, interpolated=True)
