@@ -15,7 +15,15 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["STANDARD_RATES", "FrameTiming", "output_count", "output_rate", "source_indices", "stream_timing", "too_late_for"]
+__all__ = [
+    "STANDARD_RATES",
+    "FrameTiming",
+    "output_count",
+    "output_rate",
+    "source_indices",
+    "stream_timing",
+    "too_late_for",
+]
 
 STANDARD_RATES = tuple(
     Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60", "100", "120")
