@@ -10,10 +10,10 @@ Conventions:
   so a written waveform reads back with the same length.
 
 Variable-frame-rate files (phones, screen recorders, dropped frames) are read by their frames' presentation
-times at a constant rate: their average rate snapped to a standard one (or the ``fps`` asked for), repeating or
-dropping stored frames as ffmpeg's ``fps`` filter does (see :mod:`facedit.video.timing`), with a warning; the
-:class:`VideoInfo` says so (``retimed``). Constant-rate files (what cameras, ffmpeg and :func:`write_video`
-produce) are read frame by frame, exactly.
+times at a constant rate: the rate they mostly run at, snapped to a standard one (or the ``fps`` asked for),
+repeating or dropping stored frames as ffmpeg's ``fps`` filter does (see :mod:`facedit.video.timing`), with a
+warning; the :class:`VideoInfo` says so (``retimed``). Constant-rate files (what cameras, ffmpeg and
+:func:`write_video` produce) are read frame by frame, exactly.
 
 Long videos: :func:`iter_frames` decodes one frame at a time and :func:`read_video` can read a frame
 range, so nothing larger than what is asked for is held in memory. :func:`write_video` accepts any
@@ -163,8 +163,9 @@ def probe_video(path: str | os.PathLike, fps: float | Fraction | str | None = No
     """Size, exact fps, frame count and audio format, from the packets' timestamps (no frame is decoded).
 
     A variable-frame-rate stream is reported at the constant rate it is read at (``retimed``, with a warning);
-    ``fps`` asks for a rate to read any file at (None: the file's own, or for a variable-rate file its average
-    snapped to a standard rate). The scan is cached per file version, so readers may probe freely.
+    ``fps`` asks for a rate to read any file at (None: the file's own, or for a variable-rate file the rate its
+    frames mostly run at, see :func:`facedit.video.timing.output_rate`). The scan is cached per file version, so
+    readers may probe freely.
     """
     return _scan(_check_path(path), None if fps is None else fps_to_fraction(fps))[0]
 

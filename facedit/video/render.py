@@ -755,10 +755,16 @@ def write_edited_video(
     out = check_output_path(out, source, getattr(frames, "path", None))
     ext = _container(out)
     fps = fps_to_fraction(plan.fps)
-    if source is not None:
-        check_plan_source(plan, source, source_fps)
-    prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
     messages: list[str] = []
+    if source is not None:
+        info = check_plan_source(plan, source, source_fps)
+        if info.variable_frame_rate:
+            messages.append(
+                f"{source} has a variable frame rate: the plan and the frames must come from a reader that follows its "
+                f"timestamps ({info.fps} fps, {info.frame_count} frames, as facedit reads it); a loader that takes "
+                "its stored frames one by one puts the edit at the wrong times"
+            )
+    prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
     with atomic_output(out) as tmp:
         report = None
         src_ctx, colour = None, _BT709

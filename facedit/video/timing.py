@@ -26,7 +26,23 @@ __all__ = [
 ]
 
 STANDARD_RATES = tuple(
-    Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60", "100", "120")
+    Fraction(r)
+    for r in (
+        "12",
+        "12.5",
+        "15",
+        "24000/1001",
+        "24",
+        "25",
+        "30000/1001",
+        "30",
+        "48",
+        "50",
+        "60000/1001",
+        "60",
+        "100",
+        "120",
+    )  # fmt: skip
 )
 _SNAP = 0.02  # an average within 2 % of a standard rate is that rate (a phone's "30 fps" averages 29.6-30.2)
 
@@ -66,16 +82,18 @@ def stream_timing(pts: list[int] | np.ndarray, time_base: Fraction) -> FrameTimi
 
 
 def output_rate(timing: FrameTiming, fallback: Fraction) -> Fraction:
-    """The constant rate a variable-rate stream is read at: its average (frames / duration), snapped to a standard
-    rate when within 2 % of one, else rounded to a whole number of frames per second."""
-    duration = timing.duration()
-    if duration <= 0:
+    """The constant rate a variable-rate stream is read at: the rate its frames mostly run at (one over the median
+    gap), snapped to a standard rate when within 2 % of one, else rounded to whole frames per second.
+
+    Not the average: a 25 fps clip with one dropped frame averages 24.2 fps, and a clip that runs at 50 fps with
+    slow stretches would lose half its frames there."""
+    if timing.count < 2:
         return fallback
-    average = Fraction(timing.count) / duration
-    nearest = min(STANDARD_RATES, key=lambda r: abs(float(r - average)))
-    if abs(float(nearest - average)) <= _SNAP * float(nearest):
+    typical = 1 / (float(np.median(np.diff(timing.ticks))) * float(timing.time_base))
+    nearest = min(STANDARD_RATES, key=lambda r: abs(float(r) - typical))
+    if abs(float(nearest) - typical) <= _SNAP * float(nearest):
         return nearest
-    return Fraction(max(1, round(average)))
+    return Fraction(max(1, round(typical)))
 
 
 def output_count(timing: FrameTiming, fps: Fraction) -> int:
