@@ -133,6 +133,7 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
     output = OutputFormat(kind=args.format, crf=args.crf, pix_fmt=args.pix_fmt)
     spans = _spans(args.spans)
     out = Path(args.out)
+    models = _models(args, allow_random)
     video_fps = getattr(args, "fps", None)
     info = probe_video(args.video, video_fps)
     original_s, against = args.original_duration, "--original-duration"
@@ -144,7 +145,6 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
         edited_s = audio_duration(load_audio_file(args.speech))
         original_words = _words(args.original_words, "--original-words", original_s, against)
         edited_words = _words(args.edited_words, "--edited-words", edited_s, "--speech")
-    models = _models(args, allow_random)
     plan = edit_file(
         args.video, args.speech, out, models, spans=spans, original_duration_s=original_s,
         original_words=original_words, edited_words=edited_words, options=_options(args), progress=_bar,

@@ -193,6 +193,8 @@ def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | No
         elif requested is not None and requested != nominal:
             raise ValueError(f"{path}: its video packets carry no timestamps, so it cannot be read at {requested} fps")
         variable = timing is not None and not timing.is_constant(nominal)
+        if variable and timing.is_constant(output_rate(timing, nominal)):  # even, at another rate than declared
+            nominal, variable = output_rate(timing, nominal), False
         fps = requested or (output_rate(timing, nominal) if variable else nominal)
         retimed = timing is not None and (variable or fps != nominal)
         note = ""
@@ -284,7 +286,10 @@ def iter_frames(
                 continue
             if frame is not last:
                 last, rgb = frame, _frame_to_rgb(frame, flags)
-            yield rgb.astype(np.float32) / 255.0 if dtype == "float32" else rgb.copy()
+            if dtype == "float32":
+                yield rgb.astype(np.float32) / 255.0
+            else:  # a retimed frame may repeat: each gets its own array
+                yield rgb if timing is None else rgb.copy()
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:

@@ -327,3 +327,12 @@ def test_a_dropped_frame_is_filled_by_repeating_the_one_before(tmp_path):
     assert "1 repeated and 0 dropped" in info.note
     shown = [marker(f) for f in iter_frames(path, dtype="uint8")]
     assert shown == list(range(12)) + [11] + list(range(12, 29))
+
+
+def test_evenly_spaced_frames_are_read_at_their_own_rate_not_the_declared_one(tmp_path):
+    from _vfr_helpers import marker, write_vfr
+
+    path = write_vfr(tmp_path / "c25.mkv", [Fraction(i, 25) for i in range(20)])  # the stream says 50 fps
+    info = probe_video(path)
+    assert info.fps == 25 and info.frame_count == 20 and not info.retimed and not info.variable_frame_rate
+    assert [marker(f) for f in iter_frames(path, dtype="uint8")] == list(range(20))
