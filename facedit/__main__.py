@@ -103,29 +103,54 @@ def _plan_audio(video: str, speech: str) -> dict:
     return audio
 
 
+def _words(path: str, option: str, duration_s: float, against: str) -> list:
+    """A words file checked against its speech's duration, as the Edit Plan node checks it."""
+    from .timestamps import TimestampError, load_words
+
+    try:
+        return load_words(path, duration_s=duration_s)
+    except TimestampError as err:
+        raise ValueError(f"{option} (checked against {against}, {duration_s:.3f} s): {err}") from err
+
+
+def _show_plan(plan) -> None:
+    """The plan in one line and every warning it carries, before the long stages start."""
+    print(f"plan: {plan.source_frames} -> {plan.target_frames} frames at {plan.fps:g} fps; {len(plan.edits)} edit(s): "
+          + ", ".join(f"{e.type} {' '.join(e.edited_words or e.original_words)!r}" for e in plan.edits),
+          file=sys.stderr)  # fmt: skip
+    for warning in plan.warnings:
+        print(f"plan warning: {warning}", file=sys.stderr)
+
+
 def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
-    from .pipeline import edit_file
+    from .audio import audio_duration, load_audio_file
+    from .pipeline import edit_file, original_speech_duration
     from .plan_preview import save_plan_png
-    from .timestamps import load_words
     from .video import OutputFormat, check_output_path
+    from .video_io import probe_video
 
     check_output_path(args.out, args.video, args.speech)
     output = OutputFormat(kind=args.format, crf=args.crf, pix_fmt=args.pix_fmt)
     spans = _spans(args.spans)
     out = Path(args.out)
     models = _models(args, allow_random)
+    video_fps = getattr(args, "fps", None)
+    info = probe_video(args.video, video_fps)
+    original_s, against = args.original_duration, "--original-duration"
+    if original_s is None:
+        original_s = original_speech_duration(args.video, info.frame_count, float(info.fps))
+        against = "the video's audio track" if info.has_audio else "the video's duration"
+    original_words = edited_words = None
+    if not spans:
+        edited_s = audio_duration(load_audio_file(args.speech))
+        original_words = _words(args.original_words, "--original-words", original_s, against)
+        edited_words = _words(args.edited_words, "--edited-words", edited_s, "--speech")
     plan = edit_file(
-        args.video, args.speech, out, models, spans=spans, original_duration_s=args.original_duration,
-        original_words=None if spans else load_words(args.original_words),
-        edited_words=None if spans else load_words(args.edited_words), options=_options(args), progress=_bar,
-        output=output,
+        args.video, args.speech, out, models, spans=spans, original_duration_s=original_s,
+        original_words=original_words, edited_words=edited_words, options=_options(args), progress=_bar,
+        output=output, fps=video_fps, on_plan=_show_plan,
     )  # fmt: skip
     save_plan_png(plan, str(out.with_suffix(".plan.png")), **_plan_audio(args.video, args.speech))
-    print(f"plan: {plan.source_frames} -> {plan.target_frames} frames at {plan.fps:g} fps; {len(plan.edits)} edit(s): "
-          + ", ".join(f"{e.type} {' '.join(e.edited_words or e.original_words)!r}" for e in plan.edits),
-          file=sys.stderr)  # fmt: skip
-    for warning in plan.warnings:
-        print(f"plan warning: {warning}", file=sys.stderr)
     print(f"wrote {out} and {out.with_suffix('.plan.png')}", file=sys.stderr)
     return out
 
@@ -295,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edited-words", help="word timestamps of the edited speech")
     p.add_argument("--spans", help="manual edits instead of timestamps: 'start end new_duration;...' (seconds)")
     p.add_argument("--original-duration", type=float, help="seconds of the original speech (default: its audio)")
+    p.add_argument("--fps", help="read the video at this frame rate by its frames' timestamps, e.g. 25 or 30000/1001 "
+                   "(default: its own; a variable-frame-rate video is read at its average rate)")  # fmt: skip
     _output_options(p)
     _common(p)
     p = sub.add_parser("generate", help="a talking clip from a portrait and speech")

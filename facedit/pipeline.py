@@ -354,13 +354,21 @@ def iter_edit(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     name: str = "frames",
+    fps: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Target frames (H, W, 3) float32 one by one, in order.
 
     ``frames`` is any indexable sequence of source frames (an array, or a lazy reader): a frame outside every
-    edit window is read and yielded as it is, so only the windows are ever held whole.
+    edit window is read and yielded as it is, so only the windows are ever held whole. ``fps``: the frames'
+    rate (default: a reader's ``info.fps``); a plan made for another rate or frame count is refused.
     """
-    plan.check_matches(len(frames), plan.fps)
+    if fps is None:
+        info = getattr(frames, "info", None)
+        fps = float(info.fps) if info is not None else plan.fps
+    try:
+        plan.check_matches(len(frames), float(fps))
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
     if speech.duration_s + 1.0 / plan.fps < plan.edited_duration_s - 1e-6:
         raise ValueError(
             f"the speech features cover {speech.duration_s:.3f} s but the plan's edited speech lasts "
@@ -405,7 +413,7 @@ def edit(
         spans=spans, context_frames=options.context_frames,
     )  # fmt: skip
     speech = encode_speech(models, edited_speech, progress)
-    out = np.stack(list(iter_edit(frames, plan, models, speech, options, progress=progress, cancel=cancel)))
+    out = np.stack(list(iter_edit(frames, plan, models, speech, options, progress=progress, cancel=cancel, fps=fps)))
     return EditResult(out, fps, plan, edited_speech)
 
 
@@ -469,6 +477,14 @@ def write_clip(path: Any, frames: Any, count: int, fps: float, audio: dict[str, 
     write_video(path, frames, fps, audio=wave, sample_rate=audio["sample_rate"], progress=lambda n: report(n, count))
 
 
+def original_speech_duration(video: Any, frame_count: int, fps: float) -> float:
+    """Seconds of a video's own speech: its audio track's length, else its frames' duration."""
+    from .video_io import read_audio
+
+    found = read_audio(video)
+    return found[0].shape[-1] / found[1] if found is not None else frame_count / fps
+
+
 def edit_file(
     video: Any,
     speech: Any,
@@ -483,31 +499,37 @@ def edit_file(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     output: Any = None,
+    fps: Any = None,
+    on_plan: Callable[[EditPlan], None] | None = None,
 ) -> EditPlan:
     """Edit a video file to a speech file and write ``out`` (.mp4/.mov/.mkv), streaming frames; returns the plan.
 
     ``original_duration_s`` defaults to the video's own audio track (else the video's duration). ``output`` is
     a :class:`facedit.video.OutputFormat` (default: smart render, copying every GOP the edit does not touch).
-    The file appears at ``out`` only when complete; ``out`` may not be the input video.
+    ``fps``: read the video at this rate by its frames' timestamps (default: its own rate; a variable-rate video
+    is read at its average rate, see :mod:`facedit.video.timing`). ``on_plan`` is called with the plan before
+    the long stages (to show its warnings). The file appears at ``out`` only when complete; ``out`` may not be
+    the input video.
     """
     from .video import OutputFormat, check_output_path, write_edited_video
-    from .video_io import VideoFrames, read_audio
+    from .video_io import VideoFrames
 
     check_output_path(out, video, speech)
-    frames = VideoFrames(video)
-    fps = float(frames.info.fps)
+    frames = VideoFrames(video, fps=fps)
+    rate = float(frames.info.fps)
     edited = load_audio_file(speech)
     if original_duration_s is None:
-        found = read_audio(video)
-        original_duration_s = found[0].shape[-1] / found[1] if found is not None else len(frames) / fps
+        original_duration_s = original_speech_duration(video, len(frames), rate)
     plan = make_plan(
-        fps=fps, source_frames=len(frames), original_duration_s=original_duration_s,
+        fps=rate, source_frames=len(frames), original_duration_s=original_duration_s,
         edited_duration_s=audio_duration(edited), original_words=original_words, edited_words=edited_words,
         spans=spans, context_frames=options.context_frames,
     )  # fmt: skip
+    if on_plan is not None:
+        on_plan(plan)
     features = encode_speech(models, edited, progress)
     target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel, name=str(video))
     wave = edited["waveform"][0].float().numpy()
     write_edited_video(out, video, plan, target, audio=wave, sample_rate=edited["sample_rate"],
-                       output=output or OutputFormat(), progress=_stage(progress, "write"))  # fmt: skip
+                       output=output or OutputFormat(), progress=_stage(progress, "write"), source_fps=fps)  # fmt: skip
     return plan

@@ -96,7 +96,7 @@ class PreprocessOptions:
     wavlm_layer: str | int = "last"
     chunk_size: int = 16
     device: str = "cpu"
-    threads: int = 0  # torch threads per process; 0 keeps torch's default
+    threads: int = 0  # torch threads per process; 0: the count torch had when the preprocessor was made
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -219,6 +219,10 @@ class ClipPreprocessor:
         self.lp, self.wavlm, self.options = liveportrait, wavlm, options
         self.detector = detector if detector is not None else default_detector()
         self.provenance = dict(provenance or {})
+        # Float sums depend on how they are split between threads, so a shard is reproducible only at the thread
+        # count it was made at: fixed here for every clip (whatever changes torch's count in between), recorded
+        # in each shard's metadata, and the caller's count is restored after each clip.
+        self.threads = int(options.threads or torch.get_num_threads())
 
     @classmethod
     def load(
@@ -230,8 +234,6 @@ class ClipPreprocessor:
         liveportrait_config: LivePortraitConfig | None = None,
         detector: FaceDetector | None = None,
     ) -> ClipPreprocessor:
-        if options.threads:
-            torch.set_num_threads(options.threads)
         lp = load_liveportrait(liveportrait, device=options.device, config=liveportrait_config)
         speech = load_wavlm(wavlm, device=options.device)
         provenance = {
@@ -302,8 +304,18 @@ class ClipPreprocessor:
         return motion
 
     def process(self, path: str | os.PathLike, clip_id: str, out: str | os.PathLike) -> ManifestEntry:
-        """Write the clip's shard into ``out/shards`` and return its manifest entry; raises SkipClip."""
-        path, out, options = Path(path), Path(out), self.options
+        """Write the clip's shard into ``out/shards`` and return its manifest entry; raises SkipClip.
+
+        Runs at ``self.threads`` torch threads (recorded in the shard as ``threads``)."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._process(Path(path), clip_id, Path(out))
+        finally:
+            torch.set_num_threads(before)
+
+    def _process(self, path: Path, clip_id: str, out: Path) -> ManifestEntry:
+        options = self.options
         try:
             info = probe_video(path)
             audio = read_audio(path)
@@ -344,6 +356,7 @@ class ClipPreprocessor:
             "face_fraction": f"{fraction:.4f}",
             "speech_duration_s": repr(speech.duration_s),
             "options": json.dumps(asdict(options)),
+            "threads": str(self.threads),
         }
         write_shard(
             out / shard, motion, features, fps=fps, speech_frame_rate=speech.frame_rate,

@@ -9,8 +9,11 @@ Conventions:
   priming is removed on read and trailing encoder padding is trimmed to the stream's packet durations,
   so a written waveform reads back with the same length.
 
-Variable-frame-rate files are read frame by frame in presentation order, with their average rate as
-fps; constant-rate files (what cameras, ffmpeg and :func:`write_video` produce) are exact.
+Variable-frame-rate files (phones, screen recorders, dropped frames) are read by their frames' presentation
+times at a constant rate: the rate they mostly run at, snapped to a standard one (or the ``fps`` asked for),
+repeating or dropping stored frames as ffmpeg's ``fps`` filter does (see :mod:`facedit.video.timing`), with a
+warning; the :class:`VideoInfo` says so (``retimed``). Constant-rate files (what cameras, ffmpeg and
+:func:`write_video` produce) are read frame by frame, exactly.
 
 Long videos: :func:`iter_frames` decodes one frame at a time and :func:`read_video` can read a frame
 range, so nothing larger than what is asked for is held in memory. :func:`write_video` accepts any
@@ -19,6 +22,8 @@ iterable of frames for the same reason.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +32,8 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 import numpy as np
+
+log = logging.getLogger("facedit.video")
 
 __all__ = [
     "VideoData",
@@ -91,6 +98,14 @@ class VideoInfo:
     duration_s: float
     sample_rate: int | None
     audio_channels: int | None
+    stored_frames: int | None = None
+    """Frames stored in the file (``frame_count`` unless ``retimed``)."""
+    variable_frame_rate: bool = False
+    """The stored frames are not evenly spaced in time (each more than half a frame off ``i / fps``)."""
+    retimed: bool = False
+    """Frames are read at ``fps`` by their presentation times (some stored frames repeat or are dropped)."""
+    note: str = ""
+    """What retiming did, in words (empty when not retimed)."""
 
     @property
     def has_audio(self) -> bool:
@@ -144,22 +159,59 @@ def _stream_fps(stream, path: str) -> Fraction:
     raise ValueError(f"{path}: the video stream has no frame rate")
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Size, exact fps, frame count and audio format, without decoding frames.
+def probe_video(path: str | os.PathLike, fps: float | Fraction | str | None = None) -> VideoInfo:
+    """Size, exact fps, frame count and audio format, from the packets' timestamps (no frame is decoded).
 
-    The frame count is the container's when it has one; otherwise the video packets are counted.
+    A variable-frame-rate stream is reported at the constant rate it is read at (``retimed``, with a warning);
+    ``fps`` asks for a rate to read any file at (None: the file's own, or for a variable-rate file the rate its
+    frames mostly run at, see :func:`facedit.video.timing.output_rate`). The scan is cached per file version, so
+    readers may probe freely.
     """
-    path = _check_path(path)
+    return _scan(_check_path(path), None if fps is None else fps_to_fraction(fps))[0]
+
+
+def _scan(path: str, requested: Fraction | None):
+    stat = os.stat(path)
+    return _scan_cached(path, stat.st_mtime_ns, stat.st_size, requested)
+
+
+@functools.lru_cache(maxsize=32)
+def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | None):
+    """(VideoInfo, FrameTiming or None): the info, and the timing a retimed reader follows."""
+    from .video.timing import output_count, output_rate, source_indices, stream_timing
+
     with _open(path) as container:
         if not container.streams.video:
             raise ValueError(f"{path}: has no video stream")
         stream = container.streams.video[0]
-        fps = _stream_fps(stream, path)
-        count = int(stream.frames or 0)
-        if count <= 0:
-            count = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        nominal = _stream_fps(stream, path)
+        pts = [packet.pts for packet in container.demux(stream) if packet.size > 0]
+        stored = len(pts)
+        timing = None
+        if stored and all(p is not None for p in pts) and stream.time_base:
+            timing = stream_timing(pts, Fraction(stream.time_base))
+        elif requested is not None and requested != nominal:
+            raise ValueError(f"{path}: its video packets carry no timestamps, so it cannot be read at {requested} fps")
+        variable = timing is not None and not timing.is_constant(nominal)
+        if variable and timing.is_constant(output_rate(timing, nominal)):  # even, at another rate than declared
+            nominal, variable = output_rate(timing, nominal), False
+        fps = requested or (output_rate(timing, nominal) if variable else nominal)
+        retimed = timing is not None and (variable or fps != nominal)
+        note = ""
+        if retimed:
+            count = output_count(timing, fps)
+            shown = np.unique(source_indices(timing, fps, count)).size
+            gaps = np.diff(timing.ticks) * float(timing.time_base) * 1000
+            kind = "variable frame rate" if variable else f"{nominal} fps"
+            spread = f", gaps {gaps.min():.1f}-{gaps.max():.1f} ms" if gaps.size else ""
+            note = (f"{path}: {kind} ({stored} stored frames over {float(timing.duration()):.3f} s{spread}); read "
+                    f"by the frames' timestamps at a constant {fps} fps: {count} frames, {count - shown} repeated "
+                    f"and {stored - shown} dropped stored frames")  # fmt: skip
+            log.warning("%s", note)
+        else:
+            count = int(stream.frames or 0) or stored
         audio = container.streams.audio[0] if container.streams.audio else None
-        return VideoInfo(
+        info = VideoInfo(
             path=path,
             width=int(stream.codec_context.width),
             height=int(stream.codec_context.height),
@@ -168,35 +220,76 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             duration_s=float(count / fps),
             sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
             audio_channels=int(audio.codec_context.channels) if audio is not None else None,
+            stored_frames=stored,
+            variable_frame_rate=variable,
+            retimed=retimed,
+            note=note,
         )
+        return info, timing if retimed else None
+
+
+def _retimed(decoded: Iterable[Any], timing, fps: Fraction, count: int, path: str) -> Iterator[tuple[int, Any]]:
+    """(output index, decoded frame) at a constant ``fps``: each frame is held until the next one's time."""
+    from .video.timing import too_late_for
+
+    k, current = 0, None
+    for frame in decoded:
+        if frame.pts is None:
+            raise ValueError(f"{path}: a decoded frame has no timestamp, so the variable frame rate cannot be followed")
+        tick = int(frame.pts) - timing.start
+        while current is not None and k < count and too_late_for(tick, k, timing, fps):
+            yield k, current
+            k += 1
+        if k >= count:
+            return
+        current = frame
+    while current is not None and k < count:
+        yield k, current
+        k += 1
 
 
 def iter_frames(
-    path: str | os.PathLike, start: int = 0, stop: int | None = None, dtype: str = "float32"
+    path: str | os.PathLike,
+    start: int = 0,
+    stop: int | None = None,
+    dtype: str = "float32",
+    fps: float | Fraction | str | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield RGB frames ``[H, W, 3]`` with indices in ``[start, stop)``, one at a time.
 
     ``dtype`` is ``"float32"`` (0..1) or ``"uint8"``. Frames before ``start`` are decoded and dropped,
-    which is exact (no keyframe seeking) and costs decode time but no memory.
+    which is exact (no keyframe seeking) and costs decode time but no memory. Indices count frames at the
+    rate :func:`probe_video` reports for the same ``fps`` (a variable-rate file is retimed).
     """
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"dtype: expected 'float32' or 'uint8', got {dtype!r}")
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"frame range: expected 0 <= start <= stop, got start={start}, stop={stop}")
     path = _check_path(path)
+    info, timing = _scan(path, None if fps is None else fps_to_fraction(fps))
     with _open(path) as container:
         if not container.streams.video:
             raise ValueError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         flags = _accurate_flags(reading=True)
-        for index, frame in enumerate(container.decode(stream)):
+        decoded = container.decode(stream)
+        if timing is not None:
+            indexed = _retimed(decoded, timing, info.fps, info.frame_count, path)
+        else:
+            indexed = enumerate(decoded)
+        last, rgb = None, None
+        for index, frame in indexed:
             if stop is not None and index >= stop:
                 break
             if index < start:
                 continue
-            rgb = _frame_to_rgb(frame, flags)
-            yield rgb.astype(np.float32) / 255.0 if dtype == "float32" else rgb
+            if frame is not last:
+                last, rgb = frame, _frame_to_rgb(frame, flags)
+            if dtype == "float32":
+                yield rgb.astype(np.float32) / 255.0
+            else:  # a retimed frame may repeat: each gets its own array
+                yield rgb if timing is None else rgb.copy()
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
@@ -253,15 +346,20 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
 
 
 def read_video(
-    path: str | os.PathLike, start_frame: int = 0, end_frame: int | None = None, with_audio: bool = True
+    path: str | os.PathLike,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    with_audio: bool = True,
+    fps: float | Fraction | str | None = None,
 ) -> VideoData:
     """Frames ``[start_frame, end_frame)`` as float32 0..1, the exact fps, and the file's whole audio track.
 
     The audio is not cut to the frame range: sample ``s`` stands at time ``s / sample_rate`` from frame 0.
+    ``fps``: as in :func:`probe_video` (a variable-rate file is read at a constant rate by its timestamps).
     """
     path = _check_path(path)
-    info = probe_video(path)
-    frames = list(iter_frames(path, start_frame, end_frame))
+    info = probe_video(path, fps)
+    frames = list(iter_frames(path, start_frame, end_frame, fps=fps))
     if frames:
         video = np.stack(frames)
     else:
@@ -344,15 +442,16 @@ def write_video(
 
 
 class VideoFrames:
-    """A video file as a read-only sequence of float32 RGB frames, decoded on demand.
+    """A video file as a read-only sequence of float32 RGB frames at ``info.fps``, decoded on demand.
 
     Access is cheap in increasing order (one forward decoder); a step back beyond the small cache reopens the
     file. The editing pipeline reads frames in time order, so a whole clip is never held in memory.
     """
 
-    def __init__(self, path: str | os.PathLike, cache_frames: int = 16):
-        self.info = probe_video(path)
+    def __init__(self, path: str | os.PathLike, cache_frames: int = 16, fps: float | Fraction | str | None = None):
+        self.info = probe_video(path, fps)
         self.path = os.fspath(path)
+        self._fps = fps
         self._cache: dict[int, np.ndarray] = {}
         self._cache_frames = max(1, int(cache_frames))
         self._reader: Iterator[np.ndarray] | None = None
@@ -368,7 +467,7 @@ class VideoFrames:
         if index in self._cache:
             return self._cache[index]
         if self._reader is None or index < self._next:
-            self._reader = iter_frames(self.path, start=index)
+            self._reader = iter_frames(self.path, start=index, fps=self._fps)
             self._next = index
         frame = None
         while self._next <= index:

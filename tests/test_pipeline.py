@@ -280,3 +280,106 @@ def test_cli_edit_explains_missing_inputs(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "facedit", "edit", "--video", "x.mp4", "--speech", "y.wav",
                            "--out", str(tmp_path / "o.mp4")], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and "--original-words" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------- frame rates, files, the CLI
+
+
+def _video_file(path, frames: np.ndarray, fps, audio_s: float | None = None):
+    from facedit.video_io import write_video
+
+    audio = None if audio_s is None else np.zeros((1, int(audio_s * 16000)), np.float32)
+    return write_video(path, frames, fps, audio=audio, sample_rate=16000 if audio is not None else None, crf=10)
+
+
+def test_iter_edit_refuses_a_plan_made_at_another_frame_rate(models, tmp_path):
+    from facedit.video_io import VideoFrames
+
+    plan = make_plan(fps=5.0, source_frames=20, original_duration_s=4.0, edited_duration_s=4.0,
+                     spans=[(1.0, 1.4, 0.4)])  # fmt: skip
+    speech = models.wavlm.encode(_speech(4.0))
+    with pytest.raises(ValueError, match=r"20 frames at 5 fps.*20 frames at 10 fps"):
+        next(iter_edit(_clip(20), plan, models, speech, fps=10.0))
+    reader = VideoFrames(_video_file(tmp_path / "ten.mp4", _clip(20), 10))  # a reader knows its own rate
+    with pytest.raises(ValueError, match=r"plan built for another clip.*at 10 fps"):
+        next(iter_edit(reader, plan, models, speech))
+
+
+def test_edit_file_reads_a_variable_frame_rate_video_by_its_timestamps(models, tmp_path, caplog):
+    import soundfile as sf
+    from _vfr_helpers import TIMES, marker, shown_at, write_vfr
+
+    from facedit.pipeline import edit_file
+    from facedit.video import OutputFormat
+    from facedit.video_io import iter_frames
+
+    base = np.rint(_clip(len(TIMES)) * 255).astype(np.uint8)
+    src = write_vfr(tmp_path / "vfr.mp4", image=lambda i: base[i], size=(128, 128))
+    speech = tmp_path / "edited.wav"
+    sf.write(str(speech), _speech(3.0)["waveform"][0, 0].numpy(), 16000)
+    options = EditOptions(steps=1, context_frames=2, motion_context_s=0.2, face_box=FACE_BOX, stitching=False)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING"):
+        plan = edit_file(src, speech, out, models, spans=[(2.0, 2.2, 0.2)], options=options,
+                         output=OutputFormat(crf=0))  # fmt: skip
+    assert "variable frame rate" in caplog.text
+    assert plan.fps == 50 and plan.source_frames == plan.target_frames == 150
+    masked = np.flatnonzero(plan.infill_mask)
+    assert masked.min() >= 100 - 3 and masked.max() <= 110 + 3  # the edit at 2.0-2.2 s is at 2.0-2.2 s
+    shown = [marker(f) for f in iter_frames(out, dtype="uint8")]
+    assert len(shown) == 150
+    untouched = np.flatnonzero(~(plan.infill_mask | plan.retimed_mask))
+    assert [shown[k] for k in untouched] == [shown_at(k / 50) for k in untouched]
+
+
+def _stop(*args, **kwargs):
+    raise RuntimeError("stopped after the plan")
+
+
+def test_cli_prints_every_plan_warning_before_the_long_stages(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    import soundfile as sf
+
+    import facedit.pipeline as pipeline
+    from facedit.__main__ import main
+
+    video = _video_file(tmp_path / "v.mp4", _clip(20), 10, audio_s=2.0)
+    sf.write(str(tmp_path / "e.wav"), np.zeros(32000, np.float32), 16000)
+    real = pipeline.make_plan
+    warned = ("first thing", "second thing")
+    monkeypatch.setattr(pipeline, "make_plan", lambda **kw: dataclasses.replace(real(**kw), warnings=warned))
+    monkeypatch.setattr(pipeline, "encode_speech", _stop)
+    argv = ["edit", "--video", str(video), "--speech", str(tmp_path / "e.wav"), "--spans", "0.5 0.7 0.2",
+            "--out", str(tmp_path / "o.mp4"), "--models", str(tmp_path / "m")]  # fmt: skip
+    monkeypatch.setattr("facedit.__main__._models", lambda args, allow_random=False: None)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "plan warning: first thing" in err and "plan warning: second thing" in err
+    assert err.index("plan warning: second thing") < err.index("stopped after the plan")
+
+
+def test_cli_checks_words_against_the_audio_they_time(tmp_path, monkeypatch, capsys):
+    import json
+
+    import soundfile as sf
+
+    from facedit.__main__ import main
+
+    video = _video_file(tmp_path / "v.mp4", _clip(20), 10, audio_s=2.0)
+    sf.write(str(tmp_path / "e.wav"), np.zeros(24000, np.float32), 16000)  # 1.5 s
+    words = [{"word": "hello", "start": 0.2, "end": 0.6}, {"word": "there", "start": 0.7, "end": 1.2}]
+    (tmp_path / "o.json").write_text(json.dumps(words))
+    late = words + [{"word": "friend", "start": 1.3, "end": 1.9}]  # after the 1.5 s edited speech ends
+    (tmp_path / "e.json").write_text(json.dumps(late))
+    monkeypatch.setattr("facedit.__main__._models", lambda args, allow_random=False: None)
+    argv = ["edit", "--video", str(video), "--speech", str(tmp_path / "e.wav"), "--original-words",
+            str(tmp_path / "o.json"), "--edited-words", str(tmp_path / "e.json"),
+            "--out", str(tmp_path / "o.mp4")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "--edited-words (checked against --speech, 1.500 s)" in err and "friend" in err
+    (tmp_path / "e.json").write_text(json.dumps(words))
+    (tmp_path / "o.json").write_text(json.dumps(late[:2] + [{"word": "x", "start": 2.5, "end": 2.9}]))
+    assert main(argv) == 1
+    assert "--original-words (checked against the video's audio track" in capsys.readouterr().err

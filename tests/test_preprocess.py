@@ -28,14 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = PreprocessOptions(min_seconds=1.0, detect_every=4)
 
 
-PREPARE_THREADS = 1
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """Built at one thread; a test that recomputes a reference bit for bit does so at the same count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(PREPARE_THREADS)
+    """Built at whatever thread count torch has now (the shards record it); a test that recomputes a reference
+    bit for bit does so at the recorded count."""
     root = tmp_path_factory.mktemp("preprocess")
     videos = root / "videos"
     (videos / "talks").mkdir(parents=True)
@@ -47,11 +43,12 @@ def prepared(tmp_path_factory):
     (videos / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 12)
     lp = save_tiny_liveportrait(root / "lp")
     wavlm = save_tiny_wavlm(root / "wavlm.safetensors")
+    threads = torch.get_num_threads()
     summary = preprocess(videos, root / "cache", liveportrait=lp, wavlm=wavlm, options=OPTIONS,
                          liveportrait_size="tiny", progress=False)  # fmt: skip
-    yield SimpleNamespace(root=root, videos=videos, cache=root / "cache", lp=lp, wavlm=wavlm, summary=summary,
-                          threads=PREPARE_THREADS)  # fmt: skip
-    torch.set_num_threads(before)
+    assert torch.get_num_threads() == threads
+    return SimpleNamespace(root=root, videos=videos, cache=root / "cache", lp=lp, wavlm=wavlm, summary=summary,
+                           threads=threads)  # fmt: skip
 
 
 def test_manifest_lists_the_good_clip_and_the_bad_ones_are_skipped_with_reasons(prepared):
@@ -92,8 +89,9 @@ def test_shard_matches_the_in_memory_reference(prepared):
     assert info.speech_frames == (samples - 400) // 320 + 1 == entry.speech_frames
     with __import__("safetensors").safe_open(str(path), "pt") as handle:
         stored = handle.get_tensor("speech")
+    assert info.metadata["threads"] == str(prepared.threads)
     before = torch.get_num_threads()
-    torch.set_num_threads(prepared.threads)  # float sums depend on the thread split; the shard was made at this count
+    torch.set_num_threads(int(info.metadata["threads"]))  # float sums depend on the thread split
     try:
         features = load_wavlm(prepared.wavlm).encode(wave, rate).features
     finally:
@@ -103,6 +101,28 @@ def test_shard_matches_the_in_memory_reference(prepared):
     assert info.metadata["source_fps"] == "30" and info.metadata["source_frames"] == "72"
     assert json.loads(info.metadata["options"])["detect_every"] == OPTIONS.detect_every
     assert speech.shape == (info.speech_frames, 32)
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_each_clip_runs_at_the_preprocessors_thread_count_and_restores_the_callers(threads):
+    from facedit.preprocess import ClipPreprocessor, SkipClip
+
+    torch.set_num_threads(2)
+    processor = ClipPreprocessor(None, None, PreprocessOptions(threads=threads), detector=lambda frame: [])
+    assert processor.threads == (threads or 2)
+    seen = []
+
+    def work(path, clip_id, out):
+        seen.append(torch.get_num_threads())
+        raise SkipClip("too short", "stand-in")
+
+    processor._process = work
+    torch.set_num_threads(1)  # changed by someone else between making the preprocessor and using it
+    for _ in range(2):
+        with pytest.raises(SkipClip):
+            processor.process("clip.mp4", "clip", "out")
+        assert torch.get_num_threads() == 1
+    assert seen == [threads or 2] * 2
 
 
 def test_rerun_skips_done_and_known_bad_clips(prepared):
@@ -121,7 +141,7 @@ def test_cli_with_worker_processes_adds_new_clips_and_retries_skipped(prepared):
     command = [
         sys.executable, str(ROOT / "facedit" / "preprocess.py"), "--videos", str(prepared.videos), "--out",
         str(prepared.cache), "--liveportrait", str(prepared.lp), "--wavlm", str(prepared.wavlm), "--workers", "2",
-        "--threads", "1", "--detect-every", str(OPTIONS.detect_every), "--liveportrait-size", "tiny",
+        "--threads", str(prepared.threads), "--detect-every", str(OPTIONS.detect_every), "--liveportrait-size", "tiny",
         "--retry-skipped", "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}

@@ -346,3 +346,56 @@ def test_cli_refuses_out_that_is_the_video(tmp_path, capsys):
     assert main(argv) == 1
     assert "is the input file" in capsys.readouterr().err
     assert src.read_bytes() == before
+
+
+def test_variable_frame_rate_source_is_reencoded_whole_not_copied(tmp_path, caplog):
+    from _vfr_helpers import marker, shown_at, write_vfr
+
+    from facedit.video_io import probe_video
+
+    src = write_vfr(tmp_path / "vfr.mp4", image=lambda i: _pattern(i))
+    info = probe_video(src)
+    assert info.retimed and info.fps == 50
+    plan = plan_from_spans([(2.0, 2.2, 0.2)], original_duration_s=info.duration_s, fps=float(info.fps),
+                           source_frames=info.frame_count, context_frames=2)  # fmt: skip
+    rendered = _rendered(_rgb(src), plan)
+    with caplog.at_level("WARNING", logger="facedit.video"):
+        report = write_edited_video(tmp_path / "out.mp4", src, plan, rendered, output=OutputFormat(crf=0))
+    assert report.mode == "full" and report.copied_frames == 0
+    assert any("variable frame rate" in m and "cannot be copied" in m for m in report.messages), report.messages
+    assert "smart render not possible" in caplog.text
+    out = _rgb(tmp_path / "out.mp4")
+    assert len(out) == plan.target_frames
+    for k in np.flatnonzero(~plan.infill_mask):  # frame k of the file is what was on screen at k / fps
+        assert marker(out[k]) == shown_at(k / 50), k
+
+
+def test_a_plan_for_another_frame_rate_or_clip_is_refused(tmp_path):
+    src = _make_source(tmp_path / "ten.mp4", n=20, fps=Fraction(10))
+    frames = np.stack([_pattern(i) for i in range(20)])
+    plan = plan_from_spans([(0.2, 0.4, 0.2)], original_duration_s=4.0, fps=5.0, source_frames=20)
+    with pytest.raises(ValueError, match=r"5 fps.*ten\.mp4 has 20 frames at 10 fps"):
+        write_edited_video(tmp_path / "out.mp4", src, plan, frames)
+    other = plan_from_spans([(0.2, 0.4, 0.2)], original_duration_s=1.2, fps=10.0, source_frames=12)
+    with pytest.raises(ValueError, match="12 frames at 10 fps"):
+        write_edited_video(tmp_path / "out.mp4", src, other, frames[:12])
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_save_node_refuses_a_plan_made_for_a_vfr_files_stored_frames(tmp_path, monkeypatch):
+    import torch
+    from _node_helpers import pack_module
+    from _vfr_helpers import TIMES, write_vfr
+
+    video = pack_module("nodes.video")
+    monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
+    src = write_vfr(tmp_path / "vfr.mkv")
+    # what a loader that reads the stored frames one by one reports: 75 frames at the container's 50 fps
+    plan = pack_module("facedit.edits").plan_from_spans(
+        [(1.0, 1.2, 0.2)], original_duration_s=1.5, fps=50.0, source_frames=len(TIMES)
+    )
+    frames = torch.zeros(plan.target_frames, 48, 64, 3)
+    audio = {"waveform": torch.zeros(1, 1, 24000), "sample_rate": 16000}
+    with pytest.raises(ValueError, match=r"variable frame rate.*150 frames"):
+        video.FacEDiTSaveEditedVideo.execute(str(src), plan, frames, audio, "clips/edit", "same", "mp4", 18)
+    assert not (tmp_path / "output").exists() or not list((tmp_path / "output").rglob("*.mp4"))

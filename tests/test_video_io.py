@@ -261,3 +261,78 @@ def test_write_refuses_out_that_is_an_input(tmp_path):
     with pytest.raises(ValueError, match="is the input file"):
         write_video(src, _frames(4), 25, inputs=[src])
     assert open(src, "rb").read() == before
+
+
+# ------------------------------------------------------------------------------------------ variable frame rate
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_variable_frame_rate_is_read_by_its_timestamps(tmp_path, ext, caplog):
+    from _vfr_helpers import TIMES, marker, shown_at, write_vfr
+
+    path = write_vfr(tmp_path / f"vfr{ext}")
+    with caplog.at_level("WARNING", logger="facedit.video"):
+        info = probe_video(path)
+    assert info.variable_frame_rate and info.retimed
+    # the rate it mostly runs at (50 fps), so no stored frame is lost; the slow part repeats each frame 4 times
+    assert info.fps == 50 and info.frame_count == 150 and info.stored_frames == len(TIMES)
+    assert "variable frame rate" in caplog.text and str(path) in caplog.text
+    assert "50 fps" in info.note and "75 repeated and 0 dropped" in info.note
+
+    data = read_video(path)
+    assert data.fps == 50 and len(data.frames) == 150
+    shown = [marker(f) for f in data.frames]
+    assert shown == [shown_at(k / 50) for k in range(150)]
+    # an edit at 2.0 s lands at 2.0 s: frame 100 shows what was on screen then (read one by one, it showed 1.5 s)
+    assert shown[100] == shown_at(2.0) == 62
+    assert [marker(f) for f in iter_frames(path, 98, 103)] == shown[98:103]
+
+
+def test_variable_frame_rate_at_a_requested_rate_and_by_random_access(tmp_path):
+    from _vfr_helpers import marker, shown_at, write_vfr
+
+    from facedit.video_io import VideoFrames
+
+    path = write_vfr(tmp_path / "vfr.mkv")
+    info = probe_video(path, fps=25)
+    assert info.fps == 25 and info.frame_count == 75 and info.retimed
+    assert "25 repeated and 25 dropped" in info.note
+    frames = VideoFrames(path, fps=25)
+    assert len(frames) == 75
+    for k in (60, 3, 51, 74):  # a step back reopens the file
+        assert marker(frames[k]) == shown_at(k / 25), k
+    assert read_video(path, 50, 51, fps="25").frames.shape[0] == 1
+    with pytest.raises(ValueError, match="fps"):
+        probe_video(path, fps=0)
+
+
+@pytest.mark.parametrize("fps, ext", [(Fraction(30000, 1001), ".mkv"), (25, ".mp4"), (Fraction(24000, 1001), ".mov")])
+def test_constant_rate_files_are_read_frame_by_frame(tmp_path, fps, ext):
+    frames = _frames(12)
+    path = write_video(tmp_path / f"cfr{ext}", frames, fps)  # mkv keeps milliseconds: 33, 34, 33 ... apart
+    info = probe_video(path)
+    assert not info.variable_frame_rate and not info.retimed and info.note == ""
+    assert info.fps == fps_to_fraction(fps) and info.frame_count == info.stored_frames == 12
+    back = np.stack(list(iter_frames(path)))
+    assert back.shape == frames.shape and np.abs(back - frames).mean() < 0.01
+
+
+def test_a_dropped_frame_is_filled_by_repeating_the_one_before(tmp_path):
+    from _vfr_helpers import marker, write_vfr
+
+    times = [Fraction(i, 25) for i in range(30) if i != 12]  # frame 12 was never stored
+    path = write_vfr(tmp_path / "gap.mp4", times)
+    info = probe_video(path)
+    assert info.retimed and info.fps == 25 and info.frame_count == 30 and info.stored_frames == 29
+    assert "1 repeated and 0 dropped" in info.note
+    shown = [marker(f) for f in iter_frames(path, dtype="uint8")]
+    assert shown == list(range(12)) + [11] + list(range(12, 29))
+
+
+def test_evenly_spaced_frames_are_read_at_their_own_rate_not_the_declared_one(tmp_path):
+    from _vfr_helpers import marker, write_vfr
+
+    path = write_vfr(tmp_path / "c25.mkv", [Fraction(i, 25) for i in range(20)])  # the stream says 50 fps
+    info = probe_video(path)
+    assert info.fps == 25 and info.frame_count == 20 and not info.retimed and not info.variable_frame_rate
+    assert [marker(f) for f in iter_frames(path, dtype="uint8")] == list(range(20))

@@ -1,6 +1,14 @@
 """Writing edited video files: smart render, output formats, audio mux and safe writes."""
 
-from .render import OUTPUT_KINDS, OutputFormat, WriteReport, write_edited_video
+from .render import OUTPUT_KINDS, OutputFormat, WriteReport, check_plan_source, write_edited_video
 from .safe_write import atomic_output, check_output_path
 
-__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "atomic_output", "check_output_path", "write_edited_video"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "OutputFormat",
+    "WriteReport",
+    "atomic_output",
+    "check_output_path",
+    "check_plan_source",
+    "write_edited_video",
+]

@@ -26,13 +26,21 @@ from typing import Any
 import numpy as np
 
 from ..edits import EditPlan
-from ..video_io import _accurate_flags, _frame_to_rgb, _frame_to_uint8, _iter_input_frames, fps_to_fraction
+from ..video_io import (
+    VideoInfo,
+    _accurate_flags,
+    _frame_to_rgb,
+    _frame_to_uint8,
+    _iter_input_frames,
+    fps_to_fraction,
+    probe_video,
+)
 from .nal import HEVC_END_OF_SEQUENCE, annexb_to_length_prefixed, h264_idr, hevc_cra, hevc_leading, parameter_sets
 from .safe_write import atomic_output, check_output_path
 
 log = logging.getLogger("facedit.video")
 
-__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "write_edited_video", "write_frames"]
+__all__ = ["OUTPUT_KINDS", "OutputFormat", "WriteReport", "check_plan_source", "write_edited_video", "write_frames"]
 
 OUTPUT_KINDS = ("same", "lossless", "prores_hq", "prores_4444", "h264", "h265")
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
@@ -138,11 +146,6 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
     if stream.time_base is None:
         return None, "the source video stream has no time base"
     tb = Fraction(stream.time_base)
-    fps = fps_to_fraction(plan.fps)
-    dur = 1 / (fps * tb)
-    if dur.denominator != 1:
-        return None, f"one frame ({1 / fps} s) is not a whole number of time-base ticks ({tb})"
-    dur = int(dur)
     packets = []
     for packet in container.demux(stream):
         if packet.size == 0:
@@ -150,12 +153,24 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
         if packet.pts is None:
             return None, "a source packet has no timestamp"
         packets.append((packet.pts, packet))
-    if len(packets) != plan.source_frames:
-        return None, f"the source has {len(packets)} video packets but the plan {plan.source_frames} frames"
+    if not packets:
+        return None, "the source has no video packets"
     order = sorted(pts for pts, _ in packets)
     first = order[0]
+    gaps = {b - a for a, b in zip(order, order[1:], strict=False)}
+    if len(gaps) > 1:  # copied packets keep their own times, which are not the plan's evenly spaced frames
+        return None, (f"the source has a variable frame rate or gaps (its frames are {float(min(gaps) * tb) * 1000:.1f}"
+                      f"-{float(max(gaps) * tb) * 1000:.1f} ms apart), so its packets cannot be copied onto the "
+                      "plan's constant-rate timeline")  # fmt: skip
+    fps = fps_to_fraction(plan.fps)
+    dur = 1 / (fps * tb)
+    if dur.denominator != 1:
+        return None, f"one frame ({1 / fps} s) is not a whole number of time-base ticks ({tb})"
+    dur = int(dur)
+    if len(packets) != plan.source_frames:
+        return None, f"the source has {len(packets)} video packets but the plan {plan.source_frames} frames"
     if any(pts != first + i * dur for i, pts in enumerate(order)):
-        return None, "the source's timestamps are not one frame apart (variable frame rate or gaps)"
+        return None, f"the source's frames are {float(min(gaps, default=0) * tb):.4f} s apart, the plan's {1 / fps} s"
     gops: list[_Gop] = []
     for pts, packet in packets:
         j = (pts - first) // dur
@@ -693,6 +708,27 @@ def write_frames(
     return report
 
 
+def check_plan_source(plan: EditPlan, source: str | os.PathLike, source_fps: float | Fraction | str | None = None,
+                      name: str = "source") -> VideoInfo:  # fmt: skip
+    """Refuse a plan made for another clip: its fps and frame count must be those ``source`` is read at
+    (``source_fps``: the rate it was read at when one was asked for)."""
+    info = probe_video(source, source_fps)
+    if abs(float(plan.fps) - float(info.fps)) <= 1e-3 and plan.source_frames == info.frame_count:
+        return info
+    if info.retimed and plan.source_frames == info.stored_frames:
+        raise ValueError(
+            f"plan: made for the {info.stored_frames} stored frames of {name} {source} as if they were evenly spaced "
+            f"at {plan.fps:g} fps, but that file has a variable frame rate, so the edit would land at the wrong "
+            f"times. facedit reads it at {info.fps} fps by its timestamps ({info.frame_count} frames; the CLI does "
+            "this); or convert it to a constant rate first (ffmpeg -i IN -fps_mode cfr -r 25 OUT) and load that"
+        )
+    raise ValueError(
+        f"plan: made for {plan.source_frames} frames at {plan.fps:g} fps, but {name} {source} has "
+        f"{info.frame_count} frames at {float(info.fps):g} fps ({info.fps}): build the plan for this video, at its "
+        "own frame rate"
+    )
+
+
 def write_edited_video(
     out: str | os.PathLike,
     source: str | os.PathLike | None,
@@ -702,10 +738,13 @@ def write_edited_video(
     sample_rate: int | None = None,
     output: OutputFormat = OutputFormat(),
     progress: Callable[[int, int], None] | None = None,
+    source_fps: float | Fraction | str | None = None,
 ) -> WriteReport:
     """Write the edited clip to ``out`` (the extension picks the container) and say how it was written.
 
-    ``source``: the video the plan was built for (None: there is none to copy from, e.g. generation).
+    ``source``: the video the plan was built for (None: there is none to copy from, e.g. generation); a plan made
+    at another fps or frame count is refused (:func:`check_plan_source`; ``source_fps``: the rate the frames
+    were read at, when one was asked for). A variable-frame-rate source is re-encoded whole, never copied.
     ``frames``: the plan's ``target_frames`` RGB frames in order (array ``[T, H, W, 3]``, any iterable, or a lazy
     sequence with ``len`` and indexing, of which smart render reads only the re-encoded frames;
     float 0..1 or uint8); with ``kind="same"`` only those in re-encoded GOPs are used, the rest come from the
@@ -716,8 +755,16 @@ def write_edited_video(
     out = check_output_path(out, source, getattr(frames, "path", None))
     ext = _container(out)
     fps = fps_to_fraction(plan.fps)
-    prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
     messages: list[str] = []
+    if source is not None:
+        info = check_plan_source(plan, source, source_fps)
+        if info.variable_frame_rate:
+            messages.append(
+                f"{source} has a variable frame rate: the plan and the frames must come from a reader that follows its "
+                f"timestamps ({info.fps} fps, {info.frame_count} frames, as facedit reads it); a loader that takes "
+                "its stored frames one by one puts the edit at the wrong times"
+            )
+    prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
     with atomic_output(out) as tmp:
         report = None
         src_ctx, colour = None, _BT709
