@@ -147,7 +147,7 @@ def _stream_fps(stream, path: str) -> Fraction:
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Size, exact fps, frame count and audio format, without decoding frames.
 
-    The frame count is the container's when it has one; otherwise the video packets are counted.
+    The frame count is that of the video packets shown (an edit list may hide some that decoding needs).
     """
     path = _check_path(path)
     with _open(path) as container:
@@ -155,9 +155,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             raise ValueError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         fps = _stream_fps(stream, path)
-        count = int(stream.frames or 0)
-        if count <= 0:
-            count = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        count = sum(1 for packet in container.demux(stream) if packet.size > 0 and not packet.is_discard)
         audio = container.streams.audio[0] if container.streams.audio else None
         return VideoInfo(
             path=path,

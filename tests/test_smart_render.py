@@ -16,7 +16,7 @@ import pytest
 from facedit.edits import plan_from_spans
 from facedit.video import OutputFormat, write_edited_video
 from facedit.video.nal import parameter_sets
-from facedit.video_io import iter_frames, read_audio
+from facedit.video_io import iter_frames, probe_video, read_audio
 
 W, H = 64, 48
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +40,8 @@ def _textured(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000,
-                 texture=False):  # fmt: skip
+                 texture=False, first_pts=0):  # fmt: skip
+    """``first_pts`` < 0: the first frames have negative times, which MP4 hides with an edit list."""
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
@@ -54,7 +55,7 @@ def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, au
         for i in range(n):
             rgb = _textured(i) if texture else _pattern(i)
             f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            f.pts, f.time_base = i, 1 / fps
+            f.pts, f.time_base = i + first_pts, 1 / fps
             c.mux(s.encode(f))
         c.mux(s.encode(None))
         if a is not None:
@@ -81,7 +82,7 @@ def _packets(path) -> dict[int, bytes]:
     """Frame index (from pts order) -> packet bytes."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        pk = [(p.pts, bytes(p)) for p in c.demux(s) if p.size]
+        pk = [(p.pts, bytes(p)) for p in c.demux(s) if p.size and not p.is_discard]
     pk.sort()
     return {i: data for i, (_, data) in enumerate(pk)}
 
@@ -125,18 +126,21 @@ SOURCES = {
     "h264_long_audio": dict(codec="libx264", options={"g": "12"}, audio_s=3.0),
     "h264_textured": dict(codec="libx264", options={"g": "12", "bf": "3", "crf": "16"}, texture=True),
     "h265_textured": dict(codec="libx265", options={"g": "12", "crf": "16"}, texture=True),
+    "h264_start_offset": dict(codec="libx264", options={"bf": "3", "g": "12"}, first_pts=5),  # video starts late
+    "h264_edit_list": dict(codec="libx264", options={"bf": "3", "g": "12"}, first_pts=-3),  # 3 frames hidden
 }
 
 
 def _check(tmp_path, name, where, ext=".mp4"):
     kw = dict(SOURCES[name])
     src = _make_source(tmp_path / f"src_{name}.mp4", **kw)
-    n = kw.get("n", 60)
+    n = kw.get("n", 60) + min(0, kw.get("first_pts", 0))
     fps = kw.get("fps", Fraction(25))
     start = 0.0 if where == "start" else float(n / fps) * 0.5
     plan = plan_from_spans([(start, start + 0.2, 0.4)], original_duration_s=float(n / fps), fps=float(fps),
                            source_frames=n, context_frames=2)  # fmt: skip
     src_rgb = _rgb(src)
+    assert len(src_rgb) == n == probe_video(src).frame_count
     rendered = _rendered(src_rgb, plan)
     wave = np.random.default_rng(0).uniform(-0.2, 0.2, (2, 17000)).astype(np.float32)  # 17 kHz stereo
     out = tmp_path / f"out{ext}"
@@ -151,9 +155,12 @@ def _check(tmp_path, name, where, ext=".mp4"):
     assert reenc[plan.infill_mask].all()
     out_yuv, src_yuv = _decode(out), _decode(src)
     assert len(out_yuv) == plan.target_frames
+    with av.open(str(src)) as c:
+        src_tb = c.streams.video[0].time_base
     with av.open(str(out)) as c:
         vs = c.streams.video[0]
         assert Fraction(vs.average_rate) == fps
+        assert vs.time_base == src_tb  # the source's time base (MKV's is always 1/1000)
         assert vs.start_time * vs.time_base == 0
         end = max(p.pts + p.duration for p in c.demux(vs) if p.size) * vs.time_base
         assert float(end) == pytest.approx(plan.target_frames / float(fps), abs=1e-3)  # mkv keeps milliseconds
@@ -195,6 +202,9 @@ def test_smart_render_copies_untouched_gops(tmp_path, name, where):
     if name.startswith("h264_open_gop"):  # no H.264 splice point before a recovery-point I-frame: re-encoded on
         assert any("open GOPs" in m for m in report.messages), report.messages
         assert report.copied_frames >= (21 if where == "middle" and name == "h264_open_gop_12" else 0)
+    elif name == "h264_edit_list":  # the first GOP holds the hidden frames: re-encoded without them
+        assert any("edit list hides 3" in m for m in report.messages), report.messages
+        assert report.reencoded_spans[0][0] == 0 and report.copied_frames > plan.target_frames // 3
     elif name != "h264_bframes":  # one GOP of 250 frames holds both edits there
         assert report.copied_frames > plan.target_frames // 3
 

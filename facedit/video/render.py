@@ -128,6 +128,7 @@ class _Source:
     frame_dur: int
     gops: list[_Gop]
     param_sets: tuple[int, list[bytes]] | None
+    hidden: int = 0  # packets an edit list hides (decoded as references, never shown)
 
 
 def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
@@ -150,20 +151,23 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
         if packet.pts is None:
             return None, "a source packet has no timestamp"
         packets.append((packet.pts, packet))
-    if len(packets) != plan.source_frames:
-        return None, f"the source has {len(packets)} video packets but the plan {plan.source_frames} frames"
-    order = sorted(pts for pts, _ in packets)
+    shown = [pts for pts, packet in packets if not packet.is_discard]  # an edit list hides the others
+    if len(shown) != plan.source_frames:
+        return None, f"the source has {len(shown)} video packets but the plan {plan.source_frames} frames"
+    order = sorted(shown)
     first = order[0]
     if any(pts != first + i * dur for i, pts in enumerate(order)):
         return None, "the source's timestamps are not one frame apart (variable frame rate or gaps)"
     gops: list[_Gop] = []
     for pts, packet in packets:
-        j = (pts - first) // dur
+        j = (pts - first) // dur  # hidden frames fall outside 0..n-1, so a GOP holding one is never copied
+        if packet.is_discard and 0 <= j < len(shown):
+            return None, "the source's edit list hides frames between shown ones"
         if packet.is_keyframe or not gops:
             gops.append(_Gop([], j))
         gops[-1].packets.append((j, packet))
     sets = parameter_sets(codec, bytes(stream.codec_context.extradata or b""))
-    return _Source(codec, stream, tb, dur, gops, sets), ""
+    return _Source(codec, stream, tb, dur, gops, sets, hidden=len(packets) - len(shown)), ""
 
 
 def _unchanged_targets(plan: EditPlan) -> dict[int, int]:
@@ -441,6 +445,9 @@ def _progress_iter(
 def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
     av = _av()
     notes = _choose_copies(source, plan)
+    if source.hidden:
+        notes.append(f"the source's edit list hides {source.hidden} of its frames; the GOPs that hold them are "
+                     "re-encoded without them")  # fmt: skip
     covered = np.zeros(plan.target_frames, dtype=bool)
     for gop in source.gops:
         if gop.shift is not None:
