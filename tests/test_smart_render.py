@@ -40,21 +40,27 @@ def _textured(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000,
-                 texture=False, first_pts=0):  # fmt: skip
-    """``first_pts`` < 0: the first frames have negative times, which MP4 hides with an edit list."""
+                 texture=False, first_pts=0, colour=None):  # fmt: skip
+    """``first_pts`` < 0: the first frames have negative times, which MP4 hides with an edit list.
+    ``colour``: (matrix, primaries, transfer, range) tags, e.g. (6, 6, 6, 2) for BT.601 full range."""
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
         s.options = {"preset": "ultrafast", **(options or {})}
         if codec == "libx265":
             s.options = {**s.options, "x265-params": "log-level=error:" + s.options.pop("x265-params", "")}
+        convert = {}
+        if colour is not None:
+            cc = s.codec_context
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = colour
+            convert = {"dst_colorspace": {6: 5}.get(colour[0], colour[0]), "dst_color_range": colour[3]}
         a = None
         if audio_s is not None:
             a = c.add_stream("aac", rate=rate)
             a.layout = "mono"
         for i in range(n):
             rgb = _textured(i) if texture else _pattern(i)
-            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", **convert)
             f.pts, f.time_base = i + first_pts, 1 / fps
             c.mux(s.encode(f))
         c.mux(s.encode(None))
@@ -85,6 +91,14 @@ def _packets(path) -> dict[int, bytes]:
         pk = [(p.pts, bytes(p)) for p in c.demux(s) if p.size and not p.is_discard]
     pk.sort()
     return {i: data for i, (_, data) in enumerate(pk)}
+
+
+def _colour_tags(path) -> tuple:
+    """(stream's matrix, primaries, transfer, range), and the set of the decoded frames' tags."""
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        frames = {(f.colorspace, f.color_primaries, f.color_trc, f.color_range) for f in c.decode(video=0)}
+        return (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range), frames
 
 
 def _rgb(path) -> list[np.ndarray]:
@@ -128,6 +142,8 @@ SOURCES = {
     "h265_textured": dict(codec="libx265", options={"g": "12", "crf": "16"}, texture=True),
     "h264_start_offset": dict(codec="libx264", options={"bf": "3", "g": "12"}, first_pts=5),  # video starts late
     "h264_edit_list": dict(codec="libx264", options={"bf": "3", "g": "12"}, first_pts=-3),  # 3 frames hidden
+    "h264_bt601_full": dict(codec="libx264", options={"bf": "3", "g": "12"}, colour=(6, 6, 6, 2)),
+    "h265_bt709": dict(codec="libx265", options={"g": "12"}, colour=(1, 1, 1, 1)),
 }
 
 
@@ -160,7 +176,7 @@ def _check(tmp_path, name, where, ext=".mp4"):
     with av.open(str(out)) as c:
         vs = c.streams.video[0]
         assert Fraction(vs.average_rate) == fps
-        assert vs.time_base == src_tb  # the source's time base (MKV's is always 1/1000)
+        assert vs.time_base == (src_tb if ext != ".mkv" else Fraction(1, 1000))  # MKV's is always 1/1000
         assert vs.start_time * vs.time_base == 0
         end = max(p.pts + p.duration for p in c.demux(vs) if p.size) * vs.time_base
         assert float(end) == pytest.approx(plan.target_frames / float(fps), abs=1e-3)  # mkv keeps milliseconds
@@ -170,6 +186,7 @@ def _check(tmp_path, name, where, ext=".mp4"):
         assert audio.codec_context.channels == 2
         assert audio.codec_context.name == ("aac" if ext == ".mp4" else "pcm_s16le")
 
+    assert _colour_tags(out) == _colour_tags(src)  # copied and re-encoded frames carry the source's tags
     wave_out, rate_out = read_audio(out)
     assert abs(wave_out.shape[1] / rate_out - plan.target_frames / float(fps)) <= 1 / float(fps)
 
@@ -248,6 +265,23 @@ def test_full_reencode_formats(tmp_path, kind, ext, size, codec, pix_fmt):
     assert back.shape == frames.shape
     if kind == "lossless" and ext == ".mkv":
         assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= 45.0
+
+
+@pytest.mark.parametrize(
+    "kind, ext", [("lossless", ".mkv"), ("h264", ".mp4"), ("prores_hq", ".mov"), ("prores_4444", ".mov")]
+)
+def test_full_reencode_keeps_the_source_colour_tags(tmp_path, kind, ext):
+    src = _make_source(tmp_path / "src.mp4", n=20, colour=(6, 6, 6, 2))  # BT.601, full range
+    plan = _plain_plan()
+    frames = _rendered(_rgb(src), plan)
+    out = tmp_path / f"out{ext}"
+    report = write_edited_video(out, src, plan, frames, output=OutputFormat(kind=kind))
+    assert report.mode == "full"
+    tags = (6, 6, 6, 1 if kind.startswith("prores") else 2)  # ProRes has no range flag: written in video range
+    assert _colour_tags(out) == (tags, {tags})
+    assert any("limited range" in m for m in report.messages) == kind.startswith("prores")
+    back = np.stack(_rgb(out))  # decoded by the file's own tags: right levels, right matrix
+    assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= (35.0 if kind == "h264" else 45.0)
 
 
 def test_out_that_is_the_input_is_refused_before_opening(tmp_path):

@@ -284,12 +284,20 @@ def _to_video_frame(rgb: np.ndarray, pix_fmt: str, colour: dict[str, int]):
     av = _av()
     matrix = _SWS_COLORSPACE.get(colour["colorspace"], 5)
     full = colour["color_range"] == 2
-    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
         format=pix_fmt,
         dst_colorspace=matrix,
         dst_color_range=2 if full else 1,
         interpolation=_accurate_flags(),
     )
+    return _tagged(frame, colour)
+
+
+def _tagged(frame, colour: dict[str, int]):
+    """The frame with the colour tags (some encoders, prores_ks among them, take them from frames)."""
+    frame.colorspace, frame.color_primaries = colour["colorspace"], colour["color_primaries"]
+    frame.color_trc, frame.color_range = colour["color_trc"], colour["color_range"] or 1
+    return frame
 
 
 def _onto_source(rgb: np.ndarray, source_frame, pix_fmt: str, colour: dict[str, int]):
@@ -306,7 +314,7 @@ def _onto_source(rgb: np.ndarray, source_frame, pix_fmt: str, colour: dict[str, 
     delta = _to_video_frame(rgb, pix_fmt, colour).to_ndarray().astype(np.int32)
     delta -= _to_video_frame(src_rgb, pix_fmt, colour).to_ndarray()
     top = (1 << max(c.bits for c in av.VideoFormat(pix_fmt).components)) - 1
-    return av.VideoFrame.from_ndarray(np.clip(base + delta, 0, top).astype(base.dtype), format=pix_fmt)
+    return _tagged(av.VideoFrame.from_ndarray(np.clip(base + delta, 0, top).astype(base.dtype), format=pix_fmt), colour)
 
 
 def _set_colour(ctx, colour: dict[str, int]) -> None:
@@ -626,6 +634,10 @@ def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None,
         raise ValueError("frames: expected at least one frame, got none") from None
     height, width = first.shape[:2]
     encoder, pix_fmt, options = _full_settings(output.kind, ext, output, src_ctx, (width, height))
+    notes = []
+    if encoder == "prores_ks" and colour["color_range"] == 2:  # ProRes has no range flag: always video range
+        colour = {**colour, "color_range": 1}
+        notes.append("ProRes is video (limited) range: the full-range source is written in limited range")
     out = av.open(tmp, mode="w")
     try:
         vstream = out.add_stream(encoder, rate=fps)
@@ -659,7 +671,7 @@ def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None,
         reencoded_spans=((0, count),),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
-        messages=tuple(writer.messages) if writer else (),
+        messages=tuple(notes) + (tuple(writer.messages) if writer else ()),
     )
 
 
