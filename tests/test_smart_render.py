@@ -147,13 +147,14 @@ SOURCES = {
 }
 
 
-def _check(tmp_path, name, where, ext=".mp4"):
+def _check(tmp_path, name, where, ext=".mp4", span=(0.2, 0.4)):
+    """Edit ``span`` = (original seconds, new seconds) at the start or middle of source ``name`` and check the file."""
     kw = dict(SOURCES[name])
     src = _make_source(tmp_path / f"src_{name}.mp4", **kw)
     n = kw.get("n", 60) + min(0, kw.get("first_pts", 0))
     fps = kw.get("fps", Fraction(25))
     start = 0.0 if where == "start" else float(n / fps) * 0.5
-    plan = plan_from_spans([(start, start + 0.2, 0.4)], original_duration_s=float(n / fps), fps=float(fps),
+    plan = plan_from_spans([(start, start + span[0], span[1])], original_duration_s=float(n / fps), fps=float(fps),
                            source_frames=n, context_frames=2)  # fmt: skip
     src_rgb = _rgb(src)
     assert len(src_rgb) == n == probe_video(src).frame_count
@@ -224,6 +225,14 @@ def test_smart_render_copies_untouched_gops(tmp_path, name, where):
         assert report.reencoded_spans[0][0] == 0 and report.copied_frames > plan.target_frames // 3
     elif name != "h264_bframes":  # one GOP of 250 frames holds both edits there
         assert report.copied_frames > plan.target_frames // 3
+
+
+@pytest.mark.parametrize("name", ["h264_bframes_gop12", "h264_intra", "h265_open_gop"])
+def test_smart_render_deletion_moves_later_gops_back(tmp_path, name):
+    report, plan = _check(tmp_path, name, "middle", span=(0.6, 0.12))  # 15 frames become 3
+    assert plan.target_frames == 48
+    last = max(k for k in range(plan.target_frames) if not any(s <= k < e for s, e in report.reencoded_spans))
+    assert plan.source_time[last] - last == 12  # the copied tail sits 12 frames earlier than in the source
 
 
 def test_smart_render_mkv_keeps_pcm_at_its_own_rate(tmp_path):
@@ -359,6 +368,29 @@ def test_fallback_to_full_reencode_says_why(tmp_path):
     assert len(_rgb(tmp_path / "out.mp4")) == plan.target_frames
 
 
+def test_fallback_for_timestamps_that_are_not_frame_aligned(tmp_path):
+    """MKV stores milliseconds: 29.97 fps frames are 33 or 34 ms apart, which copied packets cannot keep."""
+    fps = Fraction(30000, 1001)
+    src = _make_source(tmp_path / "src.mkv", n=30, fps=fps, options={"g": "10"})
+    plan = plan_from_spans([(0.4, 0.6, 0.5)], original_duration_s=30 / float(fps), fps=float(fps), source_frames=30)
+    frames = _rendered(_rgb(src), plan)
+    report = write_edited_video(tmp_path / "out.mkv", src, plan, frames)
+    assert report.mode == "full" and report.messages[0].startswith("smart render not possible"), report.messages
+    back = _rgb(tmp_path / "out.mkv")
+    assert len(back) == plan.target_frames
+    assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= 35.0
+
+
+def test_unreadable_source_is_named(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_bytes(b"not a video at all")
+    plan = _plain_plan()
+    for source, match in ((bad, "notes.mp4"), (tmp_path / "missing.mp4", "missing.mp4")):
+        with pytest.raises(ValueError, match=f"source: .*{match}"):
+            write_edited_video(tmp_path / "out.mp4", source, plan, np.zeros((plan.target_frames, H, W, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
 def test_save_edited_video_node(tmp_path, monkeypatch):
     import torch
     from _node_helpers import pack_module
@@ -371,11 +403,28 @@ def test_save_edited_video_node(tmp_path, monkeypatch):
     )
     frames = torch.from_numpy(_rendered(_rgb(src), plan).astype(np.float32) / 255.0)
     audio = {"waveform": torch.zeros(1, 1, 40000), "sample_rate": 16000}
+    comfy = pack_module("nodes._comfy")
+
+    class FakeUI:  # what comfy_api.latest.ui gives the node inside ComfyUI
+        SavedResult = staticmethod(lambda name, subfolder, kind: {"filename": name, "subfolder": subfolder})
+
+        class PreviewVideo:
+            def __init__(self, results):
+                self.results = results
+
+            def as_dict(self):
+                return {"images": self.results, "animated": (True,)}
+
+    monkeypatch.setattr(comfy, "ui", FakeUI)
     node = video.FacEDiTSaveEditedVideo
     out = node.execute(str(src), plan, frames, audio, "clips/edit", "same", "mkv", 18)
-    path = out.args[0] if hasattr(out, "args") else out[0]
+    path, report = out.args
     assert path.endswith("clips/edit_00001.mkv") and os.path.isfile(path)
     assert len(_rgb(path)) == plan.target_frames
+    first = report.splitlines()[0]
+    assert first.startswith("smart render (h264): 3 of 5 source GOPs copied packet for packet"), report
+    assert out.ui == {"images": [{"filename": "edit_00001.mkv", "subfolder": "clips"}], "animated": (True,),
+                      "text": [report]}  # fmt: skip
     with pytest.raises(ValueError, match="images"):
         node.execute(str(src), plan, frames[:5], audio, "clips/edit", "same", "mkv", 18)
 

@@ -89,6 +89,20 @@ class WriteReport:
     audio_rate: int | None = None
     messages: tuple[str, ...] = field(default=())
 
+    def summary(self) -> str:
+        """What is bit-identical and what was re-encoded, in one line (the CLI and the save node show it)."""
+        spans = ", ".join(f"{s}-{e - 1}" for s, e in self.reencoded_spans) or "none"
+        if self.mode == "smart":
+            gops = self.copied_gops + self.reencoded_gops
+            text = (f"smart render ({self.video_codec}): {self.copied_gops} of {gops} source GOPs copied packet for "
+                    f"packet ({self.copied_frames} frames bit-identical to the source), {self.reencoded_gops} "
+                    f"re-encoded; re-encoded target frames {spans}")  # fmt: skip
+        else:
+            text = f"full re-encode ({self.video_codec}): every frame encoded, target frames {spans}"
+        if self.audio_codec:
+            text += f"; audio {self.audio_codec} {self.audio_rate} Hz"
+        return text
+
 
 def _av():
     import av
@@ -682,6 +696,16 @@ def _container(out: str) -> str:
     return ext
 
 
+def _open_source(source: str | os.PathLike):
+    av = _av()
+    if not os.path.isfile(source):
+        raise ValueError(f"source: the video {os.fspath(source)} does not exist")
+    try:
+        return av.open(os.fspath(source))
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"source: {os.fspath(source)} is not a readable video file ({exc})") from exc
+
+
 def write_frames(
     out: str | os.PathLike,
     frames: Iterable[Any] | np.ndarray,
@@ -731,9 +755,10 @@ def write_edited_video(
     source's packets. ``audio``: ``[C, S]`` float (or None) at ``sample_rate``; it is cut or padded to the
     video's length so both start and end together. The file appears at ``out`` only when complete.
     """
-    av = _av()
     out = check_output_path(out, source, getattr(frames, "path", None))
     ext = _container(out)
+    if source is not None:
+        _open_source(source).close()
     fps = fps_to_fraction(plan.fps)
     prepared = _prepare_audio(audio, sample_rate, plan.target_frames, fps)
     messages: list[str] = []
@@ -741,7 +766,7 @@ def write_edited_video(
         report = None
         src_ctx, colour = None, _BT709
         if source is not None:
-            with av.open(os.fspath(source)) as container:
+            with _open_source(source) as container:
                 if not container.streams.video:
                     raise ValueError(f"source: {source} has no video stream")
                 src_ctx = container.streams.video[0].codec_context
@@ -762,7 +787,5 @@ def write_edited_video(
     report = replace(report, path=out, messages=tuple(messages) + report.messages)
     for message in report.messages:
         log.warning(message)
-    spans = ", ".join(f"{s}-{e}" for s, e in report.reencoded_spans)
-    log.info("%s: %s render, %d frames copied from the source, re-encoded frames %s", out, report.mode,
-             report.copied_frames, spans or "none")  # fmt: skip
+    log.info("%s: %s", out, report.summary())
     return report
