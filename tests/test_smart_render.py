@@ -15,7 +15,7 @@ import pytest
 
 from facedit.edits import plan_from_spans
 from facedit.video import OutputFormat, write_edited_video
-from facedit.video.nal import parameter_sets
+from facedit.video.nal import nal_units, parameter_sets
 from facedit.video_io import iter_frames, probe_video, read_audio
 
 W, H = 64, 48
@@ -40,12 +40,12 @@ def _textured(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000,
-                 texture=False, first_pts=0, colour=None):  # fmt: skip
+                 texture=False, first_pts=0, colour=None, pix_fmt="yuv420p"):  # fmt: skip
     """``first_pts`` < 0: the first frames have negative times, which MP4 hides with an edit list.
     ``colour``: (matrix, primaries, transfer, range) tags, e.g. (6, 6, 6, 2) for BT.601 full range."""
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.width, s.height, s.pix_fmt = W, H, pix_fmt
         s.options = {"preset": "ultrafast", **(options or {})}
         if codec == "libx265":
             s.options = {**s.options, "x265-params": "log-level=error:" + s.options.pop("x265-params", "")}
@@ -60,7 +60,7 @@ def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, au
             a.layout = "mono"
         for i in range(n):
             rgb = _textured(i) if texture else _pattern(i)
-            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", **convert)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, **convert)
             f.pts, f.time_base = i + first_pts, 1 / fps
             c.mux(s.encode(f))
         c.mux(s.encode(None))
@@ -99,6 +99,13 @@ def _colour_tags(path) -> tuple:
         cc = c.streams.video[0].codec_context
         frames = {(f.colorspace, f.color_primaries, f.color_trc, f.color_range) for f in c.decode(video=0)}
         return (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range), frames
+
+
+def _profiles(codec: str, units) -> set[int]:
+    """profile_idc of the sequence parameter sets among NAL ``units`` (H.264 type 7, H.265 type 33)."""
+    if codec == "h264":
+        return {u[1] for u in units if u[0] & 0x1F == 7}
+    return {u[3] & 0x1F for u in units if (u[0] >> 1) & 0x3F == 33}
 
 
 def _rgb(path) -> list[np.ndarray]:
@@ -144,6 +151,8 @@ SOURCES = {
     "h264_edit_list": dict(codec="libx264", options={"bf": "3", "g": "12"}, first_pts=-3),  # 3 frames hidden
     "h264_bt601_full": dict(codec="libx264", options={"bf": "3", "g": "12"}, colour=(6, 6, 6, 2)),
     "h265_bt709": dict(codec="libx265", options={"g": "12"}, colour=(1, 1, 1, 1)),
+    "h264_444": dict(codec="libx264", options={"bf": "3", "g": "12"}, pix_fmt="yuv444p"),
+    "h265_10bit": dict(codec="libx265", options={"g": "12"}, pix_fmt="yuv420p10le"),
 }
 
 
@@ -193,10 +202,14 @@ def _check(tmp_path, name, where, ext=".mp4", span=(0.2, 0.4)):
 
     src_pk, out_pk = _packets(src), _packets(out)
     with av.open(str(src)) as c:
-        _, sets = parameter_sets(
-            c.streams.video[0].codec_context.name, bytes(c.streams.video[0].codec_context.extradata)
-        )
+        codec = c.streams.video[0].codec_context.name
+        _, sets = parameter_sets(codec, bytes(c.streams.video[0].codec_context.extradata))
+        src_formats = {f.format.name for f in c.decode(video=0)}
     prefix = b"".join(len(u).to_bytes(4, "big") + u for u in sets)
+    with av.open(str(out)) as c:
+        assert {f.format.name for f in c.decode(video=0)} == src_formats
+    reencoded_sps = _profiles(codec, [u for k in np.flatnonzero(reenc) for u in nal_units(out_pk[k], 4)])
+    assert reencoded_sps == _profiles(codec, sets)  # each re-encoded run starts with the source's profile
     copied = 0
     out_rgb = _rgb(out)
     for k in range(plan.target_frames):
