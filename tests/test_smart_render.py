@@ -248,8 +248,9 @@ def test_smart_render_deletion_moves_later_gops_back(tmp_path, name):
     assert plan.source_time[last] - last == 12  # the copied tail sits 12 frames earlier than in the source
 
 
-def test_smart_render_mkv_keeps_pcm_at_its_own_rate(tmp_path):
-    report, _ = _check(tmp_path, "h264_bframes_gop12", "middle", ext=".mkv")
+@pytest.mark.parametrize("ext", [".mkv", ".mov"])
+def test_smart_render_mkv_mov_keep_pcm_at_its_own_rate(tmp_path, ext):
+    report, _ = _check(tmp_path, "h264_bframes_gop12", "middle", ext=ext)
     assert report.audio_codec == "pcm_s16le" and report.audio_rate == 17000
 
 
@@ -392,6 +393,25 @@ def test_fallback_for_timestamps_that_are_not_frame_aligned(tmp_path):
     back = _rgb(tmp_path / "out.mkv")
     assert len(back) == plan.target_frames
     assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= 35.0
+
+
+def test_variable_frame_rate_source_is_reencoded_and_says_why(tmp_path):
+    src = tmp_path / "vfr.mp4"
+    with av.open(str(src), "w") as c:  # 20 frames at 25 fps with two missing after the tenth
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.options = {"preset": "ultrafast", "g": "5"}
+        for i in range(20):
+            f = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i + (2 if i >= 10 else 0), Fraction(1, 25)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    n = probe_video(src).frame_count  # however the reader counts it (stored or retimed frames)
+    plan = plan_from_spans([(0.1, 0.2, 0.2)], original_duration_s=n / 25, fps=25.0, source_frames=n)
+    frames = _rendered(_rgb(src), plan)
+    report = write_edited_video(tmp_path / "out.mp4", src, plan, frames)
+    assert report.mode == "full" and "variable frame rate" in report.messages[0], report.messages
+    assert len(_rgb(tmp_path / "out.mp4")) == plan.target_frames
 
 
 def test_unreadable_source_is_named(tmp_path):
