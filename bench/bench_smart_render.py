@@ -2,6 +2,7 @@
 
     python bench/bench_smart_render.py                # 10 minutes of 1080p at 25 fps (slow to prepare)
     python bench/bench_smart_render.py --minutes 0.5  # a shorter run
+    python bench/bench_smart_render.py --skip-full --source-preset ultrafast  # 10 minutes, smart render only
 
 The source is encoded once with x264 (keyint 250, B-frames) and cached beside --work. The rendered frames are
 the source frames with a changed mouth region inside the edit's mask; both writers read them lazily.
@@ -23,7 +24,7 @@ from facedit.video import OutputFormat, write_edited_video  # noqa: E402
 from facedit.video_io import VideoFrames  # noqa: E402
 
 
-def make_source(path: str, frames: int, fps: int, width: int, height: int) -> None:
+def make_source(path: str, frames: int, fps: int, width: int, height: int, preset: str = "veryfast") -> None:
     import av
 
     x, y = np.arange(width + 4 * frames), np.arange(height + 2 * frames)
@@ -32,7 +33,7 @@ def make_source(path: str, frames: int, fps: int, width: int, height: int) -> No
     with av.open(path, "w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        s.options = {"preset": "veryfast", "crf": "20", "g": "250", "bf": "3"}
+        s.options = {"preset": preset, "crf": "20", "g": "250", "bf": "3"}
         for i in range(frames):
             rgb = np.empty((height, width, 3), np.uint8)
             rgb[..., 0] = red[4 * i : 4 * i + width][None, :]
@@ -69,13 +70,14 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--work", default="bench_smart_render_work")
     parser.add_argument("--skip-full", action="store_true", help="time the smart render only")
+    parser.add_argument("--source-preset", default="veryfast", help="x264 preset that prepares the source")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     frames = round(args.minutes * 60 * args.fps)
     src = os.path.join(args.work, f"source_{args.width}x{args.height}_{frames}.mp4")
     if not os.path.exists(src):
         t0 = time.perf_counter()
-        make_source(src + ".tmp.mp4", frames, args.fps, args.width, args.height)
+        make_source(src + ".tmp.mp4", frames, args.fps, args.width, args.height, args.source_preset)
         os.replace(src + ".tmp.mp4", src)
         print(f"prepared {src} in {time.perf_counter() - t0:.1f} s")
     duration = frames / args.fps
