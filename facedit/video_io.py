@@ -166,6 +166,7 @@ def probe_video(path: str | os.PathLike, fps: float | Fraction | str | None = No
     ``fps`` asks for a rate to read any file at (None: the file's own, or for a variable-rate file the rate its
     frames mostly run at, see :func:`facedit.video.timing.output_rate`). The scan is cached per file version, so
     readers may probe freely.
+    The frame count is that of the video packets shown (an edit list may hide some that decoding needs).
     """
     return _scan(_check_path(path), None if fps is None else fps_to_fraction(fps))[0]
 
@@ -185,7 +186,7 @@ def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | No
             raise ValueError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         nominal = _stream_fps(stream, path)
-        pts = [packet.pts for packet in container.demux(stream) if packet.size > 0]
+        pts = [packet.pts for packet in container.demux(stream) if packet.size > 0 and not packet.is_discard]
         stored = len(pts)
         timing = None
         if stored and all(p is not None for p in pts) and stream.time_base:
@@ -209,7 +210,7 @@ def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | No
                     f"and {stored - shown} dropped stored frames")  # fmt: skip
             log.warning("%s", note)
         else:
-            count = int(stream.frames or 0) or stored
+            count = stored
         audio = container.streams.audio[0] if container.streams.audio else None
         info = VideoInfo(
             path=path,

@@ -203,16 +203,17 @@ def preview_image(image: torch.Tensor, node_cls: Any) -> Any:
     return ui.PreviewImage(image, cls=node_cls)
 
 
-def saved_video_ui(path: Path) -> Any:
+def saved_video_ui(path: Path, text: str | None = None) -> Any:
     """UI payload that shows a video written under ComfyUI's output folder (as core SaveVideo does, so the
-    frontend plays it and /history lists the file); None outside ComfyUI."""
+    frontend plays it and /history lists the file), with ``text`` (a report) under ``text``; None outside ComfyUI."""
     if ui is None:
         return None
     folder = output_directory().resolve()
     subfolder = Path(path).resolve().parent.relative_to(folder).as_posix()
-    return ui.PreviewVideo(
+    preview = ui.PreviewVideo(
         [ui.SavedResult(Path(path).name, "" if subfolder == "." else subfolder, io.FolderType.output)]
     )
+    return preview if text is None else {**preview.as_dict(), "text": [text]}
 
 
 def ui_images(image: torch.Tensor, node_cls: Any) -> list:

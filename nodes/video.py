@@ -86,7 +86,14 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
                     tooltip="Quality for format h264 / h265 (lower is better; 18 looks lossless).",
                 ),  # fmt: skip
             ],
-            outputs=[io.String.Output(display_name="path", tooltip="The written file.")],
+            outputs=[
+                io.String.Output(display_name="path", tooltip="The written file."),
+                io.String.Output(
+                    display_name="report",
+                    tooltip="How it was written: which source GOPs were copied packet for packet (bit-identical "
+                    "frames) and which target frames were re-encoded, and why a smart render fell back.",
+                ),
+            ],
             is_output_node=True,
         )
 
@@ -107,7 +114,8 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
         output = OutputFormat(kind=format, crf=crf)
         report = write_edited_video(out, src, plan, frames, audio=wave, sample_rate=int(audio["sample_rate"]),
                                     output=output, progress=_comfy.progress(len(frames)))  # fmt: skip
-        return io.NodeOutput(str(report.path), ui=_comfy.saved_video_ui(Path(report.path)))
+        text = "\n".join([report.summary(), *report.messages])
+        return io.NodeOutput(str(report.path), text, ui=_comfy.saved_video_ui(Path(report.path), text))
 
 
 NODES = [FacEDiTSaveEditedVideo]

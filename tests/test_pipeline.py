@@ -269,6 +269,7 @@ def test_cli_demo_writes_a_playable_mp4_with_audio(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RANDOM-initialised" in proc.stderr
+    assert "smart render (h264): 0 of 1 source GOPs copied" in proc.stderr  # the sample is one GOP: re-encoded
     info = probe_video(out)
     assert info.frame_count == 111 and float(info.fps) == 25.0
     wave, rate = read_audio(out)

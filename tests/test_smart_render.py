@@ -15,8 +15,8 @@ import pytest
 
 from facedit.edits import plan_from_spans
 from facedit.video import OutputFormat, write_edited_video
-from facedit.video.nal import parameter_sets
-from facedit.video_io import iter_frames, read_audio
+from facedit.video.nal import nal_units, parameter_sets
+from facedit.video_io import iter_frames, probe_video, read_audio
 
 W, H = 64, 48
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,21 +40,28 @@ def _textured(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def _make_source(path, codec="libx264", n=60, fps=Fraction(25), options=None, audio_s=None, rate=16000,
-                 texture=False):  # fmt: skip
+                 texture=False, first_pts=0, colour=None, pix_fmt="yuv420p"):  # fmt: skip
+    """``first_pts`` < 0: the first frames have negative times, which MP4 hides with an edit list.
+    ``colour``: (matrix, primaries, transfer, range) tags, e.g. (6, 6, 6, 2) for BT.601 full range."""
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.width, s.height, s.pix_fmt = W, H, pix_fmt
         s.options = {"preset": "ultrafast", **(options or {})}
         if codec == "libx265":
             s.options = {**s.options, "x265-params": "log-level=error:" + s.options.pop("x265-params", "")}
+        convert = {}
+        if colour is not None:
+            cc = s.codec_context
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = colour
+            convert = {"dst_colorspace": {6: 5}.get(colour[0], colour[0]), "dst_color_range": colour[3]}
         a = None
         if audio_s is not None:
             a = c.add_stream("aac", rate=rate)
             a.layout = "mono"
         for i in range(n):
             rgb = _textured(i) if texture else _pattern(i)
-            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            f.pts, f.time_base = i, 1 / fps
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, **convert)
+            f.pts, f.time_base = i + first_pts, 1 / fps
             c.mux(s.encode(f))
         c.mux(s.encode(None))
         if a is not None:
@@ -81,9 +88,24 @@ def _packets(path) -> dict[int, bytes]:
     """Frame index (from pts order) -> packet bytes."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        pk = [(p.pts, bytes(p)) for p in c.demux(s) if p.size]
+        pk = [(p.pts, bytes(p)) for p in c.demux(s) if p.size and not p.is_discard]
     pk.sort()
     return {i: data for i, (_, data) in enumerate(pk)}
+
+
+def _colour_tags(path) -> tuple:
+    """(stream's matrix, primaries, transfer, range), and the set of the decoded frames' tags."""
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        frames = {(f.colorspace, f.color_primaries, f.color_trc, f.color_range) for f in c.decode(video=0)}
+        return (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range), frames
+
+
+def _profiles(codec: str, units) -> set[int]:
+    """profile_idc of the sequence parameter sets among NAL ``units`` (H.264 type 7, H.265 type 33)."""
+    if codec == "h264":
+        return {u[1] for u in units if u[0] & 0x1F == 7}
+    return {u[3] & 0x1F for u in units if (u[0] >> 1) & 0x3F == 33}
 
 
 def _rgb(path) -> list[np.ndarray]:
@@ -125,18 +147,26 @@ SOURCES = {
     "h264_long_audio": dict(codec="libx264", options={"g": "12"}, audio_s=3.0),
     "h264_textured": dict(codec="libx264", options={"g": "12", "bf": "3", "crf": "16"}, texture=True),
     "h265_textured": dict(codec="libx265", options={"g": "12", "crf": "16"}, texture=True),
+    "h264_start_offset": dict(codec="libx264", options={"bf": "3", "g": "12"}, first_pts=5),  # video starts late
+    "h264_edit_list": dict(codec="libx264", options={"bf": "3", "g": "12"}, first_pts=-3),  # 3 frames hidden
+    "h264_bt601_full": dict(codec="libx264", options={"bf": "3", "g": "12"}, colour=(6, 6, 6, 2)),
+    "h265_bt709": dict(codec="libx265", options={"g": "12"}, colour=(1, 1, 1, 1)),
+    "h264_444": dict(codec="libx264", options={"bf": "3", "g": "12"}, pix_fmt="yuv444p"),
+    "h265_10bit": dict(codec="libx265", options={"g": "12"}, pix_fmt="yuv420p10le"),
 }
 
 
-def _check(tmp_path, name, where, ext=".mp4"):
+def _check(tmp_path, name, where, ext=".mp4", span=(0.2, 0.4)):
+    """Edit ``span`` = (original seconds, new seconds) at the start or middle of source ``name`` and check the file."""
     kw = dict(SOURCES[name])
     src = _make_source(tmp_path / f"src_{name}.mp4", **kw)
-    n = kw.get("n", 60)
+    n = kw.get("n", 60) + min(0, kw.get("first_pts", 0))
     fps = kw.get("fps", Fraction(25))
     start = 0.0 if where == "start" else float(n / fps) * 0.5
-    plan = plan_from_spans([(start, start + 0.2, 0.4)], original_duration_s=float(n / fps), fps=float(fps),
+    plan = plan_from_spans([(start, start + span[0], span[1])], original_duration_s=float(n / fps), fps=float(fps),
                            source_frames=n, context_frames=2)  # fmt: skip
     src_rgb = _rgb(src)
+    assert len(src_rgb) == n == probe_video(src).frame_count
     rendered = _rendered(src_rgb, plan)
     wave = np.random.default_rng(0).uniform(-0.2, 0.2, (2, 17000)).astype(np.float32)  # 17 kHz stereo
     out = tmp_path / f"out{ext}"
@@ -151,9 +181,12 @@ def _check(tmp_path, name, where, ext=".mp4"):
     assert reenc[plan.infill_mask].all()
     out_yuv, src_yuv = _decode(out), _decode(src)
     assert len(out_yuv) == plan.target_frames
+    with av.open(str(src)) as c:
+        src_tb = c.streams.video[0].time_base
     with av.open(str(out)) as c:
         vs = c.streams.video[0]
         assert Fraction(vs.average_rate) == fps
+        assert vs.time_base == (src_tb if ext != ".mkv" else Fraction(1, 1000))  # MKV's is always 1/1000
         assert vs.start_time * vs.time_base == 0
         end = max(p.pts + p.duration for p in c.demux(vs) if p.size) * vs.time_base
         assert float(end) == pytest.approx(plan.target_frames / float(fps), abs=1e-3)  # mkv keeps milliseconds
@@ -163,15 +196,20 @@ def _check(tmp_path, name, where, ext=".mp4"):
         assert audio.codec_context.channels == 2
         assert audio.codec_context.name == ("aac" if ext == ".mp4" else "pcm_s16le")
 
+    assert _colour_tags(out) == _colour_tags(src)  # copied and re-encoded frames carry the source's tags
     wave_out, rate_out = read_audio(out)
     assert abs(wave_out.shape[1] / rate_out - plan.target_frames / float(fps)) <= 1 / float(fps)
 
     src_pk, out_pk = _packets(src), _packets(out)
     with av.open(str(src)) as c:
-        _, sets = parameter_sets(
-            c.streams.video[0].codec_context.name, bytes(c.streams.video[0].codec_context.extradata)
-        )
+        codec = c.streams.video[0].codec_context.name
+        _, sets = parameter_sets(codec, bytes(c.streams.video[0].codec_context.extradata))
+        src_formats = {f.format.name for f in c.decode(video=0)}
     prefix = b"".join(len(u).to_bytes(4, "big") + u for u in sets)
+    with av.open(str(out)) as c:
+        assert {f.format.name for f in c.decode(video=0)} == src_formats
+    reencoded_sps = _profiles(codec, [u for k in np.flatnonzero(reenc) for u in nal_units(out_pk[k], 4)])
+    assert reencoded_sps == _profiles(codec, sets)  # each re-encoded run starts with the source's profile
     copied = 0
     out_rgb = _rgb(out)
     for k in range(plan.target_frames):
@@ -195,12 +233,24 @@ def test_smart_render_copies_untouched_gops(tmp_path, name, where):
     if name.startswith("h264_open_gop"):  # no H.264 splice point before a recovery-point I-frame: re-encoded on
         assert any("open GOPs" in m for m in report.messages), report.messages
         assert report.copied_frames >= (21 if where == "middle" and name == "h264_open_gop_12" else 0)
+    elif name == "h264_edit_list":  # the first GOP holds the hidden frames: re-encoded without them
+        assert any("edit list hides 3" in m for m in report.messages), report.messages
+        assert report.reencoded_spans[0][0] == 0 and report.copied_frames > plan.target_frames // 3
     elif name != "h264_bframes":  # one GOP of 250 frames holds both edits there
         assert report.copied_frames > plan.target_frames // 3
 
 
-def test_smart_render_mkv_keeps_pcm_at_its_own_rate(tmp_path):
-    report, _ = _check(tmp_path, "h264_bframes_gop12", "middle", ext=".mkv")
+@pytest.mark.parametrize("name", ["h264_bframes_gop12", "h264_intra", "h265_open_gop"])
+def test_smart_render_deletion_moves_later_gops_back(tmp_path, name):
+    report, plan = _check(tmp_path, name, "middle", span=(0.6, 0.12))  # 15 frames become 3
+    assert plan.target_frames == 48
+    last = max(k for k in range(plan.target_frames) if not any(s <= k < e for s, e in report.reencoded_spans))
+    assert plan.source_time[last] - last == 12  # the copied tail sits 12 frames earlier than in the source
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mov"])
+def test_smart_render_mkv_mov_keep_pcm_at_its_own_rate(tmp_path, ext):
+    report, _ = _check(tmp_path, "h264_bframes_gop12", "middle", ext=ext)
     assert report.audio_codec == "pcm_s16le" and report.audio_rate == 17000
 
 
@@ -238,6 +288,23 @@ def test_full_reencode_formats(tmp_path, kind, ext, size, codec, pix_fmt):
     assert back.shape == frames.shape
     if kind == "lossless" and ext == ".mkv":
         assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= 45.0
+
+
+@pytest.mark.parametrize(
+    "kind, ext", [("lossless", ".mkv"), ("h264", ".mp4"), ("prores_hq", ".mov"), ("prores_4444", ".mov")]
+)
+def test_full_reencode_keeps_the_source_colour_tags(tmp_path, kind, ext):
+    src = _make_source(tmp_path / "src.mp4", n=20, colour=(6, 6, 6, 2))  # BT.601, full range
+    plan = _plain_plan()
+    frames = _rendered(_rgb(src), plan)
+    out = tmp_path / f"out{ext}"
+    report = write_edited_video(out, src, plan, frames, output=OutputFormat(kind=kind))
+    assert report.mode == "full"
+    tags = (6, 6, 6, 1 if kind.startswith("prores") else 2)  # ProRes has no range flag: written in video range
+    assert _colour_tags(out) == (tags, {tags})
+    assert any("limited range" in m for m in report.messages) == kind.startswith("prores")
+    back = np.stack(_rgb(out))  # decoded by the file's own tags: right levels, right matrix
+    assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= (35.0 if kind == "h264" else 45.0)
 
 
 def test_out_that_is_the_input_is_refused_before_opening(tmp_path):
@@ -315,6 +382,48 @@ def test_fallback_to_full_reencode_says_why(tmp_path):
     assert len(_rgb(tmp_path / "out.mp4")) == plan.target_frames
 
 
+def test_fallback_for_timestamps_that_are_not_frame_aligned(tmp_path):
+    """MKV stores milliseconds: 29.97 fps frames are 33 or 34 ms apart, which copied packets cannot keep."""
+    fps = Fraction(30000, 1001)
+    src = _make_source(tmp_path / "src.mkv", n=30, fps=fps, options={"g": "10"})
+    plan = plan_from_spans([(0.4, 0.6, 0.5)], original_duration_s=30 / float(fps), fps=float(fps), source_frames=30)
+    frames = _rendered(_rgb(src), plan)
+    report = write_edited_video(tmp_path / "out.mkv", src, plan, frames)
+    assert report.mode == "full" and report.messages[0].startswith("smart render not possible"), report.messages
+    back = _rgb(tmp_path / "out.mkv")
+    assert len(back) == plan.target_frames
+    assert min(_psnr(a, b) for a, b in zip(back, frames, strict=True)) >= 35.0
+
+
+def test_variable_frame_rate_source_is_reencoded_and_says_why(tmp_path):
+    src = tmp_path / "vfr.mp4"
+    with av.open(str(src), "w") as c:  # 20 frames at 25 fps with two missing after the tenth
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.options = {"preset": "ultrafast", "g": "5"}
+        for i in range(20):
+            f = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i + (2 if i >= 10 else 0), Fraction(1, 25)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    n = probe_video(src).frame_count  # however the reader counts it (stored or retimed frames)
+    plan = plan_from_spans([(0.1, 0.2, 0.2)], original_duration_s=n / 25, fps=25.0, source_frames=n)
+    frames = _rendered(_rgb(src), plan)
+    report = write_edited_video(tmp_path / "out.mp4", src, plan, frames)
+    assert report.mode == "full" and "variable frame rate" in report.messages[0], report.messages
+    assert len(_rgb(tmp_path / "out.mp4")) == plan.target_frames
+
+
+def test_unreadable_source_is_named(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_bytes(b"not a video at all")
+    plan = _plain_plan()
+    for source, match in ((bad, "notes.mp4"), (tmp_path / "missing.mp4", "missing.mp4")):
+        with pytest.raises(ValueError, match=f"source: .*{match}"):
+            write_edited_video(tmp_path / "out.mp4", source, plan, np.zeros((plan.target_frames, H, W, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
 def test_save_edited_video_node(tmp_path, monkeypatch):
     import torch
     from _node_helpers import pack_module
@@ -327,11 +436,28 @@ def test_save_edited_video_node(tmp_path, monkeypatch):
     )
     frames = torch.from_numpy(_rendered(_rgb(src), plan).astype(np.float32) / 255.0)
     audio = {"waveform": torch.zeros(1, 1, 40000), "sample_rate": 16000}
+    comfy = pack_module("nodes._comfy")
+
+    class FakeUI:  # what comfy_api.latest.ui gives the node inside ComfyUI
+        SavedResult = staticmethod(lambda name, subfolder, kind: {"filename": name, "subfolder": subfolder})
+
+        class PreviewVideo:
+            def __init__(self, results):
+                self.results = results
+
+            def as_dict(self):
+                return {"images": self.results, "animated": (True,)}
+
+    monkeypatch.setattr(comfy, "ui", FakeUI)
     node = video.FacEDiTSaveEditedVideo
     out = node.execute(str(src), plan, frames, audio, "clips/edit", "same", "mkv", 18)
-    path = out.args[0] if hasattr(out, "args") else out[0]
+    path, report = out.args
     assert path.endswith("clips/edit_00001.mkv") and os.path.isfile(path)
     assert len(_rgb(path)) == plan.target_frames
+    first = report.splitlines()[0]
+    assert first.startswith("smart render (h264): 3 of 5 source GOPs copied packet for packet"), report
+    assert out.ui == {"images": [{"filename": "edit_00001.mkv", "subfolder": "clips"}], "animated": (True,),
+                      "text": [report]}  # fmt: skip
     with pytest.raises(ValueError, match="images"):
         node.execute(str(src), plan, frames[:5], audio, "clips/edit", "same", "mkv", 18)
 

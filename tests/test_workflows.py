@@ -127,7 +127,8 @@ def test_edit_workflow_runs(name, models_dir, fake_inputs, tmp_path, monkeypatch
     assert run.ui[plan_id]["facedit_plan"] == [plan.to_dict()]
     assert saved == [], "the edit workflows end with FacEDiT Save Edited Video, not a generic save"
     rendered = run.outputs[_node_id(prompt, "FacEDiTRender")][0]
-    (path,) = run.outputs[_node_id(prompt, "FacEDiTSaveEditedVideo")]
+    path, report = run.outputs[_node_id(prompt, "FacEDiTSaveEditedVideo")]
+    assert report.startswith("smart render (h264): ") and "GOPs copied packet for packet" in report, report
     assert path.startswith(str(tmp_path / "output" / "video" / "FacEDiT")) and path.endswith(".mp4")
     written = np.stack(list(iter_frames(path, dtype="uint8")))
     assert written.shape == (44, 128, 128, 3)

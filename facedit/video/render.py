@@ -97,6 +97,20 @@ class WriteReport:
     audio_rate: int | None = None
     messages: tuple[str, ...] = field(default=())
 
+    def summary(self) -> str:
+        """What is bit-identical and what was re-encoded, in one line (the CLI and the save node show it)."""
+        spans = ", ".join(f"{s}-{e - 1}" for s, e in self.reencoded_spans) or "none"
+        if self.mode == "smart":
+            gops = self.copied_gops + self.reencoded_gops
+            text = (f"smart render ({self.video_codec}): {self.copied_gops} of {gops} source GOPs copied packet for "
+                    f"packet ({self.copied_frames} frames bit-identical to the source), {self.reencoded_gops} "
+                    f"re-encoded; re-encoded target frames {spans}")  # fmt: skip
+        else:
+            text = f"full re-encode ({self.video_codec}): every frame encoded, target frames {spans}"
+        if self.audio_codec:
+            text += f"; audio {self.audio_codec} {self.audio_rate} Hz"
+        return text
+
 
 def _av():
     import av
@@ -136,6 +150,7 @@ class _Source:
     frame_dur: int
     gops: list[_Gop]
     param_sets: tuple[int, list[bytes]] | None
+    hidden: int = 0  # packets an edit list hides (decoded as references, never shown)
 
 
 def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
@@ -155,7 +170,10 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
         packets.append((packet.pts, packet))
     if not packets:
         return None, "the source has no video packets"
-    order = sorted(pts for pts, _ in packets)
+    shown = [pts for pts, packet in packets if not packet.is_discard]  # an edit list hides the others
+    if not shown:
+        return None, "the source's edit list hides every video packet"
+    order = sorted(shown)
     first = order[0]
     gaps = {b - a for a, b in zip(order, order[1:], strict=False)}
     if len(gaps) > 1:  # copied packets keep their own times, which are not the plan's evenly spaced frames
@@ -167,18 +185,20 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
     if dur.denominator != 1:
         return None, f"one frame ({1 / fps} s) is not a whole number of time-base ticks ({tb})"
     dur = int(dur)
-    if len(packets) != plan.source_frames:
-        return None, f"the source has {len(packets)} video packets but the plan {plan.source_frames} frames"
+    if len(shown) != plan.source_frames:
+        return None, f"the source has {len(shown)} video packets but the plan {plan.source_frames} frames"
     if any(pts != first + i * dur for i, pts in enumerate(order)):
         return None, f"the source's frames are {float(min(gaps, default=0) * tb):.4f} s apart, the plan's {1 / fps} s"
     gops: list[_Gop] = []
     for pts, packet in packets:
-        j = (pts - first) // dur
+        j = (pts - first) // dur  # hidden frames fall outside 0..n-1, so a GOP holding one is never copied
+        if packet.is_discard and 0 <= j < len(shown):
+            return None, "the source's edit list hides frames between shown ones"
         if packet.is_keyframe or not gops:
             gops.append(_Gop([], j))
         gops[-1].packets.append((j, packet))
     sets = parameter_sets(codec, bytes(stream.codec_context.extradata or b""))
-    return _Source(codec, stream, tb, dur, gops, sets), ""
+    return _Source(codec, stream, tb, dur, gops, sets, hidden=len(packets) - len(shown)), ""
 
 
 def _unchanged_targets(plan: EditPlan) -> dict[int, int]:
@@ -295,12 +315,20 @@ def _to_video_frame(rgb: np.ndarray, pix_fmt: str, colour: dict[str, int]):
     av = _av()
     matrix = _SWS_COLORSPACE.get(colour["colorspace"], 5)
     full = colour["color_range"] == 2
-    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
         format=pix_fmt,
         dst_colorspace=matrix,
         dst_color_range=2 if full else 1,
         interpolation=_accurate_flags(),
     )
+    return _tagged(frame, colour)
+
+
+def _tagged(frame, colour: dict[str, int]):
+    """The frame with the colour tags (some encoders, prores_ks among them, take them from frames)."""
+    frame.colorspace, frame.color_primaries = colour["colorspace"], colour["color_primaries"]
+    frame.color_trc, frame.color_range = colour["color_trc"], colour["color_range"] or 1
+    return frame
 
 
 def _onto_source(rgb: np.ndarray, source_frame, pix_fmt: str, colour: dict[str, int]):
@@ -317,7 +345,7 @@ def _onto_source(rgb: np.ndarray, source_frame, pix_fmt: str, colour: dict[str, 
     delta = _to_video_frame(rgb, pix_fmt, colour).to_ndarray().astype(np.int32)
     delta -= _to_video_frame(src_rgb, pix_fmt, colour).to_ndarray()
     top = (1 << max(c.bits for c in av.VideoFormat(pix_fmt).components)) - 1
-    return av.VideoFrame.from_ndarray(np.clip(base + delta, 0, top).astype(base.dtype), format=pix_fmt)
+    return _tagged(av.VideoFrame.from_ndarray(np.clip(base + delta, 0, top).astype(base.dtype), format=pix_fmt), colour)
 
 
 def _set_colour(ctx, colour: dict[str, int]) -> None:
@@ -456,6 +484,9 @@ def _progress_iter(
 def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
     av = _av()
     notes = _choose_copies(source, plan)
+    if source.hidden:
+        notes.append(f"the source's edit list hides {source.hidden} of its frames; the GOPs that hold them are "
+                     "re-encoded without them")  # fmt: skip
     covered = np.zeros(plan.target_frames, dtype=bool)
     for gop in source.gops:
         if gop.shift is not None:
@@ -634,6 +665,10 @@ def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None,
         raise ValueError("frames: expected at least one frame, got none") from None
     height, width = first.shape[:2]
     encoder, pix_fmt, options = _full_settings(output.kind, ext, output, src_ctx, (width, height))
+    notes = []
+    if encoder == "prores_ks" and colour["color_range"] == 2:  # ProRes has no range flag: always video range
+        colour = {**colour, "color_range": 1}
+        notes.append("ProRes is video (limited) range: the full-range source is written in limited range")
     out = av.open(tmp, mode="w")
     try:
         vstream = out.add_stream(encoder, rate=fps)
@@ -667,7 +702,7 @@ def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None,
         reencoded_spans=((0, count),),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
-        messages=tuple(writer.messages) if writer else (),
+        messages=tuple(notes) + (tuple(writer.messages) if writer else ()),
     )
 
 
@@ -676,6 +711,16 @@ def _container(out: str) -> str:
     if ext not in _CONTAINERS:
         raise ValueError(f"out: expected a .mp4, .mov, .m4v or .mkv file, got {out!r}")
     return ext
+
+
+def _open_source(source: str | os.PathLike):
+    av = _av()
+    if not os.path.isfile(source):
+        raise ValueError(f"source: the video {os.fspath(source)} does not exist")
+    try:
+        return av.open(os.fspath(source))
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"source: {os.fspath(source)} is not a readable video file ({exc})") from exc
 
 
 def write_frames(
@@ -751,9 +796,10 @@ def write_edited_video(
     source's packets. ``audio``: ``[C, S]`` float (or None) at ``sample_rate``; it is cut or padded to the
     video's length so both start and end together. The file appears at ``out`` only when complete.
     """
-    av = _av()
     out = check_output_path(out, source, getattr(frames, "path", None))
     ext = _container(out)
+    if source is not None:
+        _open_source(source).close()
     fps = fps_to_fraction(plan.fps)
     messages: list[str] = []
     if source is not None:
@@ -769,7 +815,7 @@ def write_edited_video(
         report = None
         src_ctx, colour = None, _BT709
         if source is not None:
-            with av.open(os.fspath(source)) as container:
+            with _open_source(source) as container:
                 if not container.streams.video:
                     raise ValueError(f"source: {source} has no video stream")
                 src_ctx = container.streams.video[0].codec_context
@@ -790,7 +836,5 @@ def write_edited_video(
     report = replace(report, path=out, messages=tuple(messages) + report.messages)
     for message in report.messages:
         log.warning(message)
-    spans = ", ".join(f"{s}-{e}" for s, e in report.reencoded_spans)
-    log.info("%s: %s render, %d frames copied from the source, re-encoded frames %s", out, report.mode,
-             report.copied_frames, spans or "none")  # fmt: skip
+    log.info("%s: %s", out, report.summary())
     return report
