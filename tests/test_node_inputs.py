@@ -32,7 +32,7 @@ def test_infill_with_motion_where_speech_belongs_names_the_input(loaded):
 
     model, _ = loaded
     plan = plan_from_spans(
-        [(0.5, 0.7, 0.4)], original_duration_s=2.0, edited_duration_s=1.9, fps=10.0, source_frames=20
+        [(0.5, 0.7, 0.4)], original_duration_s=2.0, edited_duration_s=2.2, fps=10.0, source_frames=20
     )
     motion = _motion(20)
     with pytest.raises(TypeError, match=r"FacEDiT Infill: input .speech. expects SPEECH features.*got a MotionTrack"):
