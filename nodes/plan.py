@@ -93,9 +93,11 @@ def parse_spans(text: str) -> list[SpanEdit]:
 
 
 _WORDS_SOURCE = (
-    "Paste them from a speech recognizer with word timestamps (WhisperX, openai-whisper with "
-    "word_timestamps=True, stable-ts) or from the tool that made the edited speech: Whisper JSON, a JSON list "
-    "of {word, start, end}, or lines 'start end word'. The help page says more."
+    "The node does not listen to the speech: connect the words output of FacEDiT Transcribe (Whisper on this "
+    "audio) or FacEDiT Align Transcript (a transcript you have, CTC-aligned) here, or paste them from a speech "
+    "recognizer with word timestamps (WhisperX, openai-whisper with word_timestamps=True, stable-ts) or from the "
+    "tool that made the edited speech: Whisper JSON, a JSON list of {word, start, end}, or lines 'start end "
+    "word'. The help page says more."
 )
 _ORIGINAL_AUDIO_TOOLTIP = (
     "Optional: the original speech, for its exact duration (default: the video's frames / fps) and its waveform "

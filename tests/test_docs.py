@@ -133,3 +133,26 @@ def test_link_checker_sees_links():
     sample = "see ![a](img/x.png) and [b](../y.md#top), [c](https://e.org), ```[d](z.png)```"
     tmp_links = [m.group(1) for m in LINK.finditer(re.sub(r"```.*?```", "", sample, flags=re.S))]
     assert tmp_links == ["img/x.png", "../y.md#top", "https://e.org"]
+
+
+def _display_names() -> set[str]:
+    return {PACK.NODE_CLASS_MAPPINGS[n].define_schema().display_name for n in NODE_IDS}
+
+
+@pytest.mark.parametrize("path", sorted(HELP.glob("*.md")) + [GUIDE, ROOT / "README.md"], ids=lambda p: p.name)
+def test_bold_node_names_are_nodes_of_the_pack(path):
+    named = {" ".join(m.split()) for m in re.findall(r"\*\*(FacEDiT\s[A-Za-z0-9\s]+?)\*\*", path.read_text())}
+    assert named <= _display_names(), f"{path.name} names nodes the pack does not have: {named - _display_names()}"
+
+
+def test_word_inputs_say_where_timestamps_come_from():
+    schema = PACK.NODE_CLASS_MAPPINGS["FacEDiTEditPlan"].define_schema()
+    tooltips = {i.id: i.tooltip for i in schema.inputs if i.id in ("original_words", "edited_words")}
+    assert len(tooltips) == 2, tooltips
+    sources = {"FacEDiT Transcribe", "FacEDiT Align Transcript"}
+    assert sources <= _display_names()
+    for name, tooltip in tooltips.items():
+        assert all(s in tooltip for s in sources), f"{name}'s tooltip does not name {sources}: {tooltip}"
+    page = (HELP / "FacEDiTEditPlan.md").read_text()
+    assert all(f"**{s}**" in page for s in sources)
+    assert "in the works" not in page and "until it ships" not in page
