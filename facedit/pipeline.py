@@ -112,16 +112,36 @@ def speech_window(speech: SpeechFeatures, start_s: float, end_s: float, pad_s: f
         raise ValueError(
             f"the speech ({speech.duration_s:.2f} s) has no features near {start_s:.2f}-{end_s:.2f} s of the video"
         )
-    return speech.features[keep[0] : keep[-1] + 1], float(times[keep[0]] - start_s)
+    window = speech.features[keep[0] : keep[-1] + 1]
+    if not torch.isfinite(window).all():
+        raise ValueError(
+            f"the speech features near {start_s:.2f}-{end_s:.2f} s were not encoded: encode the speech for the "
+            "plan it is used with (encode_speech(..., plan=...)) or all of it"
+        )
+    return window, float(times[keep[0]] - start_s)
 
 
-def encode_speech(models: Models, audio: dict[str, Any], progress: Progress | None = None) -> Any:
-    """What the motion model reads: WavLM features for FacEDiT; the audio itself for a prior (its own encoder)."""
+def encode_speech(
+    models: Models,
+    audio: dict[str, Any],
+    progress: Progress | None = None,
+    plan: EditPlan | None = None,
+    options: EditOptions = EditOptions(),
+) -> Any:
+    """What the motion model reads: WavLM features for FacEDiT; the audio itself for a prior (its own encoder).
+
+    With ``plan``, only the speech around the plan's edit windows is encoded (a long clip's other speech is
+    never read; its features are NaN).
+    """
     if is_prior(models.facedit):
         return models.facedit.speech_input(audio)
     if models.wavlm is None:
         raise ValueError("a FacEDiT model needs WavLM speech features, but no WavLM model was loaded")
-    return models.wavlm.encode(audio, progress=_stage(progress, "speech"))
+    only = None
+    if plan is not None:
+        pad_s = float(getattr(models.facedit.config, "cross_window_s", 0.5)) + 1.5
+        only = [(w.start / plan.fps - pad_s, w.end / plan.fps + pad_s) for w in _windows_for(plan, plan.fps, options)]
+    return models.wavlm.encode(audio, progress=_stage(progress, "speech"), only=only)
 
 
 def infill_timeline(
@@ -527,7 +547,7 @@ def edit_file(
     )  # fmt: skip
     if on_plan is not None:
         on_plan(plan)
-    features = encode_speech(models, edited, progress)
+    features = encode_speech(models, edited, progress, plan, options)
     target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel, name=str(video))
     wave = edited["waveform"][0].float().numpy()
     write_edited_video(out, video, plan, target, audio=wave, sample_rate=edited["sample_rate"],

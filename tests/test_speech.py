@@ -424,6 +424,26 @@ def test_chunked_windows_are_bounded_and_on_the_frame_grid():
     assert all((n - 400) % 320 == 0 for n in lengths)
 
 
+def test_encoding_only_some_ranges_runs_only_their_windows_and_matches_the_full_encoding():
+    model = tiny_model(seed=9)
+    w = WavLM(model, normalize=False)
+    wave = speechlike(40.0)[0]
+    settings = dict(chunk_s=5.0, context_s=1.0, crossfade_s=0.5)
+    whole = w.encode(wave, 16000, **settings)
+    seen = _spy_inputs(model)
+    part = w.encode(wave, 16000, only=[(12.0, 15.0), (33.0, 33.5)], **settings)
+    assert part.features.shape == whole.features.shape
+    assert 2 <= len(seen) <= 6  # of about 12 windows
+    times = whole.times()
+    wanted = ((times >= 12.0) & (times <= 15.0)) | ((times >= 33.0) & (times <= 33.5))
+    assert torch.equal(part.features[torch.from_numpy(wanted)], whole.features[torch.from_numpy(wanted)])
+    finite = torch.isfinite(part.features).all(1).numpy()
+    assert not finite[times < 8.0].any() and not finite[(times > 20.0) & (times < 30.0)].any()
+    assert np.array_equal(part.features[torch.from_numpy(finite)], whole.features[torch.from_numpy(finite)])
+    with pytest.raises(ValueError, match="only"):
+        w.encode(wave, 16000, only=[(5.0, 2.0)], **settings)
+
+
 def test_chunk_settings_are_checked():
     w = WavLM(tiny_model(), normalize=False)
     with pytest.raises(ValueError, match="chunk_s"):

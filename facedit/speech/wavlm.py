@@ -378,6 +378,7 @@ class WavLM:
         crossfade_s: float = 1.0,
         batch_index: int | None = None,
         progress: Progress | None = None,
+        only: Sequence[tuple[float, float]] | None = None,
     ) -> SpeechFeatures:
         """Features of one clip (ComfyUI AUDIO dict or array + sample_rate), any rate and channel count.
 
@@ -386,6 +387,10 @@ class WavLM:
         Clips longer than ``chunk_s`` are encoded in windows of at most ``chunk_s`` seconds; every kept frame
         has at least ``context_s`` seconds of real context on each side, neighbours crossfade over
         ``crossfade_s``. ``progress(done, total)`` is called after every window.
+
+        ``only``: (start_s, end_s) ranges that will be read (an edit's windows). Windows that meet none of them
+        are not run and their frames are NaN, so an edit costs the edit's speech, not the clip's; every frame
+        inside a range is the same as in a full encoding (the windows are the same).
         """
         layers = self._layer_indices(layer)
         mono = to_mono(audio, sample_rate, self.sample_rate, batch_index)
@@ -412,7 +417,8 @@ class WavLM:
             if progress is not None:
                 progress(1, 1)
         else:
-            features = self._encode_chunked(wave, n_frames, layers, core, context, fade, progress)
+            needed = None if only is None else self._frames_in(only, n_frames)
+            features = self._encode_chunked(wave, n_frames, layers, core, context, fade, progress, needed)
         if features.shape[0] != n_frames:
             raise RuntimeError(f"WavLM gave {features.shape[0]} frames where its conv stack implies {n_frames}")
         return SpeechFeatures(features.to("cpu", torch.float32), self.frame_rate, self.offset_s, mono.duration_s)
@@ -426,6 +432,7 @@ class WavLM:
         context: int,
         fade: int,
         progress: Progress | None,
+        needed: np.ndarray | None = None,
     ) -> torch.Tensor:
         n_windows = math.ceil(n_frames / core)
         cuts = [round(i * n_frames / n_windows) for i in range(1, n_windows)]
@@ -434,7 +441,12 @@ class WavLM:
         total = torch.zeros(n_frames, self.hidden_size, dtype=torch.float32)
         grouped = self.model.config.feat_extract_norm == "group"
         stats = self._group_norm_stats(wave) if grouped else None
-        for i in range(n_windows):
+        runs = [
+            i for i in range(n_windows)
+            if needed is None or needed[max(0, bounds[i] - reach) : min(n_frames, bounds[i + 1] + reach)].any()
+        ]  # fmt: skip
+        covered = np.zeros(n_frames)
+        for done, i in enumerate(runs):
             start = max(0, bounds[i] - reach)
             end = min(n_frames, bounds[i + 1] + reach)
             piece = wave[:, start * self.hop : (end - 1) * self.hop + self.field]
@@ -445,11 +457,27 @@ class WavLM:
                 feats = self._run(piece, layers)
             left = bounds[i] if i > 0 else None
             right = bounds[i + 1] if i + 1 < n_windows else None
-            weight = torch.from_numpy(_crossfade_weights(start, end, left, right, fade)).float()
+            ramp = _crossfade_weights(start, end, left, right, fade)
+            weight = torch.from_numpy(ramp).float()
             total[start:end] += feats.cpu() * weight[:, None]
+            covered[start:end] += ramp
             if progress is not None:
-                progress(i + 1, n_windows)
+                progress(done + 1, len(runs))
+        if needed is not None:
+            total[torch.from_numpy(covered < 1 - 1e-6)] = float("nan")  # a window that would weigh in here was not run
         return total
+
+    def _frames_in(self, ranges: Sequence[tuple[float, float]], n_frames: int) -> np.ndarray:
+        """Frames whose time lies in any (start_s, end_s) range."""
+        times = self.offset_s + np.arange(n_frames) / self.frame_rate
+        needed = np.zeros(n_frames, dtype=bool)
+        for start_s, end_s in ranges:
+            if not (np.isfinite(start_s) and np.isfinite(end_s) and start_s <= end_s):
+                raise ValueError(
+                    f"only: a range must be (start_s, end_s) with start_s <= end_s, got {(start_s, end_s)}"
+                )
+            needed |= (times >= start_s) & (times <= end_s)
+        return needed
 
 
 def _config_from_json(data: dict[str, Any]) -> Any:
