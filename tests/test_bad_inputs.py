@@ -4,6 +4,7 @@ without inventing anything (issue 16)."""
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -245,3 +246,52 @@ def test_cli_missing_models_name_the_folder_and_the_files(tmp_path, capsys):
         f"error: LivePortrait weights missing in {tmp_path / 'm' / 'liveportrait'}"
     )
     assert "warping_module.safetensors" in err
+
+
+# ------------------------------------------------------------------------------------------ video files
+
+
+def _faststart_mp4(path, frames: int = 30) -> bytes:
+    """An H.264 .mp4 with its index first (as downloads are), so a truncated copy still opens."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path.read_bytes()
+
+
+def test_truncated_video_is_named_not_read_short(tmp_path):
+    from facedit.video_io import iter_frames, probe_video, read_video
+
+    data = _faststart_mp4(tmp_path / "whole.mp4")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    listed = probe_video(cut).frame_count
+    with pytest.raises(ValueError, match=rf"{cut}: .*of (its )?{listed} frames.*damaged or truncated"):
+        list(iter_frames(cut))
+    with pytest.raises(ValueError, match=rf"{cut}: .*damaged or truncated"):
+        read_video(cut)
+    assert len(list(iter_frames(cut, stop=3))) == 3  # the frames before the damage still read
+
+
+def test_video_outputs_name_the_path_and_what_was_expected(tmp_path):
+    from facedit.video_io import write_video
+
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match=rf"out: expected a \.mp4, \.mov, \.m4v or \.mkv file, got '{tmp_path}/o\.avi'"):
+        write_video(tmp_path / "o.avi", frames, 25)
+    (tmp_path / "plain-file").write_text("")
+    out = tmp_path / "plain-file" / "o.mp4"
+    with pytest.raises(OSError, match=rf"out: cannot write {out}: the folder {out.parent} cannot take a new file"):
+        write_video(out, frames, 25)
+    if os.geteuid() != 0:  # root writes into read-only folders
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        with pytest.raises(PermissionError, match=rf"out: cannot write {locked / 'o.mp4'}: .*choose a writable"):
+            write_video(locked / "o.mp4", frames, 25)
