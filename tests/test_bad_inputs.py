@@ -284,7 +284,8 @@ def test_video_outputs_name_the_path_and_what_was_expected(tmp_path):
     from facedit.video_io import write_video
 
     frames = np.zeros((2, 16, 16, 3), np.uint8)
-    with pytest.raises(ValueError, match=rf"out: expected a \.mp4, \.mov, \.m4v or \.mkv file, got '{tmp_path}/o\.avi'"):
+    expected = rf"out: expected a \.mp4, \.mov, \.m4v or \.mkv file, got '{tmp_path}/o\.avi'"
+    with pytest.raises(ValueError, match=expected):
         write_video(tmp_path / "o.avi", frames, 25)
     (tmp_path / "plain-file").write_text("")
     out = tmp_path / "plain-file" / "o.mp4"
