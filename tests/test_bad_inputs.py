@@ -296,3 +296,60 @@ def test_video_outputs_name_the_path_and_what_was_expected(tmp_path):
         locked.mkdir(mode=0o555)
         with pytest.raises(PermissionError, match=rf"out: cannot write {locked / 'o.mp4'}: .*choose a writable"):
             write_video(locked / "o.mp4", frames, 25)
+
+
+# ------------------------------------------------------------------------------------------ other model files
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def test_hubert_f5_and_vocos_damaged_files_are_named(tmp_path):
+    from _joyvasa_helpers import write_joyvasa
+    from _tts_helpers import write_f5, write_vocos
+
+    from facedit.priors.joyvasa import load_joyvasa
+    from facedit.tts import load_f5tts, load_vocos
+
+    root = write_joyvasa(tmp_path / "joyvasa", hubert_in_checkpoint=False)
+    weights = root / "chinese-hubert-base" / "model.safetensors"
+    _truncate(weights)
+    with pytest.raises(ValueError, match=rf"{weights}: not a readable safetensors file .*expected the weights of a "
+                                         r"HuBERT folder \(config\.json with model_type hubert"):  # fmt: skip
+        load_joyvasa(root)
+    checkpoint, vocab = write_f5(tmp_path / "f5")
+    _truncate(checkpoint)
+    with pytest.raises(ValueError, match=rf"{checkpoint}: not a readable safetensors file .*expected an F5-TTS"):
+        load_f5tts(checkpoint, vocab)
+    folder = write_vocos(tmp_path / "vocos")
+    _truncate(folder / "pytorch_model.bin")
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin: cannot be read with torch\.load\(weights_only=True\) "
+                                         r".*expected the Vocos state dict"):  # fmt: skip
+        load_vocos(folder)
+    (folder / "config.yaml").write_text("backbone: [unclosed")
+    with pytest.raises(ValueError, match=r"config\.yaml: cannot be loaded \(.*Error.*expected Vocos's config\.yaml"):
+        load_vocos(folder)
+
+
+def test_ctc_and_whisper_damaged_folders_are_named(tmp_path):
+    from _whisper_helpers import write_tiny_whisper
+
+    from facedit.speech.align import load_aligner
+    from facedit.speech.transcribe import load_whisper
+
+    ctc = tmp_path / "ctc"
+    ctc.mkdir()
+    (ctc / "vocab.json").write_text('{"<pad>": 0, "a": 1}')
+    (ctc / "config.json").write_text('{"model_type": "wav2vec2", ')
+    with pytest.raises(ValueError, match=rf"{ctc}: cannot be loaded \(.*\); expected a Hugging Face CTC model folder "
+                                         r"\(config\.json, vocab\.json, model\.safetensors"):  # fmt: skip
+        load_aligner(ctc)
+    whisper = write_tiny_whisper(tmp_path / "whisper")
+    _truncate(whisper / "model.safetensors")
+    with pytest.raises(ValueError, match=rf"{whisper}: cannot be loaded \(.*\); expected a Hugging Face Whisper "
+                                         r"folder \(config\.json, generation_config\.json"):  # fmt: skip
+        load_whisper(whisper)
+    (whisper / "generation_config.json").write_text("{")
+    with pytest.raises(ValueError, match=r"generation_config\.json: cannot be loaded \(JSONDecodeError"):
+        load_whisper(whisper)
