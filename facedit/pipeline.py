@@ -311,6 +311,15 @@ def faceless_frames(detected: np.ndarray, source_time: np.ndarray) -> np.ndarray
     return missing[lo] | missing[hi]
 
 
+def warn_faceless(faceless: np.ndarray, name: str, searched: str, offset: int = 0) -> None:
+    """Log the output frames (``offset`` + index of each True in ``faceless``) kept as they are for want of a face."""
+    faceless = np.asarray(faceless, dtype=bool)
+    if faceless.any():
+        runs = ", ".join(f"{offset + a}-{offset + b - 1}" for a, b in _runs(faceless))
+        log.warning("%s: no face was detected for output frames %s (%s); those frames are kept as they are "
+                    "instead of getting a face pasted in", name, runs, searched)  # fmt: skip
+
+
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of every run of True."""
     edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
@@ -338,10 +347,7 @@ def _process_window(
     )  # fmt: skip
     local_times = times - s0
     faceless = faceless_frames(track.detected, local_times)
-    if faceless.any():
-        runs = ", ".join(f"{window.start + a}-{window.start + b - 1}" for a, b in _runs(faceless))
-        log.warning("%s: no face was detected for output frames %s (source frames %d-%d searched); those frames "
-                    "are kept as they are instead of getting a face pasted in", name, runs, s0, s1)  # fmt: skip
+    warn_faceless(faceless, name, f"source frames {s0}-{s1} searched", offset=window.start)
     target = resample_frames(
         source, local_times, track.face_box, config=options.resample, progress=_stage(progress, "resample")
     )

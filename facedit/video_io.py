@@ -279,18 +279,26 @@ def iter_frames(
             indexed = _retimed(decoded, timing, info.fps, info.frame_count, path)
         else:
             indexed = enumerate(decoded)
-        last, rgb = None, None
-        for index, frame in indexed:
-            if stop is not None and index >= stop:
-                break
-            if index < start:
-                continue
-            if frame is not last:
-                last, rgb = frame, _frame_to_rgb(frame, flags)
-            if dtype == "float32":
-                yield rgb.astype(np.float32) / 255.0
-            else:  # a retimed frame may repeat: each gets its own array
-                yield rgb if timing is None else rgb.copy()
+        last, rgb, index = None, None, -1
+        av = _av()
+        try:
+            for index, frame in indexed:
+                if stop is not None and index >= stop:
+                    return
+                if index < start:
+                    continue
+                if frame is not last:
+                    last, rgb = frame, _frame_to_rgb(frame, flags)
+                if dtype == "float32":
+                    yield rgb.astype(np.float32) / 255.0
+                else:  # a retimed frame may repeat: each gets its own array
+                    yield rgb if timing is None else rgb.copy()
+        except av.error.FFmpegError as exc:
+            raise ValueError(f"{path}: cannot decode frame {index + 1} of {info.frame_count} ({exc}); the file is "
+                             "damaged or truncated") from exc  # fmt: skip
+        if index + 1 < min(info.frame_count, stop if stop is not None else info.frame_count):
+            raise ValueError(f"{path}: decoding ended after {index + 1} of its {info.frame_count} frames; the file is "
+                             "damaged or truncated")  # fmt: skip
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:

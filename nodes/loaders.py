@@ -394,7 +394,10 @@ class FacEDiTModelLoader(io.ComfyNode):
 
 
 def _load_prior(folder: str, dtype: torch.dtype, run_on: torch.device) -> LoadedModel:
-    path = _comfy.resolve_model_path("joyvasa", folder)
+    path = _comfy.resolve_model_path("joyvasa", folder, "Expected JoyVASA's files under models/joyvasa: "
+                                     "JoyVASA/motion_generator/*.pt, JoyVASA/motion_template/*.pkl and a HuBERT folder "
+                                     "(chinese-hubert-base); there is no download switch for them, download them there "
+                                     "yourself.")  # fmt: skip
     files = find_joyvasa(path)
     if files is None:
         raise ValueError(f"checkpoint: no JoyVASA files in {path} any more; press R (refresh) and choose again")

@@ -7,7 +7,7 @@ import torch
 
 from ..facedit.edits import EditPlan
 from ..facedit.liveportrait import CropTrack, MotionTrack, crop_faces, iter_render, paste_back
-from ..facedit.pipeline import EditOptions, render_frames
+from ..facedit.pipeline import EditOptions, render_frames, warn_faceless
 from . import _comfy
 from ._comfy import io
 from .faces import frames_array
@@ -93,15 +93,21 @@ class FacEDiTRender(io.ComfyNode):
         if plan.mode == "generate" and frames.shape[0] == plan.source_frames:
             index = np.rint(plan.source_time).astype(np.int64)
             _check_rows(source_motion, np.unique(index[rows]), "source_motion", "extract the motion of the portrait")
+            at_crop = index[rows]
         elif frames.shape[0] == plan.target_frames:
             hint = "extract motion for every frame to render (Extract Motion without a plan for rerender_all)"
             _check_rows(source_motion, rows, "source_motion", hint)
+            at_crop = rows
         else:
             raise ValueError(
                 f"images has {frames.shape[0]} frames but the plan's new timeline has {plan.target_frames}: "
                 f"connect FacEDiT Resample Frames' images"
             )
         _check_rows(driving_motion, rows, "driving_motion", "connect FacEDiT Infill's output made with this plan")
+        faceless = np.zeros(plan.target_frames, bool)
+        faceless[rows[~crop.detected[at_crop]]] = True
+        warn_faceless(faceless, "FacEDiT Render", "the crop track's frames without a detected face")
+        rows = rows[~faceless[rows]]
         with _comfy.on_device(liveportrait.module(), liveportrait.device, liveportrait.offload):
             if frames.shape[0] != plan.target_frames:
                 out = _render_from_prompt(lp, frames, crop, source_motion, driving_motion, plan, rows, options)

@@ -30,8 +30,21 @@ def _folder_choices(kind: str, download_name: str) -> list[str]:
     return sorted(set(found + [download_name]))
 
 
+_EXPECTED = {
+    "whisper": ("a Hugging Face Whisper folder (config.json, generation_config.json, preprocessor_config.json, "
+                "the tokenizer files, model.safetensors)", DEFAULT_WHISPER_REPO, WHISPER_DOWNLOAD_NAME),
+    "ctc": ("a Hugging Face CTC folder (config.json, vocab.json, model.safetensors or pytorch_model.bin)",
+            DEFAULT_CTC_REPO, CTC_DOWNLOAD_NAME),
+}  # fmt: skip
+
+
 def _folder_path(kind: str, name: str, download: bool) -> Path:
-    return _comfy.model_dirs(kind)[0] / name if download else _comfy.resolve_model_path(kind, name)
+    if download:
+        return _comfy.model_dirs(kind)[0] / name
+    what, repo, default = _EXPECTED[kind]
+    return _comfy.resolve_model_path(kind, name, f"Expected {what} under models/{kind}; switch 'download' on to "
+                                     f"fetch {repo} into models/{kind}/{default} (needs internet), or download it "
+                                     "there yourself.")  # fmt: skip
 
 
 def _loader_inputs(kind: str, download_name: str, repo: str) -> list:

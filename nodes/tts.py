@@ -107,11 +107,18 @@ class FacEDiTF5TTSLoader(io.ComfyNode):
                 for name in ("config.yaml", "pytorch_model.bin"):
                     if not (vocos_root / VOCOS_NAME / name).is_file():
                         _hub_file(VOCOS_REPO, name, vocos_root / VOCOS_NAME)
-        ckpt = _comfy.resolve_model_path("f5tts", checkpoint)
+        expected = (
+            "Expected an F5-TTS checkpoint (.safetensors or .pt, its vocab.txt beside it) under models/f5tts; switch "
+            f"'download' on to fetch {F5_REPO}'s {F5_FILE} there (needs internet), or download it yourself."
+        )
+        ckpt = _comfy.resolve_model_path("f5tts", checkpoint, expected)
         vocab = ckpt.parent / "vocab.txt"
         if not vocab.is_file():
             raise FileNotFoundError(f"checkpoint: {ckpt.name} needs its vocab.txt beside it ({vocab} is missing)")
-        vocos_dir = _comfy.resolve_model_path("vocos", vocoder)
+        vocos_dir = _comfy.resolve_model_path("vocos", vocoder, "Expected a Vocos folder (config.yaml + "
+                                              "pytorch_model.bin) under models/vocos; switch 'download' on to fetch "
+                                              f"{VOCOS_REPO} into models/vocos/{VOCOS_NAME} (needs internet), or "
+                                              "download it there yourself.")  # fmt: skip
         dtype = resolve_dtype(precision)
         run_on = run_device(device)
         files = [ckpt, vocab, vocos_dir / "config.yaml", vocos_dir / "pytorch_model.bin"]

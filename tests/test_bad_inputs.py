@@ -4,6 +4,7 @@ without inventing anything (issue 16)."""
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -245,3 +246,110 @@ def test_cli_missing_models_name_the_folder_and_the_files(tmp_path, capsys):
         f"error: LivePortrait weights missing in {tmp_path / 'm' / 'liveportrait'}"
     )
     assert "warping_module.safetensors" in err
+
+
+# ------------------------------------------------------------------------------------------ video files
+
+
+def _faststart_mp4(path, frames: int = 30) -> bytes:
+    """An H.264 .mp4 with its index first (as downloads are), so a truncated copy still opens."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path.read_bytes()
+
+
+def test_truncated_video_is_named_not_read_short(tmp_path):
+    from facedit.video_io import iter_frames, probe_video, read_video
+
+    data = _faststart_mp4(tmp_path / "whole.mp4")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    listed = probe_video(cut).frame_count
+    with pytest.raises(ValueError, match=rf"{cut}: .*of (its )?{listed} frames.*damaged or truncated"):
+        list(iter_frames(cut))
+    with pytest.raises(ValueError, match=rf"{cut}: .*damaged or truncated"):
+        read_video(cut)
+    assert len(list(iter_frames(cut, stop=3))) == 3  # the frames before the damage still read
+
+
+def test_video_outputs_name_the_path_and_what_was_expected(tmp_path):
+    from facedit.video_io import write_video
+
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    expected = rf"out: expected a \.mp4, \.mov, \.m4v or \.mkv file, got '{tmp_path}/o\.avi'"
+    with pytest.raises(ValueError, match=expected):
+        write_video(tmp_path / "o.avi", frames, 25)
+    (tmp_path / "plain-file").write_text("")
+    out = tmp_path / "plain-file" / "o.mp4"
+    with pytest.raises(OSError, match=rf"out: cannot write {out}: the folder {out.parent} cannot take a new file"):
+        write_video(out, frames, 25)
+    if os.geteuid() != 0:  # root writes into read-only folders
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        with pytest.raises(PermissionError, match=rf"out: cannot write {locked / 'o.mp4'}: .*choose a writable"):
+            write_video(locked / "o.mp4", frames, 25)
+
+
+# ------------------------------------------------------------------------------------------ other model files
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def test_hubert_f5_and_vocos_damaged_files_are_named(tmp_path):
+    from _joyvasa_helpers import write_joyvasa
+    from _tts_helpers import write_f5, write_vocos
+
+    from facedit.priors.joyvasa import load_joyvasa
+    from facedit.tts import load_f5tts, load_vocos
+
+    root = write_joyvasa(tmp_path / "joyvasa", hubert_in_checkpoint=False)
+    weights = root / "chinese-hubert-base" / "model.safetensors"
+    _truncate(weights)
+    with pytest.raises(ValueError, match=rf"{weights}: not a readable safetensors file .*expected the weights of a "
+                                         r"HuBERT folder \(config\.json with model_type hubert"):  # fmt: skip
+        load_joyvasa(root)
+    checkpoint, vocab = write_f5(tmp_path / "f5")
+    _truncate(checkpoint)
+    with pytest.raises(ValueError, match=rf"{checkpoint}: not a readable safetensors file .*expected an F5-TTS"):
+        load_f5tts(checkpoint, vocab)
+    folder = write_vocos(tmp_path / "vocos")
+    _truncate(folder / "pytorch_model.bin")
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin: cannot be read with torch\.load\(weights_only=True\) "
+                                         r".*expected the Vocos state dict"):  # fmt: skip
+        load_vocos(folder)
+    (folder / "config.yaml").write_text("backbone: [unclosed")
+    with pytest.raises(ValueError, match=r"config\.yaml: cannot be loaded \(.*Error.*expected Vocos's config\.yaml"):
+        load_vocos(folder)
+
+
+def test_ctc_and_whisper_damaged_folders_are_named(tmp_path):
+    from _whisper_helpers import write_tiny_whisper
+
+    from facedit.speech.align import load_aligner
+    from facedit.speech.transcribe import load_whisper
+
+    ctc = tmp_path / "ctc"
+    ctc.mkdir()
+    (ctc / "vocab.json").write_text('{"<pad>": 0, "a": 1}')
+    (ctc / "config.json").write_text('{"model_type": "wav2vec2", ')
+    with pytest.raises(ValueError, match=rf"{ctc}: cannot be loaded \(.*\); expected a Hugging Face CTC model folder "
+                                         r"\(config\.json, vocab\.json, model\.safetensors"):  # fmt: skip
+        load_aligner(ctc)
+    whisper = write_tiny_whisper(tmp_path / "whisper")
+    _truncate(whisper / "model.safetensors")
+    with pytest.raises(ValueError, match=rf"{whisper}: cannot be loaded \(.*\); expected a Hugging Face Whisper "
+                                         r"folder \(config\.json, generation_config\.json"):  # fmt: skip
+        load_whisper(whisper)
+    (whisper / "generation_config.json").write_text("{")
+    with pytest.raises(ValueError, match=r"generation_config\.json: cannot be loaded \(JSONDecodeError"):
+        load_whisper(whisper)

@@ -60,3 +60,19 @@ def test_missing_models_name_the_expected_files_and_the_download_switch(models_d
         run("FacEDiTWavLMLoader", "nothing-here", "fp32", "cpu", False)
     with pytest.raises(FileNotFoundError, match=r"'missing\.safetensors'.*written by facedit's training"):
         run("FacEDiTModelLoader", "missing.safetensors", "fp32", "cpu")
+
+
+def test_every_loader_names_the_expected_files_and_how_to_get_them(models_dir):  # noqa: F811
+    cases = [
+        ("FacEDiTWhisperLoader", ("no-whisper", "fp32", "cpu", False),
+         r"'no-whisper'.*generation_config\.json.*switch 'download' on to fetch openai/whisper-small"),
+        ("FacEDiTCTCLoader", ("no-ctc", "fp32", "cpu", False),
+         r"'no-ctc'.*vocab\.json.*switch 'download' on to fetch facebook/wav2vec2-base-960h"),
+        ("FacEDiTF5TTSLoader", ("no-f5.safetensors", "vocos-mel-24khz", "fp32", "cpu", False),
+         r"'no-f5\.safetensors'.*vocab\.txt beside it.*switch 'download' on"),
+        ("FacEDiTModelLoader", ("JoyVASA prior: no-joyvasa", "fp32", "cpu"),
+         r"'no-joyvasa'.*JoyVASA/motion_generator/\*\.pt.*no download switch"),
+    ]  # fmt: skip
+    for name, args, expected in cases:
+        with pytest.raises(FileNotFoundError, match=expected):
+            run(name, *args)

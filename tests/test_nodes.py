@@ -498,3 +498,20 @@ def test_comfyui_unload_models_releases_the_pack_models_and_the_loaders_run_agai
     loaders._cached("facedit", ("x",), lambda: loaded)
     fake_mm.unload_all_models()
     assert calls == ["comfy", "comfy"]  # wrapped once, however often a model is loaded
+
+
+def test_render_keeps_frames_without_a_detected_face_and_names_them(models, chain, caplog):
+    crop_class = pack_module("facedit.liveportrait.crop").CropTrack
+    plan, target, crop, motion, driving = (chain[k] for k in ("plan", "target", "target_crop", "motion", "driving"))
+    masked = np.flatnonzero(plan.infill_mask)
+    missing = masked[1:3]
+    detected = crop.detected.copy()
+    detected[missing] = False
+    faceless = crop_class(crop.frame_size, crop.center, crop.size, crop.angle, crop.face_box, detected)
+    with caplog.at_level("WARNING", logger="facedit"):
+        out = run("FacEDiTRender", models[0], target, faceless, motion, driving, plan, False, True, 4)[0]
+    for k in missing:
+        assert torch.equal(out[k], target[k]), k
+    rest = [k for k in masked if k not in missing]
+    assert torch.equal(out[rest], chain["rendered"][rest])
+    assert f"FacEDiT Render: no face was detected for output frames {missing[0]}-{missing[1]}" in caplog.text

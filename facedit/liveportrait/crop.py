@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -33,7 +33,8 @@ class CropTrack:
 
     frame_size (H, W); center (T, 2) x, y; size (T,) side in frame pixels; angle (T,) radians (the crop's x axis
     in the frame); face_box (T, 4) the detector's boxes x0, y0, x1, y1 (interpolated where not detected);
-    detected (T,) True where the detector found the face in that frame.
+    detected (T,) True where the detector found the face in that frame (a frame not searched, see
+    ``detect_every``: in the searched frames on both sides). Frames without one are never re-rendered.
     """
 
     frame_size: tuple[int, int]
@@ -297,10 +298,15 @@ def detect_face_track(
         boxes[i], detected[i] = det.box, True
         if rotate and det.landmarks is not None:
             angles[i] = _roll_angle(np.asarray(det.landmarks, dtype=np.float64))
-    return track_from_boxes(
+    track = track_from_boxes(
         (h, w), boxes, detected, angles=angles, box_scale=float(getattr(detector, "box_scale", 1.0)),
         scale=scale, vx_ratio=vx_ratio, vy_ratio=vy_ratio, smoothing=smoothing, fixed=fixed,
     )  # fmt: skip
+    # a frame skipped by detect_every counts as having the face when the searched frames on both sides have it
+    searched, at = np.asarray(wanted), np.arange(t)
+    found = detected[searched]
+    before = found[np.searchsorted(searched, at, side="right") - 1]
+    return replace(track, detected=before & found[np.searchsorted(searched, at)])
 
 
 def crop_faces(

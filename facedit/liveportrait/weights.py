@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..weight_files import read_state_dict
 from .config import LivePortraitConfig
 from .networks import NETWORK_NAMES, build_network
 from .stitching import StitchingRetargeting
@@ -76,23 +77,7 @@ def read_tensor_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"LivePortrait weight file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-            raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from e
-    try:
-        content = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle with disallowed globals, not a torch file at all
-        raise ValueError(
-            f"{path}: cannot be read with torch.load(weights_only=True) ({type(e).__name__}: {e}); "
-            "expected a LivePortrait state_dict"
-        ) from e
-    if not isinstance(content, Mapping):
-        raise ValueError(f"{path}: expected a dict of tensors, found {type(content).__name__}")
-    return dict(content)
+    return dict(read_state_dict(path, "a LivePortrait state_dict"))
 
 
 def _strip(prefix: str, sd: Mapping) -> dict:

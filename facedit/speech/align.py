@@ -24,6 +24,7 @@ import torch
 
 from ..audio import SPEECH_SAMPLE_RATE, normalize_wave, to_mono
 from ..timestamps import Word, place_untimed
+from ..weight_files import named_load_errors
 from .wavlm import find_folder_weights, frame_count, hub_download, read_weights, receptive_field
 
 DEFAULT_CTC_REPO = "facebook/wav2vec2-base-960h"
@@ -184,12 +185,18 @@ def load_aligner(
                 f"CTC model folder {folder} lacks {name}: give a Hugging Face CTC checkpoint folder "
                 f"(e.g. {repo_id}) or allow its download"
             )
-    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    expected = f"a Hugging Face CTC model folder (config.json, vocab.json, model.safetensors; e.g. {repo_id})"
+    with named_load_errors(folder, expected):
+        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        tokenizer = folder / "tokenizer_config.json"
+        tok = json.loads(tokenizer.read_text(encoding="utf-8")) if tokenizer.is_file() else {}
+        preprocessor = folder / "preprocessor_config.json"
+        normalize = (
+            bool(json.loads(preprocessor.read_text()).get("do_normalize", True)) if preprocessor.is_file() else True
+        )
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
         raise ValueError(f"{folder / 'vocab.json'}: expected a character -> id mapping")
-    tokenizer = folder / "tokenizer_config.json"
-    tok = json.loads(tokenizer.read_text(encoding="utf-8")) if tokenizer.is_file() else {}
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     blank = config.pad_token_id if config.pad_token_id is not None else vocab.get(tok.get("pad_token", "<pad>"))
     if blank is None:
         raise ValueError(f"{folder}: cannot tell the CTC blank (no pad_token_id in config.json, no <pad> in vocab)")
@@ -202,14 +209,12 @@ def load_aligner(
         if letters and all(c.islower() for c in letters)
         else "mixed"
     )
-    preprocessor = folder / "preprocessor_config.json"
-    normalize = bool(json.loads(preprocessor.read_text()).get("do_normalize", True)) if preprocessor.is_file() else True
 
     with torch.device("meta"):
         model = AutoModelForCTC.from_config(config)
     state: dict[str, torch.Tensor] = {}
     for weights in find_folder_weights(folder):
-        state.update(read_weights(weights)[0])
+        state.update(read_weights(weights, f"the weights of {expected}")[0])
     expected = model.state_dict()
     renamed = {}
     for key, value in state.items():

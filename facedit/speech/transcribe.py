@@ -22,6 +22,7 @@ import torch
 
 from ..audio import SPEECH_SAMPLE_RATE, to_mono
 from ..timestamps import Word, place_untimed
+from ..weight_files import named_load_errors
 from .align import CTCAligner
 from .wavlm import hub_download
 
@@ -169,7 +170,10 @@ def load_whisper(
     _check_whisper_folder(folder, repo_id)
     import json
 
-    generation = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
+    expected = (f"a Hugging Face Whisper folder (config.json, generation_config.json, preprocessor_config.json, "
+                f"the tokenizer files, model.safetensors; e.g. {repo_id})")  # fmt: skip
+    with named_load_errors(folder / "generation_config.json", expected):
+        generation = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
     if not generation.get("alignment_heads"):
         raise ValueError(
             f"{folder / 'generation_config.json'}: no alignment_heads, so Whisper cannot give word timestamps; "
@@ -177,6 +181,7 @@ def load_whisper(
         )
     from transformers import pipeline
 
-    asr = pipeline("automatic-speech-recognition", model=str(folder), device=torch.device(device), dtype=dtype)
+    with named_load_errors(folder, expected):
+        asr = pipeline("automatic-speech-recognition", model=str(folder), device=torch.device(device), dtype=dtype)
     asr.model.eval()
     return Whisper(asr, str(folder))

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..audio import SPEECH_SAMPLE_RATE, normalize_wave, to_mono
+from ..weight_files import read_state_dict
 
 log = logging.getLogger("facedit.speech")
 
@@ -142,20 +143,11 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_weights(path: Path, expected: str = "a WavLM state dict") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
     if path.suffix in (".bin", ".pt", ".pth"):
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as err:  # UnpicklingError (code-running or damaged pickle), truncated zip, not torch
-            raise ValueError(
-                f"{path}: cannot be read with torch.load(weights_only=True) ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''}); expected a WavLM state dict"
-            ) from err
-        if not isinstance(state, dict):
-            raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
-        return state, {}
+        return read_state_dict(path, expected), {}
     raise ValueError(f"{path}: expected a .safetensors or pytorch_model.bin weights file")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..weight_files import named_load_errors, read_state_dict
 from .f5_dit import F5Config, F5DiT
 from .mel import MelConfig
 from .vocab import Vocab, load_vocab
@@ -115,13 +116,11 @@ def load_f5tts(
     checkpoint, vocab = Path(checkpoint), Path(vocab)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"F5-TTS checkpoint not found: {checkpoint}")
+    data = read_state_dict(checkpoint, "an F5-TTS checkpoint (model_*.safetensors or a training .pt)")
     if checkpoint.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        raw = load_file(str(checkpoint))
+        raw = data
     else:
-        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or "ema_model_state_dict" not in data:
+        if "ema_model_state_dict" not in data:
             raise WeightError(f"{checkpoint}: expected a dict with 'ema_model_state_dict' (an F5-TTS training .pt)")
         raw = data["ema_model_state_dict"]
     state = f5_state_dict(raw, str(checkpoint))
@@ -154,7 +153,8 @@ def vocos_config(path: str | Path) -> VocosConfig:
     except ImportError as err:
         raise ImportError("reading Vocos's config.yaml needs PyYAML: pip install pyyaml") from err
     path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    with named_load_errors(path, "Vocos's config.yaml (YAML with feature_extractor, backbone and head)"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise WeightError(f"{path}: expected a mapping with feature_extractor, backbone and head")
     feat = _init_args(data, "feature_extractor", "MelSpectrogramFeatures", str(path))
@@ -202,14 +202,7 @@ def load_vocos(
         if not p.is_file():
             raise FileNotFoundError(f"Vocos file not found: {p}")
     cfg = vocos_config(config)
-    if weights.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights))
-    else:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise WeightError(f"{weights}: expected a state dict")
+    state = read_state_dict(weights, "the Vocos state dict (charactr/vocos-mel-24khz pytorch_model.bin)")
     state = {k: v for k, v in state.items() if k not in _VOCOS_BUFFERS}
     vocoder = Vocos(cfg)
     _strict(vocoder, state, str(weights))

@@ -61,9 +61,13 @@ def atomic_output(out: str | os.PathLike) -> Iterator[str]:
     The folder of ``out`` is created when missing."""
     out = os.fspath(out)
     folder, name = os.path.split(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
     stem, ext = os.path.splitext(name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
+    except OSError as err:  # read-only or missing mount, a file where a folder should be, no permission
+        raise type(err)(err.errno, f"out: cannot write {out}: the folder {folder} cannot take a new file "
+                        f"({err.strerror}); choose a writable folder") from err  # fmt: skip
     os.close(fd)
     try:
         with _sigterm_raises():

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...audio import SPEECH_SAMPLE_RATE, audio_duration, to_mono
+from ...weight_files import named_load_errors, read_state_dict
 from .files import read_generator, read_template
 from .motion import MotionTemplate
 from .network import JoyVASAConfig, JoyVASANet
@@ -83,11 +84,15 @@ def find_joyvasa(root: str | Path) -> JoyVASAFiles | None:
     return JoyVASAFiles(gens[0], temps[0], huberts[0] if huberts else None)
 
 
+_HUBERT_FOLDER = "a HuBERT folder (config.json with model_type hubert, model.safetensors or pytorch_model.bin)"
+
+
 def _hubert_config(files: JoyVASAFiles, state: dict[str, torch.Tensor]) -> Any:
     from transformers import HubertConfig
 
     if files.hubert is not None:
-        return HubertConfig.from_pretrained(str(files.hubert))
+        with named_load_errors(files.hubert / "config.json", _HUBERT_FOLDER):
+            return HubertConfig.from_pretrained(str(files.hubert))
     prefix = "audio_encoder."
     if not any(k.startswith(prefix) for k in state):
         raise FileNotFoundError(
@@ -131,12 +136,8 @@ def _rename_weight_norm(key: str) -> str:
 
 def _hubert_weights(folder: Path) -> dict[str, torch.Tensor]:
     st, binf = folder / "model.safetensors", folder / "pytorch_model.bin"
-    if st.is_file():
-        from safetensors.torch import load_file
-
-        sd = load_file(str(st))
-    elif binf.is_file():
-        sd = torch.load(binf, map_location="cpu", weights_only=True)
+    if st.is_file() or binf.is_file():
+        sd = read_state_dict(st if st.is_file() else binf, f"the weights of {_HUBERT_FOLDER}")
     else:
         raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin for HuBERT")
     return {k.removeprefix("hubert."): v for k, v in sd.items()}
