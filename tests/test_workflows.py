@@ -50,7 +50,7 @@ CORE = {
 
 
 def test_every_workflow_has_its_twin():
-    assert len(UI_FILES) == 3 and len(API_FILES) == 3
+    assert len(UI_FILES) == 4 and len(API_FILES) == 4
     assert {p.stem for p in UI_FILES} == {p.stem[: -len("_api")] for p in API_FILES}
 
 
