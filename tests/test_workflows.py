@@ -29,7 +29,7 @@ from _node_helpers import (
     sample_frames,
 )
 from _tts_helpers import write_f5, write_vocos
-from _whisper_helpers import write_tiny_whisper
+from _whisper_helpers import retyped_line, write_tiny_whisper
 
 from facedit.edits import normalize_token
 from facedit.video_io import iter_frames, read_audio
@@ -164,17 +164,6 @@ def text_models(models_dir):
     return models_dir
 
 
-def _new_line(words_json):
-    """What a user types after reading the transcript: the longest real word (the random Whisper also writes
-    symbol-only tokens, which take no part in matching) replaced by 'harbour'."""
-    words = json.loads(words_json)
-    real = [k for k, w in enumerate(words) if normalize_token(w["word"])]
-    assert real, f"the tiny Whisper heard no word: {words}"
-    k = max(real, key=lambda i: words[i]["end"] - words[i]["start"])
-    assert normalize_token(words[k]["word"]) != "harbour"
-    return " ".join("harbour" if i == k else w["word"] for i, w in enumerate(words)), words[k]
-
-
 def test_text_workflow_runs(text_models, fake_inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
     prompt = _api("facedit_edit_from_text")
@@ -186,7 +175,7 @@ def test_text_workflow_runs(text_models, fake_inputs, tmp_path, monkeypatch):
     heard = run_prompt(upstream, core)
     words_json, text = heard.outputs[transcribe]
     assert heard.ui[transcribe] == {"facedit_transcript": [text]}
-    line, replaced = _new_line(words_json)
+    line, replaced = retyped_line(json.loads(words_json))
     overrides = {
         (speech_edit, "edited_text"): line,
         (speech_edit, "steps"): 2,
