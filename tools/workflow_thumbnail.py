@@ -26,7 +26,10 @@ def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.truetype("DejaVuSans.ttf", size)
     except OSError:
-        return ImageFont.load_default()
+        try:
+            return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable built-in font
+        except TypeError:
+            return ImageFont.load_default()
 
 
 def _rgba(color: str, alpha: int) -> tuple[int, int, int, int]:
