@@ -176,6 +176,19 @@ def transcribe_file(path: str | Path, models_dir: Path, device: str = "cpu", lan
     return whisper.transcribe(audio, language=language, aligner=aligner, progress=lambda d, t: _bar("transcribe", d, t))
 
 
+def _speech_edit_files(models_dir: Path) -> tuple[Path, Path]:
+    """(F5-TTS checkpoint with vocab.txt beside it, Vocos folder) under ``models_dir``."""
+    f5_dir = models_dir / "f5tts"
+    checkpoints = sorted(f5_dir.rglob("*.safetensors")) if f5_dir.is_dir() else []
+    if not checkpoints or not (checkpoints[0].parent / "vocab.txt").is_file():
+        raise FileNotFoundError(f"no F5-TTS model in {f5_dir}: put model_1250000.safetensors and vocab.txt there")
+    vocos_dir = models_dir / "vocos"
+    configs = sorted(vocos_dir.rglob("config.yaml")) if vocos_dir.is_dir() else []
+    if not configs:
+        raise FileNotFoundError(f"no Vocos vocoder in {vocos_dir}: put vocos-mel-24khz/ (config.yaml, weights) there")
+    return checkpoints[0], configs[0].parent
+
+
 def speak_edited_text(
     video: str | Path, words: list, text: str, models_dir: Path, out: Path, device: str
 ) -> tuple[Path, list]:
@@ -186,16 +199,8 @@ def speak_edited_text(
     from .audio import load_audio_file
     from .tts import edit_speech, load_f5tts, load_vocos
 
-    f5_dir = models_dir / "f5tts"
-    checkpoints = sorted(f5_dir.rglob("*.safetensors")) if f5_dir.is_dir() else []
-    if not checkpoints or not (checkpoints[0].parent / "vocab.txt").is_file():
-        raise FileNotFoundError(f"no F5-TTS model in {f5_dir}: put model_1250000.safetensors and vocab.txt there")
-    vocos_dir = models_dir / "vocos"
-    configs = sorted(vocos_dir.rglob("config.yaml")) if vocos_dir.is_dir() else []
-    if not configs:
-        raise FileNotFoundError(f"no Vocos vocoder in {vocos_dir}: put vocos-mel-24khz/ (config.yaml, weights) there")
-    vocos = configs[0].parent
-    f5 = load_f5tts(checkpoints[0], checkpoints[0].parent / "vocab.txt", device=device)
+    checkpoint, vocos = _speech_edit_files(models_dir)
+    f5 = load_f5tts(checkpoint, checkpoint.parent / "vocab.txt", device=device)
     edited = edit_speech(load_audio_file(video), words, text, f5, load_vocos(vocos, device=device),
                          progress=lambda d, t: _bar("speech edit", d, t))  # fmt: skip
     wave = edited.audio["waveform"][0].numpy().T
@@ -206,8 +211,17 @@ def speak_edited_text(
 def run_text_edit(args: argparse.Namespace) -> Path:
     """--text: transcribe the video's speech, re-speak it as the new text, then edit to that speech."""
     from .timestamps import words_to_list
+    from .video import check_output_path
+    from .video_io import probe_video
 
+    check_output_path(args.out, args.video)
+    if not Path(args.video).is_file():
+        raise FileNotFoundError(f"--video: {args.video} does not exist")
+    if not probe_video(args.video).has_audio:
+        raise ValueError(f"--video: {args.video} has no audio track; --text re-speaks the video's own speech")
     models_dir = Path(args.models)
+    _hf_folder(models_dir / "whisper", "Whisper", True)  # every model is found before the first one runs
+    _speech_edit_files(models_dir)
     device = "cpu" if args.device in (None, "auto") else args.device
     words = transcribe_file(args.video, models_dir, device, args.language)
     print("original transcript: " + " ".join(w.text for w in words), file=sys.stderr)

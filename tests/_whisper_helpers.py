@@ -69,3 +69,16 @@ def write_tiny_whisper(folder: Path, seed: int = 0) -> Path:
         p.unlink()
     scratch.rmdir()
     return folder
+
+
+def retyped_line(words: list[dict], new: str = "harbour") -> tuple[str, dict]:
+    """What a user types after reading a tiny Whisper's transcript (JSON word dicts): the line with its longest real
+    word replaced by ``new``; returns the line and the replaced word. The random weights also write symbol-only
+    tokens, which take no part in matching words."""
+    from facedit.edits import normalize_token
+
+    real = [k for k, w in enumerate(words) if normalize_token(w["word"])]
+    assert real, f"the tiny Whisper heard no word: {words}"
+    k = max(real, key=lambda i: words[i]["end"] - words[i]["start"])
+    assert normalize_token(words[k]["word"]) != normalize_token(new)
+    return " ".join(new if i == k else w["word"] for i, w in enumerate(words)), words[k]

@@ -28,7 +28,10 @@ from _node_helpers import (
     run_prompt,
     sample_frames,
 )
+from _tts_helpers import write_f5, write_vocos
+from _whisper_helpers import retyped_line, write_tiny_whisper
 
+from facedit.edits import normalize_token
 from facedit.video_io import iter_frames, read_audio
 
 UI_FILES = sorted(p for p in WORKFLOWS.glob("*.json"))
@@ -49,9 +52,11 @@ CORE = {
 }
 
 
-def test_every_workflow_has_its_twin():
-    assert len(UI_FILES) == 3 and len(API_FILES) == 3
+def test_every_workflow_has_its_twin_and_thumbnail():
+    assert len(UI_FILES) == 4 and len(API_FILES) == 4
     assert {p.stem for p in UI_FILES} == {p.stem[: -len("_api")] for p in API_FILES}
+    for path in UI_FILES:  # the template browser shows workflows/<name>.jpg beside the JSON
+        assert path.with_suffix(".jpg").is_file(), f"{path.name} has no thumbnail"
 
 
 models_dir = _node_helpers.models_dir  # session fixtures shared with the other node tests
@@ -148,6 +153,73 @@ def test_edit_workflow_runs(name, models_dir, fake_inputs, tmp_path, monkeypatch
     assert copied >= 10
     for k in np.flatnonzero(mask):
         assert not np.array_equal(written[k], source[int(round(plan.source_time[k]))]), k
+
+
+@pytest.fixture(scope="module")
+def text_models(models_dir):
+    """The text workflow's extra models beside the others: a tiny Whisper, F5-TTS (+ vocab.txt) and Vocos."""
+    write_tiny_whisper(models_dir / "whisper" / "whisper-small")
+    write_f5(models_dir / "f5tts" / "F5TTS_v1_Base")
+    write_vocos(models_dir / "vocos" / "vocos-mel-24khz")
+    return models_dir
+
+
+def test_text_workflow_runs(text_models, fake_inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
+    prompt = _api("facedit_edit_from_text")
+    transcribe, speech_edit = _node_id(prompt, "FacEDiTTranscribe"), _node_id(prompt, "FacEDiTSpeechEdit")
+    plan_id, save = _node_id(prompt, "FacEDiTEditPlan"), _node_id(prompt, "FacEDiTSaveEditedVideo")
+    core = fake_core_nodes(fake_inputs, [])
+    # First the user runs the transcription alone and reads the transcript shown on the node.
+    upstream = {k: prompt[k] for k in ("1", "2", _node_id(prompt, "FacEDiTWhisperLoader"), transcribe)}
+    heard = run_prompt(upstream, core)
+    words_json, text = heard.outputs[transcribe]
+    assert heard.ui[transcribe] == {"facedit_transcript": [text]}
+    line, replaced = retyped_line(json.loads(words_json))
+    overrides = {
+        (speech_edit, "edited_text"): line,
+        (speech_edit, "steps"): 2,
+        (_node_id(prompt, "FacEDiTInfill"), "steps"): 2,
+        (_node_id(prompt, "FacEDiTFaceCrop"), "detect_every"): 4,
+        (_node_id(prompt, "FacEDiTFaceCrop"), "face_box"): face_box_or_detect(),
+    }
+    run = run_prompt(prompt, core, overrides)
+    assert run.outputs[transcribe] == (words_json, text), "the transcript repeats"
+    original = fake_inputs.videos["facedit_sample.mp4"].audio
+    edited, edited_words = run.outputs[speech_edit]
+    plan = run.outputs[plan_id][0]
+    rate = original["sample_rate"]
+    n_orig, n_edit = original["waveform"].shape[-1], edited["waveform"].shape[-1]
+    assert edited["sample_rate"] == rate and n_edit != n_orig
+    assert plan.target_frames == int(np.floor(n_edit / rate * FPS + 0.5))
+
+    # One substitution: the replaced word out, 'harbour' in, where Speech Edit says it put it.
+    (edit,) = plan.edits
+    assert edit.type == "substitution" and [t for t in edit.edited_words if normalize_token(t)] == ["harbour"]
+    assert replaced["word"] in edit.original_words and "harbour" not in edit.original_words
+    assert edit.original_span_s[0] <= replaced["start"] and replaced["end"] <= edit.original_span_s[1]
+    (new,) = [w for w in json.loads(edited_words) if w["word"] == "harbour"]
+    mask = plan.infill_mask
+    covered = np.flatnonzero(mask)
+    assert covered[0] <= int(np.floor(new["start"] * FPS)) and int(np.ceil(new["end"] * FPS)) - 1 <= covered[-1]
+    assert mask.sum() < plan.target_frames
+
+    # Unedited audio is the original's samples outside the seams (a mel frame of rounding + the cross-fade).
+    margin = int(np.ceil(rate * (256 / 24000 + 0.005)))
+    a, b = int(edit.original_span_s[0] * rate) - margin, int(np.ceil(edit.original_span_s[1] * rate)) + margin
+    assert a > 0 and b < n_orig
+    assert torch.equal(edited["waveform"][..., :a], original["waveform"][..., :a])
+    assert torch.equal(edited["waveform"][..., n_edit - (n_orig - b) :], original["waveform"][..., b:])
+    assert not torch.equal(edited["waveform"][..., a : n_edit - (n_orig - b)], original["waveform"][..., a:b])
+
+    # The file: every frame of the plan, the edited speech as its audio.
+    path, report = run.outputs[save]
+    assert path.startswith(str(tmp_path / "output" / "video" / "FacEDiT_edit_from_text")), path
+    assert "GOPs copied packet for packet" in report, report
+    written = np.stack(list(iter_frames(path, dtype="uint8")))
+    assert written.shape == (plan.target_frames, 128, 128, 3)
+    wave_, file_rate = read_audio(path)
+    assert file_rate == rate and abs(wave_.shape[1] / file_rate - n_edit / rate) < 0.05
 
 
 def test_generation_workflow_runs(models_dir, fake_inputs):
