@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from facedit.config import FacEDiTConfig  # noqa: E402
 from facedit.flow import sample  # noqa: E402
+from facedit.liveportrait.layers import native_low_precision  # noqa: E402
 from facedit.model import FacEDiT, count_parameters  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -99,6 +100,9 @@ def main() -> None:
 
     for name in args.dtypes:
         dtype = DTYPES[name]
+        if args.device == "cpu" and dtype != torch.float32 and not native_low_precision(dtype):
+            print(f"\n[{name}] this CPU has no native {name} kernels (AVX-512 BF16 / AMX class): {name} runs on "
+                  "slow fallback kernels here, so float32 is the precision to use on it")  # fmt: skip
         peak = matmul_flops_per_second(dtype, args.device)
         print(f"\n[{name}] dense matmul (F.linear 2048^3): {peak / 1e9:.1f} GFLOP/s")
         model.to(args.device, dtype)
