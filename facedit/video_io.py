@@ -106,6 +106,8 @@ class VideoInfo:
     """Frames are read at ``fps`` by their presentation times (some stored frames repeat or are dropped)."""
     note: str = ""
     """What retiming did, in words (empty when not retimed)."""
+    truncated: bool = False
+    """The file's index lists more video frames than the file holds (cut short; the last one may be partial)."""
 
     @property
     def has_audio(self) -> bool:
@@ -186,8 +188,13 @@ def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | No
             raise ValueError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         nominal = _stream_fps(stream, path)
-        pts = [packet.pts for packet in container.demux(stream) if packet.size > 0 and not packet.is_discard]
+        packets = [packet for packet in container.demux(stream) if packet.size > 0]
+        pts = [packet.pts for packet in packets if not packet.is_discard]
         stored = len(pts)
+        truncated = bool(stream.frames) and stream.frames > len(packets)
+        if truncated:
+            log.warning("%s: truncated: its index lists %d video frames but only %d are in the file (the last may be "
+                        "cut short); reading those", path, stream.frames, len(packets))  # fmt: skip
         timing = None
         if stored and all(p is not None for p in pts) and stream.time_base:
             timing = stream_timing(pts, Fraction(stream.time_base))
@@ -225,6 +232,7 @@ def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | No
             variable_frame_rate=variable,
             retimed=retimed,
             note=note,
+            truncated=truncated,
         )
         return info, timing if retimed else None
 
@@ -323,17 +331,29 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
         chunks: list[np.ndarray] = []
         first_time: Fraction | None = None
         end_time: Fraction | None = None
-        for packet in container.demux(stream):
-            if packet.pts is not None and packet.duration:
-                packet_end = Fraction(packet.pts + packet.duration) * packet.time_base
-                end_time = packet_end if end_time is None else max(end_time, packet_end)
-            for frame in packet.decode():
-                if first_time is None and frame.pts is not None:
-                    first_time = Fraction(frame.pts) * frame.time_base
-                if resampler is None:
-                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=rate)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
+        pcm = stream.codec_context.name.startswith("pcm_")  # its index counts samples, not packets
+        held = 0
+        try:
+            for packet in container.demux(stream):
+                held += packet.size > 0 and not pcm
+                if packet.pts is not None and packet.duration:
+                    packet_end = Fraction(packet.pts + packet.duration) * packet.time_base
+                    end_time = packet_end if end_time is None else max(end_time, packet_end)
+                for frame in packet.decode():
+                    held += frame.samples if pcm else 0
+                    if first_time is None and frame.pts is not None:
+                        first_time = Fraction(frame.pts) * frame.time_base
+                    if resampler is None:
+                        resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=rate)
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray())
+        except av.error.FFmpegError as exc:
+            done = sum(chunk.shape[1] for chunk in chunks) / rate
+            raise ValueError(f"{path}: cannot decode the audio after {done:.2f} s ({exc}); the file is damaged or "
+                             "truncated") from exc  # fmt: skip
+        if stream.frames and stream.frames > held:
+            raise ValueError(f"{path}: truncated: its index lists {stream.frames} audio {'samples' if pcm else 'packets'}"
+                             f" but only {held} are in the file; the file is damaged or truncated")  # fmt: skip
         if resampler is not None:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())

@@ -251,18 +251,30 @@ def test_cli_missing_models_name_the_folder_and_the_files(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ video files
 
 
-def _faststart_mp4(path, frames: int = 30) -> bytes:
-    """An H.264 .mp4 with its index first (as downloads are), so a truncated copy still opens."""
+def _faststart_mp4(path, frames: int = 30, audio: bool = False) -> bytes:
+    """An H.264 .mp4 (a keyframe every 10 frames) with its index first (as downloads are), so a truncated copy
+    still opens; ``audio``: interleaved AAC, 40 ms per frame."""
     import av
 
     rng = np.random.default_rng(0)
     with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for _ in range(frames):
+        stream.options = {"g": "10"}
+        sound = container.add_stream("aac", rate=16000) if audio else None
+        if sound is not None:
+            sound.layout = "mono"
+        for i in range(frames):
             image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            if sound is not None:
+                wave = rng.normal(0, 0.1, (1, 640)).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 16000, i * 640
+                container.mux(sound.encode(chunk))
         container.mux(stream.encode())
+        if sound is not None:
+            container.mux(sound.encode())
     return path.read_bytes()
 
 
@@ -278,6 +290,28 @@ def test_truncated_video_is_named_not_read_short(tmp_path):
     with pytest.raises(ValueError, match=rf"{cut}: .*damaged or truncated"):
         read_video(cut)
     assert len(list(iter_frames(cut, stop=3))) == 3  # the frames before the damage still read
+
+
+def test_truncated_audio_is_named_and_a_truncated_source_is_never_copied(tmp_path, caplog):
+    from facedit.edits import plan_from_spans
+    from facedit.video import write_edited_video
+    from facedit.video_io import probe_video, read_audio
+
+    data = _faststart_mp4(tmp_path / "whole.mp4", frames=60, audio=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    damaged = r"(cannot decode the audio after .* s|truncated: its index lists \d+ audio packets but only \d+ are)"
+    with pytest.raises(ValueError, match=rf"{cut}: {damaged} .*the file is damaged or truncated"):
+        read_audio(cut)
+    with caplog.at_level(logging.WARNING):
+        info = probe_video(cut)
+    assert info.truncated and f"{cut}: truncated: its index lists 60 video frames but only" in caplog.text
+    n = info.frame_count
+    plan = plan_from_spans([(0.8, 1.0, 0.2)], original_duration_s=n / 25, fps=25, source_frames=n)
+    frames = np.zeros((plan.target_frames, 64, 64, 3), np.uint8)
+    report = write_edited_video(tmp_path / "out.mp4", cut, plan, frames)  # its last packet may be cut short
+    assert report.mode == "full" and report.copied_frames == 0
+    assert any("the source is truncated: its index lists 60 video frames" in m for m in report.messages)
 
 
 def test_video_outputs_name_the_path_and_what_was_expected(tmp_path):

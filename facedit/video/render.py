@@ -170,6 +170,9 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
         packets.append((packet.pts, packet))
     if not packets:
         return None, "the source has no video packets"
+    if stream.frames and stream.frames > len(packets):  # the last packet may be cut short: copied, it breaks the file
+        return None, (f"the source is truncated: its index lists {stream.frames} video frames but only "
+                      f"{len(packets)} are in the file")  # fmt: skip
     shown = [pts for pts, packet in packets if not packet.is_discard]  # an edit list hides the others
     if not shown:
         return None, "the source's edit list hides every video packet"
