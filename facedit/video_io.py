@@ -352,8 +352,9 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
             raise ValueError(f"{path}: cannot decode the audio after {done:.2f} s ({exc}); the file is damaged or "
                              "truncated") from exc  # fmt: skip
         if stream.frames and stream.frames > held:
-            raise ValueError(f"{path}: truncated: its index lists {stream.frames} audio {'samples' if pcm else 'packets'}"
-                             f" but only {held} are in the file; the file is damaged or truncated")  # fmt: skip
+            unit = "samples" if pcm else "packets"
+            raise ValueError(f"{path}: truncated: its index lists {stream.frames} audio {unit} but only {held} are in "
+                             "the file; the file is damaged or truncated")  # fmt: skip
         if resampler is not None:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
