@@ -272,7 +272,14 @@ class _SourceFrames:
         if self.container is None or index < self.next:
             self._open()
         while self.next <= index:
-            frame = next(self.frames)
+            try:
+                frame = next(self.frames)
+            except StopIteration:
+                raise ValueError(f"source: {self.path}: decoding ended before frame {index + 1}; the file is damaged "
+                                 "or truncated") from None  # fmt: skip
+            except _av().error.FFmpegError as exc:
+                raise ValueError(f"source: {self.path}: cannot decode frame {self.next + 1} ({exc}); the file is "
+                                 "damaged or truncated") from exc  # fmt: skip
             self.cache[self.next] = frame
             if len(self.cache) > self.cache_size:
                 del self.cache[min(self.cache)]
