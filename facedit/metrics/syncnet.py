@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..weight_files import read_state_dict
 from .faces import Face, FaceDetector, to_uint8
 
 SYNCNET_FPS = 25
@@ -101,23 +102,13 @@ def build_syncnet(embedding_dim: int = 1024):
 
 def load_syncnet(path: str, device: str = "cpu"):
     """SyncNet v2 from a user-supplied ``syncnet_v2.model`` (torch state dict) or ``.safetensors`` file."""
-    torch = _torch()
+    _torch()  # a clear ImportError without torch
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"SyncNet weights not found: {path} (syncnet_v2.model from joonson/syncnet_python; LSE-D/LSE-C "
             "are skipped without it)"
         )
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"{path}: not a SyncNet state dict loadable with weights_only=True ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+    state = read_state_dict(path, "a SyncNet v2 state dict (syncnet_v2.model from joonson/syncnet_python)")
     model = build_syncnet(
         embedding_dim=int(state["netfcaud.3.weight"].shape[0]) if "netfcaud.3.weight" in state else 1024
     )

@@ -51,6 +51,10 @@ def read_generator(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Te
             f"{path}: refused, it holds more than a JoyVASA motion generator may (tensors, argparse.Namespace, "
             f"paths): {reason}"
         ) from None
+    except Exception as err:  # a truncated or foreign file: zip, EOF and pickle errors without the file's name
+        raise ValueError(f"{path}: cannot be read with torch.load(weights_only=True) ({type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}); expected JoyVASA's "
+                         "motion generator checkpoint (motion_generator/*.pt)") from err  # fmt: skip
     if not isinstance(data, dict) or "model" not in data or "args" not in data:
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: expected JoyVASA's {{'args', 'model', 'iter'}} checkpoint, found {keys}")
