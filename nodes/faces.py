@@ -52,8 +52,9 @@ class FacEDiTFaceCrop(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Finds the face in every frame (dlib's face detector, or a box you give) and follows it through "
-                "the clip with LivePortrait's crop geometry. Frames where no face is found are interpolated "
-                "from their neighbours; only a clip without any face is an error. Also outputs the 256x256 "
+                "the clip with LivePortrait's crop geometry. Frames where no face is found get a crop interpolated "
+                "from their neighbours, but FacEDiT Render leaves them as they are (and names them); only a clip "
+                "without any face is an error. Also outputs the 256x256 "
                 "crops so you can check the tracking."
             ),
             inputs=[
