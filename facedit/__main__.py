@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import run_reporting
+
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
@@ -351,15 +353,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def error_line(error: BaseException) -> str:
-    """One line for the user: the message (its first line when long listings follow), never a traceback."""
-    text = str(error).strip() or type(error).__name__
-    if not isinstance(error, (ValueError, OSError)) and type(error).__name__ not in text:
-        text = f"{type(error).__name__}: {text}"
-    text = " ".join(text.split())
-    return text if len(text) <= 1500 else text[:1500] + " ..."
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -377,20 +370,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "edit" and not args.spans and not (args.original_words and args.edited_words):
         print("edit: give --original-words and --edited-words, or --spans", file=sys.stderr)
         return 2
-    try:
+
+    def run() -> int:
         check_device(args.device)
         {"text-edit": run_text_edit, "edit": run_edit, "generate": run_generate, "demo": run_demo}[args.command](args)
-    except Exception as error:  # every failure ends as one line; --debug shows where it came from
-        if args.debug:
-            raise
-        print(f"error: {error_line(error)}", file=sys.stderr)
-        if not isinstance(error, (ValueError, OSError, ImportError, ConnectionError)):
-            print("(run again with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return 0
+
+    try:
+        return run_reporting(run, args.debug)
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

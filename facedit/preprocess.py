@@ -56,6 +56,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from .cli import run_reporting  # noqa: E402
 from .data import MANIFEST_NAME, SHARD_DIR, ManifestEntry, read_manifest, write_shard  # noqa: E402
 from .liveportrait import (  # noqa: E402
     CropTrack,
@@ -568,12 +569,17 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--retry-skipped", action="store_true", help="try clips skipped by earlier runs again")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_reporting(lambda: _run(args), args.debug, "preprocess.py: error")
+
+
+def _run(args: argparse.Namespace) -> int:
     layer: str | int = int(args.wavlm_layer) if args.wavlm_layer.lstrip("-").isdigit() else args.wavlm_layer
     workers = max(1, args.workers)
     threads = args.threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0)

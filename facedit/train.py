@@ -51,6 +51,7 @@ import torch  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from .checkpoint import save_facedit  # noqa: E402
+from .cli import run_reporting  # noqa: E402
 from .config import FacEDiTConfig  # noqa: E402
 from .data import (  # noqa: E402
     FrameBudgetSampler,
@@ -448,13 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-from", metavar="CHECKPOINT", help="only export a checkpoint's EMA weights to --export")
     p.add_argument("--threads", type=int, help="torch CPU threads per process")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     return p
 
 
 def config_from_args(args: argparse.Namespace, base: TrainConfig | None) -> TrainConfig:
     """The saved config of a resumed run (or the defaults) with the options given on the command line."""
     given = {_RENAMED.get(k, k): v for k, v in vars(args).items()
-             if k not in ("resume", "export_from", "threads", "no_progress")}  # fmt: skip
+             if k not in ("resume", "export_from", "threads", "no_progress", "debug")}  # fmt: skip
     if "model" in given:
         given["model"] = {**(base.model if base else {}), **dict(given["model"])}
     mask = {k: given.pop(k) for k in _MASK_OPTIONS if k in given}
@@ -473,6 +475,10 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None) -> Trai
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_reporting(lambda: _run(args), getattr(args, "debug", False), "train.py: error")
+
+
+def _run(args: argparse.Namespace) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     if getattr(args, "export_from", None):

@@ -239,6 +239,23 @@ def test_cli_any_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsy
         main([*argv, "--debug"])
 
 
+def test_train_and_preprocess_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    from facedit import preprocess, train
+
+    missing = tmp_path / "run" / "checkpoints" / "step_00000010.pt"
+    assert train.main(["--resume", str(missing), "--no-progress"]) == 1
+    assert capsys.readouterr().err.strip() == f"train.py: error: training checkpoint not found: {missing}"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        train.main(["--resume", str(missing), "--debug"])
+    argv = ["--videos", str(tmp_path / "nothing"), "--out", str(tmp_path / "cache"), "--liveportrait",
+            str(tmp_path / "lp"), "--wavlm", str(tmp_path / "wavlm"), "--no-progress"]  # fmt: skip
+    assert preprocess.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"preprocess.py: error: --liveportrait: {tmp_path / 'lp'} does not exist"
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "lp")):
+        preprocess.main([*argv, "--debug"])
+
+
 def test_cli_missing_models_name_the_folder_and_the_files(tmp_path, capsys):
     assert main(_edit_args(tmp_path, "--spans", "1 2 1", "--models", str(tmp_path / "m"))) == 1
     err = capsys.readouterr().err.strip()

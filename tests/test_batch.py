@@ -526,6 +526,9 @@ def test_cli_bad_jobs_file_exits_2_and_dry_run_sends_nothing(tmp_path, media, wo
     argv = ["--workflow", str(workflow_file), "--out", str(tmp_path / "out"), "--server", "http://127.0.0.1:9"]
     assert cli_main(argv + ["--jobs", str(bad)]) == 2
     assert "node 3 (FacEDiTEditPlan) has no input 'nope'" in capsys.readouterr().err
+    assert cli_main(argv + ["--jobs", str(media)]) == 2  # a folder: one line naming it, not a traceback
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: ") and str(media) in err
     good = write_csv(media / "good.csv", ["id", "1.file", "3.seed"], [["a", "@file:clip_a.mp4", "4"]])
     assert cli_main(argv + ["--jobs", str(good), "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -230,7 +230,7 @@ def test_tiny_preset_learns_and_exports(cache, tmp_path, one_thread):
     with pytest.raises(ValueError, match="already holds checkpoints"):
         train(_cfg(cache, run), progress=False)
     with pytest.raises(ValueError, match="differs from this run"):
-        main(["--out", str(run), "--resume", "--model", "depth=3", "--no-progress"])
+        main(["--out", str(run), "--resume", "--model", "depth=3", "--no-progress", "--debug"])
 
 
 def _resume_args(cache: Path, out: Path, steps: int) -> list[str]:

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ..cli import error_line
 from . import client
 from .jobs import load_jobs, load_workflow
 from .report import BatchReport
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         run = BatchRun(load_workflow(args.workflow), load_jobs(args.jobs), args.out, options)
         run.workflow_name = str(args.workflow)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # a workflow or jobs file that is missing, unreadable or a folder
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(_describe_plans(run))
