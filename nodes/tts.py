@@ -114,7 +114,11 @@ class FacEDiTF5TTSLoader(io.ComfyNode):
         ckpt = _comfy.resolve_model_path("f5tts", checkpoint, expected)
         vocab = ckpt.parent / "vocab.txt"
         if not vocab.is_file():
-            raise FileNotFoundError(f"checkpoint: {ckpt.name} needs its vocab.txt beside it ({vocab} is missing)")
+            how = "copy the vocab.txt the checkpoint was trained with there"
+            if checkpoint == F5_FILE:
+                how = f"switch 'download' on to fetch {F5_REPO}'s {F5_VOCAB} there (needs internet)"
+            raise FileNotFoundError(f"checkpoint: {ckpt.name} needs its vocab.txt beside it ({vocab} is missing); "
+                                    f"{how}")  # fmt: skip
         vocos_dir = _comfy.resolve_model_path("vocos", vocoder, "Expected a Vocos folder (config.yaml + "
                                               "pytorch_model.bin) under models/vocos; switch 'download' on to fetch "
                                               f"{VOCOS_REPO} into models/vocos/{VOCOS_NAME} (needs internet), or "

@@ -76,3 +76,12 @@ def test_every_loader_names_the_expected_files_and_how_to_get_them(models_dir): 
     for name, args, expected in cases:
         with pytest.raises(FileNotFoundError, match=expected):
             run(name, *args)
+    lonely = models_dir / "f5tts" / "lonely.safetensors"  # a checkpoint without its vocab.txt
+    lonely.parent.mkdir(exist_ok=True)
+    lonely.write_bytes(b"")
+    try:
+        expected = r"lonely\.safetensors needs its vocab\.txt beside it \(.*f5tts/vocab\.txt is missing\); copy the"
+        with pytest.raises(FileNotFoundError, match=expected):
+            run("FacEDiTF5TTSLoader", "lonely.safetensors", "vocos-mel-24khz", "fp32", "cpu", False)
+    finally:
+        lonely.unlink()
