@@ -21,6 +21,7 @@ from .liveportrait import LivePortrait, LivePortraitConfig, load_liveportrait
 from .model import FacEDiT
 from .priors import JoyVASA, find_joyvasa, load_joyvasa
 from .speech import WavLM, load_wavlm
+from .speech.wavlm import DEFAULT_REPO as WAVLM_REPO
 
 log = logging.getLogger("facedit")
 
@@ -137,7 +138,12 @@ def load_models(
         wavlm = random_wavlm(device, dtype)
         random.append("wavlm")
     else:
-        raise FileNotFoundError(f"no WavLM model (folder or .safetensors) in {models_dir / 'wavlm'}")
+        raise FileNotFoundError(
+            f"no WavLM model in {models_dir / 'wavlm'}: expected a Hugging Face WavLM folder there (config.json + "
+            f"model.safetensors or pytorch_model.bin) or one .safetensors file; download {WAVLM_REPO} into "
+            f"{models_dir / 'wavlm' / WAVLM_REPO.split('/')[-1]} (load_wavlm(..., download=True) or the WavLM "
+            "Loader node's download switch does it when online)"
+        )
     if facedit_path is not None:
         model = load_facedit(facedit_path, device=device, dtype=dtype)
     elif use_joyvasa:
@@ -148,8 +154,10 @@ def load_models(
         random.append("facedit")
     else:
         raise FileNotFoundError(
-            f"no FacEDiT checkpoint (.safetensors) in {models_dir / 'facedit'} and no JoyVASA prior in "
-            f"{models_dir / 'joyvasa'}"
+            f"no FacEDiT checkpoint (.safetensors written by python -m facedit.train) in {models_dir / 'facedit'} "
+            f"and no JoyVASA prior (JoyVASA/motion_generator/*.pt, JoyVASA/motion_template/*.pkl and "
+            f"chinese-hubert-base/, from huggingface.co/jdh-algo/JoyVASA) in {models_dir / 'joyvasa'}; neither is "
+            "downloaded by facedit: train FacEDiT (python -m facedit.train), or download JoyVASA's files there"
         )
     if random:
         log.warning("random-initialised stand-ins for: %s (no weights found in %s)", ", ".join(random), models_dir)

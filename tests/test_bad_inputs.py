@@ -265,6 +265,26 @@ def test_cli_missing_models_name_the_folder_and_the_files(tmp_path, capsys):
     assert "warping_module.safetensors" in err
 
 
+def test_library_missing_models_name_the_folder_the_files_and_how_to_get_them(tmp_path, monkeypatch):
+    from transformers import WavLMConfig, WavLMModel
+
+    import facedit.models
+    from facedit.models import load_models
+
+    write_official(tiny_model(), tmp_path)  # found; loaded as the tiny model (the files hold its sizes)
+    monkeypatch.setattr(facedit.models, "load_liveportrait", lambda *a, **k: tiny_model())
+    with pytest.raises(FileNotFoundError, match=rf"no WavLM model in {tmp_path / 'wavlm'}: expected a Hugging Face "
+                                                r"WavLM folder there \(config\.json \+ model\.safetensors.*download "
+                                                r"microsoft/wavlm-base-plus into .*download=True"):  # fmt: skip
+        load_models(tmp_path)
+    config = WavLMConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                         conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)  # fmt: skip
+    WavLMModel(config).save_pretrained(str(tmp_path / "wavlm" / "tiny"))
+    expected = rf"no FacEDiT checkpoint .* in {tmp_path / 'facedit'} and no JoyVASA prior \(JoyVASA/motion_generator/"
+    with pytest.raises(FileNotFoundError, match=expected + r".*neither is downloaded"):
+        load_models(tmp_path)
+
+
 # ------------------------------------------------------------------------------------------ video files
 
 

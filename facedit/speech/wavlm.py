@@ -551,7 +551,7 @@ def load_wavlm(
     if not path.exists():
         raise FileNotFoundError(
             f"WavLM not found at {path}: give a folder with config.json + model.safetensors, a single "
-            f".safetensors file, or allow the download of {repo_id}"
+            f".safetensors file, or pass download=True to fetch {repo_id} there (needs internet)"
         )
     source = str(path)
     if path.is_dir():
