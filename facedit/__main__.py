@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import run_reporting
+from .cli import check_device, run_reporting
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -72,25 +72,6 @@ def _spans(text: str | None) -> list | None:
     from .span_text import parse_spans
 
     return parse_spans(text, "--spans") if text else None
-
-
-def check_device(device: str) -> None:
-    """Refuse a device this torch build cannot use before any model is loaded (torch would assert later)."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as err:
-        raise ValueError(f"--device: {device!r} is not a device; expected cpu, cuda, cuda:N or mps") from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: this torch build sees no CUDA GPU; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device: {device!r} is not supported; expected cpu, cuda, cuda:N or mps")
 
 
 def _plan_audio(video: str, speech: str) -> dict:

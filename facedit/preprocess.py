@@ -56,7 +56,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .cli import run_reporting  # noqa: E402
+from .cli import check_device, run_reporting  # noqa: E402
 from .data import MANIFEST_NAME, SHARD_DIR, ManifestEntry, read_manifest, write_shard  # noqa: E402
 from .liveportrait import (  # noqa: E402
     CropTrack,
@@ -580,6 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_device(args.device)
     layer: str | int = int(args.wavlm_layer) if args.wavlm_layer.lstrip("-").isdigit() else args.wavlm_layer
     workers = max(1, args.workers)
     threads = args.threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0)

@@ -254,6 +254,9 @@ def test_train_and_preprocess_errors_are_one_line_and_debug_shows_the_traceback(
     assert err == f"preprocess.py: error: --liveportrait: {tmp_path / 'lp'} does not exist"
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "lp")):
         preprocess.main([*argv, "--debug"])
+    if not torch.cuda.is_available():  # checked before any file or model
+        assert preprocess.main([*argv, "--device", "cuda"]) == 1
+        assert "preprocess.py: error: --device cuda: this torch build sees no CUDA GPU" in capsys.readouterr().err
 
 
 def test_cli_missing_models_name_the_folder_and_the_files(tmp_path, capsys):
