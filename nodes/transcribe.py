@@ -19,7 +19,7 @@ from ..facedit.timestamps import Word, words_to_list
 from . import _comfy
 from ._comfy import io
 from .loaders import _cached, _resting_device, _signature, run_device
-from .types import CATEGORY, DEVICES, PRECISIONS, CTCType, LoadedModel, WhisperType
+from .types import CATEGORY, DEVICES, PRECISIONS, CTCType, LoadedModel, WhisperType, check_inputs
 
 WHISPER_DOWNLOAD_NAME = "whisper-small"
 CTC_DOWNLOAD_NAME = "wav2vec2-base-960h"
@@ -185,6 +185,7 @@ class FacEDiTTranscribe(io.ComfyNode):
         cls, whisper: LoadedModel, audio: dict, language: str = "", chunk_s: float = MAX_CHUNK_S,
         aligner: LoadedModel | None = None,
     ) -> io.NodeOutput:  # fmt: skip
+        check_inputs("FacEDiT Transcribe", whisper=(whisper, "FACEDIT_WHISPER"), aligner=(aligner, "FACEDIT_CTC"))
         _audio(audio)
         with _comfy.on_device(whisper.module(), whisper.device, whisper.offload):
             words = whisper.model.transcribe(
@@ -225,6 +226,7 @@ class FacEDiTAlign(io.ComfyNode):
 
     @classmethod
     def execute(cls, aligner: LoadedModel, audio: dict, transcript: str) -> io.NodeOutput:
+        check_inputs("FacEDiT Align Transcript", aligner=(aligner, "FACEDIT_CTC"))
         _audio(audio)
         with _comfy.on_device(aligner.module(), aligner.device, aligner.offload):
             words = align_transcript(aligner.model, audio, transcript)

@@ -16,7 +16,7 @@ from ..facedit.tts import F5TTS, Vocos, edit_speech, load_f5tts, load_vocos
 from . import _comfy
 from ._comfy import io
 from .loaders import _cached, _resting_device, _signature, run_device
-from .types import CATEGORY, DEVICES, PRECISIONS, LoadedModel
+from .types import CATEGORY, DEVICES, PRECISIONS, LoadedModel, check_inputs
 
 F5TTSType = io.Custom("FACEDIT_F5TTS")
 F5_REPO, F5_FILE, F5_VOCAB = "SWivid/F5-TTS", "F5TTS_v1_Base/model_1250000.safetensors", "F5TTS_v1_Base/vocab.txt"
@@ -247,6 +247,7 @@ class FacEDiTSpeechEdit(io.ComfyNode):
         seed: int = 0,
         crossfade_ms: float = 5.0,
     ) -> io.NodeOutput:
+        check_inputs("FacEDiT Speech Edit", f5tts=(f5tts, "FACEDIT_F5TTS"))
         try:
             seconds = audio_duration(audio)
         except ValueError as err:

@@ -73,6 +73,9 @@ def _expected() -> dict[str, tuple[str, Any]]:
         "FACEDIT_MOTION": ("a MOTION track (FacEDiT Extract Motion / Infill)", _is("MotionTrack")),
         "FACEDIT_SPEECH": ("SPEECH features (FacEDiT Speech Features)", _is("SpeechFeatures")),
         "FACEDIT_PLAN": ("an edit PLAN (FacEDiT Edit Plan)", _is("EditPlan")),
+        "FACEDIT_WHISPER": ("a Whisper model (FacEDiT Whisper Loader)", model("whisper")),
+        "FACEDIT_CTC": ("a CTC aligner (FacEDiT CTC Aligner Loader)", model("ctc")),
+        "FACEDIT_F5TTS": ("F5-TTS and Vocos (FacEDiT F5-TTS Loader)", model("f5tts")),
     }
 
 

@@ -12,7 +12,7 @@ from ..facedit.edits import EditPlan
 from ..facedit.video import OUTPUT_KINDS, OutputFormat, write_edited_video
 from . import _comfy
 from ._comfy import io
-from .types import CATEGORY, PlanType
+from .types import CATEGORY, PlanType, check_inputs
 
 CONTAINERS = ("mp4", "mov", "mkv")
 
@@ -100,8 +100,7 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
     @classmethod
     def execute(cls, source_video, plan: EditPlan, images, audio, filename_prefix: str, format: str,
                 container: str, crf: int) -> io.NodeOutput:  # fmt: skip
-        if not isinstance(plan, EditPlan):
-            raise ValueError(f"plan: expected a FACEDIT_PLAN, got {type(plan).__name__}")
+        check_inputs("FacEDiT Save Edited Video", plan=(plan, "FACEDIT_PLAN"))
         src = source_path(source_video)
         frames = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
         if frames.ndim != 4 or frames.shape[0] != plan.target_frames:

@@ -50,6 +50,22 @@ def test_render_and_extract_check_their_custom_inputs(loaded):
         run("FacEDiTRender", lp, images, np.zeros(3), _motion(2), _motion(2), None, False, True, 4)
 
 
+def test_transcribe_speech_edit_and_save_check_their_custom_inputs(loaded):
+    model, lp = loaded
+    audio = {"waveform": torch.zeros(1, 1, 1600), "sample_rate": 16000}
+    with pytest.raises(TypeError, match=r"FacEDiT Transcribe: input 'whisper' expects a Whisper model .*, got a "
+                                        r"liveportrait model"):  # fmt: skip
+        run("FacEDiTTranscribe", lp, audio)
+    with pytest.raises(TypeError, match=r"FacEDiT Align Transcript: input 'aligner' expects a CTC aligner"):
+        run("FacEDiTAlign", model, audio, "hello")
+    with pytest.raises(TypeError, match=r"FacEDiT Speech Edit: input 'f5tts' expects F5-TTS and Vocos .*, got a "
+                                        r"MotionTrack"):  # fmt: skip
+        run("FacEDiTSpeechEdit", _motion(2), audio, "[]", "hello")
+    with pytest.raises(TypeError, match=r"FacEDiT Save Edited Video: input 'plan' expects an edit PLAN .*, got a "
+                                        r"MotionTrack"):  # fmt: skip
+        run("FacEDiTSaveEditedVideo", None, _motion(2), torch.zeros(2, 8, 8, 3), audio, "x", "same", "mp4", 18)
+
+
 def test_missing_models_name_the_expected_files_and_the_download_switch(models_dir):  # noqa: F811
     with pytest.raises(FileNotFoundError) as info:
         run("FacEDiTLivePortraitLoader", "no-such-folder", "fp32", "cpu", "none")
