@@ -230,7 +230,7 @@ def run_generate(args: argparse.Namespace) -> Path:
     check_output_path(args.out, args.portrait, args.speech)
 
     result = generate(_load_image(args.portrait), load_audio_file(args.speech), _models(args), fps=args.fps,
-                      options=_options(args), progress=_bar)  # fmt: skip
+                      options=_options(args), progress=_bar, name=str(args.portrait))  # fmt: skip
     out = Path(args.out)
     wave = result.audio["waveform"][0].float().numpy()
     write_edited_video(out, None, result.plan, result.frames, audio=wave, sample_rate=result.audio["sample_rate"],

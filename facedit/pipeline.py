@@ -452,8 +452,10 @@ def generate(
     options: EditOptions = EditOptions(),
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    name: str = "the portrait",
 ) -> EditResult:
-    """A talking clip from one portrait (H, W, 3) float in 0..1 and speech, at ``fps``.
+    """A talking clip from one portrait (H, W, 3) float in 0..1 and speech, at ``fps``; ``name`` (e.g. the image
+    file) is what errors call the portrait.
 
     Frame 0 keeps the portrait's own motion (the prompt); every later frame's motion is generated from the
     speech and rendered from the portrait's appearance.
@@ -464,7 +466,7 @@ def generate(
     plan = plan_generation(audio_duration(speech_audio), fps=fps, prompt_frames=1)
     speech = encode_speech(models, speech_audio, progress)
     track = detect_face_track(image[None], face_index=options.face_index, face_order=options.face_order,
-                              box=options.face_box, progress=_stage(progress, "faces"))  # fmt: skip
+                              box=options.face_box, progress=_stage(progress, "faces"), name=name)  # fmt: skip
     crop = crop_faces(image[None], track)
     source = extract_motion(models.liveportrait, crop)
     motion = np.full((plan.target_frames, MOTION_DIM), np.nan, dtype=np.float32)

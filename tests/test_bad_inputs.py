@@ -93,6 +93,15 @@ def test_no_face_at_all_names_the_input_and_the_frames_searched(models, monkeypa
         list(iter_edit(_clip(n), plan, models, speech, EditOptions(steps=1), name="talk.mp4"))
 
 
+def test_no_face_in_the_portrait_names_the_portrait(models, monkeypatch):
+    from facedit.pipeline import generate
+
+    monkeypatch.setattr(crop_module, "default_detector", lambda: lambda image: [])
+    speech = _speech(0.4)
+    with pytest.raises(ValueError, match=r"no face was detected in any frame of face\.png \(1 frames searched\)"):
+        generate(_clip(1)[0], speech, models, options=EditOptions(steps=1), name="face.png")
+
+
 # ------------------------------------------------------------------------------------------ LivePortrait discovery
 
 
