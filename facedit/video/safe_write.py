@@ -54,6 +54,14 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _new_file_mode() -> int:
+    """The mode open() gives a new file (0o666 less the umask); mkstemp's 0o600 would hide outputs from
+    the web server, the other users of a shared render box, or the user's own file manager."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_output(out: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``out`` (same extension); on success it replaces ``out``, else it is removed.
@@ -72,6 +80,7 @@ def atomic_output(out: str | os.PathLike) -> Iterator[str]:
     try:
         with _sigterm_raises():
             yield tmp
+            os.chmod(tmp, _new_file_mode())
             os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
