@@ -136,3 +136,20 @@ def test_no_change_returns_the_input_and_bad_inputs_are_named(models):
         edit_speech(audio, WORDS, "hello small world", f5, vocoder, durations=[1.0, 2.0])
     with pytest.raises(ValueError, match="needs the F5-TTS model"):
         edit_speech(audio, WORDS, "hello small world", None, None)
+
+
+def test_a_whole_new_line_gets_times_an_edit_plan_accepts(models):
+    """Every word replaced: the span's outer edges are the synthesis's own, so the plan has real boundaries."""
+    from facedit.edits import plan_edit
+
+    f5, vocoder = models
+    audio = _audio(1)
+    result = edit_speech(audio, WORDS, "we meet at noon", f5, vocoder, steps=2)
+    new = result.words
+    assert [w.interpolated for w in new] == [False, True, True, False]
+    (span,) = result.edits
+    assert (new[0].start, new[-1].end) == pytest.approx(span.edited)
+    seconds = result.audio["waveform"].shape[-1] / SR
+    plan = plan_edit(WORDS, new, original_duration_s=2.0, edited_duration_s=seconds, fps=25, source_frames=50)
+    (edit,) = plan.edits
+    assert edit.type == "substitution" and list(edit.edited_words) == ["we", "meet", "at", "noon"]

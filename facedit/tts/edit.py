@@ -297,7 +297,11 @@ def _edited_words(
         if len(sizes):
             edges = lo + (hi - lo) * np.concatenate(([0.0], np.cumsum(sizes) / sizes.sum()))
             for n, j in enumerate(range(j0, j1)):
-                timed[j] = Word(tokens[j], float(edges[n]), float(edges[n + 1]), interpolated=len(sizes) > 1)
+                # The span's outer edges are exact (where the synthesis starts and ends), so its first and
+                # last words keep them unflagged; only a word with both edges shared out by characters is
+                # interpolated. An edit plan takes its boundaries from those outer edges.
+                inner = 0 < n < len(sizes) - 1
+                timed[j] = Word(tokens[j], float(edges[n]), float(edges[n + 1]), interpolated=inner)
         i0, i1 = r.words
         edits.append(
             SpeechEditSpan(
