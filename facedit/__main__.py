@@ -134,7 +134,8 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
         output=output, fps=video_fps, on_plan=_show_plan,
     )  # fmt: skip
     save_plan_png(plan, str(out.with_suffix(".plan.png")), **_plan_audio(args.video, args.speech))
-    print(f"wrote {out} and {out.with_suffix('.plan.png')}", file=sys.stderr)
+    out.with_suffix(".plan.json").write_text(plan.to_json(), encoding="utf-8")  # read by facedit.evaluate: real seams
+    print(f"wrote {out}, {out.with_suffix('.plan.png')} and {out.with_suffix('.plan.json')}", file=sys.stderr)
     return out
 
 

@@ -8,7 +8,8 @@ The edited video of sample ``id`` is the manifest's ``edited_video`` or ``<edite
 (``--run-pipeline`` makes them with :mod:`facedit.pipeline` instead). Per sample (frame ``i`` at ``i / fps``;
 spans are ``[round(start * fps), round(end * fps))``, so the seams measured are the transitions into frame
 ``round(start * fps)`` and into frame ``round(end * fps)``; given the edit's plan, `evaluate_sample` measures
-the plan's real seams instead, see `plan_boundaries`):
+the plan's real seams instead, see `plan_boundaries`. The CLI reads a plan from ``<edited video>.plan.json``
+where there is one, and ``--run-pipeline`` writes it; ``details.seams`` in the JSON names the frames compared):
 
 - the original span comes from ``original_start_s/original_end_s``; the edited span from
   ``edited_start_s/edited_end_s`` or, when absent, starts at ``original_start_s`` and ends at
@@ -147,6 +148,30 @@ def resolve_edited_videos(samples: Sequence[BenchSample], edited_dir: str | None
     return found
 
 
+def plan_path(video: str) -> str:
+    """Where the edit plan of ``video`` is looked for: ``<video without extension>.plan.json``."""
+    return os.path.splitext(video)[0] + ".plan.json"
+
+
+def load_plans(edited_videos: dict[str, str]) -> dict[str, Any]:
+    """``{id: EditPlan}`` of the edited videos with a plan file beside them (`plan_path`); a bad file is an error."""
+    from .edits import EditPlan
+
+    plans, bad = {}, []
+    for sample_id, video in edited_videos.items():
+        path = plan_path(video)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                plans[sample_id] = EditPlan.from_json(f.read())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            bad.append(f"{sample_id}: {path}: {exc}")
+    if bad:
+        raise ValueError(f"{len(bad)} edit plan file(s) could not be read:\n  " + "\n  ".join(bad))
+    return plans
+
+
 def run_pipeline_edits(
     samples: Sequence[BenchSample],
     out_dir: str,
@@ -154,6 +179,8 @@ def run_pipeline_edits(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Edit every sample with the FacEDiT pipeline into ``<out_dir>/<id>.mp4``; returns ``{id: path}``.
+
+    Each edit's plan is written beside its video (`plan_path`), so the seams measured are the real ones.
 
     The manifest's edit span (original start/end, and the edited span's length, given or derived from the two
     speeches' durations) becomes a manual-span edit. ``pipeline_kwargs``: ``models`` (folder, default
@@ -195,11 +222,13 @@ def run_pipeline_edits(
             raise ValueError(
                 f"sample {s.id!r}: the edited span would last {new_duration:.3f} s; give edited_start_s/end_s"
             )
-        edit_file(
+        plan = edit_file(
             s.original_video, s.edited_speech, path, models, options=options,
             spans=[(s.original_start_s, s.original_end_s, new_duration)],
             original_duration_s=_speech_duration(original_speech),
         )  # fmt: skip
+        with open(plan_path(path), "w", encoding="utf-8") as f:
+            f.write(plan.to_json())
         out[s.id] = path
     return out
 
@@ -366,7 +395,8 @@ def evaluate_sample(
     plan: the `facedit.edits.EditPlan` that made ``edited_video`` (optional). With it, continuity is
     measured at the plan's real seams (`plan_boundaries`); without it, at the manifest span's rounded
     frames (`edit_spans`). ``details["seams"]`` lists the frames compared, as
-    ``[edited k-1, edited k, original k'-1, original k']``, and ``details["seam_source"]`` which rule.
+    ``[edited k-1, edited k, original k'-1, original k']``, ``details["seam_P"]`` / ``["seam_M"]`` the score
+    at each, and ``details["seam_source"]`` which rule.
     """
     from .metrics.fvd import clip_indices, i3d_features
     from .metrics.identity import face_embeddings, identity_similarity
@@ -423,6 +453,7 @@ def evaluate_sample(
     p = cont.photometric_continuity(eframes, oframes, bounds)
     m = cont.motion_continuity(eframes, oframes, bounds, models.flow, options.flow_max_side)
     result.metrics["P_continuity"], result.metrics["M_continuity"] = p.value, m.value
+    result.details.update(seam_P=list(p.per_boundary), seam_M=list(m.per_boundary))
 
     if models.arcface is not None:
         gen_idx = _spread(segment[0], segment[1], options.id_frames)
@@ -516,14 +547,19 @@ def evaluate_samples(
     edited_videos: dict[str, str],
     options: EvalOptions,
     progress: Callable[[str], None] | None = None,
+    plans: dict[str, Any] | None = None,
 ) -> EvalReport:
-    """Evaluate every sample (a failing sample is recorded with its error; the others go on)."""
+    """Evaluate every sample (a failing sample is recorded with its error; the others go on).
+
+    plans: ``{id: EditPlan}`` of the samples whose edit plan is known (their seams are taken from it).
+    """
+    plans = plans or {}
     models, not_computed = load_metric_models(options)
     results, features = [], {}
     for n, sample in enumerate(samples, 1):
         t0 = time.perf_counter()
         try:
-            result, feats = evaluate_sample(sample, edited_videos[sample.id], options, models)
+            result, feats = evaluate_sample(sample, edited_videos[sample.id], options, models, plans.get(sample.id))
             if feats:
                 features[sample.id] = feats
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
@@ -573,6 +609,12 @@ def format_tables(report: EvalReport) -> str:
     out += [line(r) for r in rows]
     for metric, reason in report.not_computed.items():
         out.append(f"{metric}: not computed ({reason})")
+    sources = [s.details.get("seam_source") for s in report.samples if s.error is None]
+    if sources:
+        out.append(
+            f"seams: from the edit plan for {sources.count('plan')} sample(s), from the manifest's rounded span "
+            f"for {sources.count('manifest')} (frames compared: details.seams in --json)"
+        )
     out.append("")
     ctypes = [*EDIT_TYPES, "total"]
     cheader = ["span \\ type", *ctypes]
@@ -660,7 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             edited = run_pipeline_edits(samples, args.run_pipeline, _parse_kv(args.pipeline_arg), log)
         else:
             edited = resolve_edited_videos(samples, args.edited_dir)
-        report = evaluate_samples(samples, edited, options, log)
+        report = evaluate_samples(samples, edited, options, log, load_plans(edited))
     except (ManifestError, ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
         log(f"error: {exc}")
         return 2

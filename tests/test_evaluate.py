@@ -322,6 +322,7 @@ def test_run_pipeline_edits_every_sample_with_its_span(bench, tmp_path, monkeypa
     def edit_file(video, speech, out, models, *, spans, original_duration_s, options):
         calls.append((spans, options.steps, models))
         shutil.copy(video, out)  # a 'perfect' no-op edit of a same-length substitution
+        return _cut_plan(9, 21)  # frames 10..20 and one context frame on each side
 
     monkeypatch.setattr(facedit.pipeline, "edit_file", edit_file)
     monkeypatch.setattr(facedit.models, "load_models", lambda folder, device, dtype: f"models from {folder}")
@@ -335,6 +336,9 @@ def test_run_pipeline_edits_every_sample_with_its_span(bench, tmp_path, monkeypa
     assert new_duration == pytest.approx(end - start)  # same-length substitution: speeches of equal duration
     (sample,) = json.loads(out.read_text())["samples"]
     assert sample["metrics"]["P_continuity"] == 0.0 and sample["metrics"]["M_continuity"] == 0.0
+    assert (tmp_path / "out" / "smooth_sub.plan.json").is_file()  # the plan is kept beside the video ...
+    assert sample["details"]["seam_source"] == "plan"  # ... and its seams are the ones measured
+    assert sample["details"]["seams"] == [[8, 9, 8, 9], [20, 21, 20, 21]]
 
 
 def test_fvd_per_group_from_one_clip_per_sample(bench):
@@ -394,11 +398,11 @@ def cut_clip(tmp_path_factory):
     return sample, str(root / "edited.mp4")
 
 
-def _cut_plan():
+def _cut_plan(lo: int = 11, hi: int = 23):
     from facedit.edits import EditPlan
 
     mask = np.zeros(30, dtype=bool)
-    mask[11:23] = True
+    mask[lo:hi] = True
     return EditPlan(
         mode="edit", fps=25.0, source_frames=30, target_frames=30, source_time=np.arange(30.0), infill_mask=mask,
         edits=(), context_frames=1, original_duration_s=1.2, edited_duration_s=1.2,
@@ -428,3 +432,73 @@ def test_seams_come_from_the_plan_when_given_else_from_the_rounded_manifest_span
     print(by_plan.metrics, by_span.metrics)
     assert by_plan.metrics["P_continuity"] > 3 * by_span.metrics["P_continuity"]
     assert by_plan.metrics["M_continuity"] > 10 * by_span.metrics["M_continuity"]  # measured: 19 vs 3.8, 3.7 vs 0.02
+
+
+def test_plan_boundaries_of_the_packs_own_plan_are_floor_ceil_plus_context():
+    from facedit.edits import plan_from_spans
+    from facedit.evaluate import plan_boundaries
+    from facedit.metrics.continuity import Boundary
+
+    # 0.5..0.9 s at 25 fps is frames 12.5..22.5: re-rendered from floor - 3 = 9 to ceil + 3 = 26
+    plan = plan_from_spans([(0.5, 0.9, 0.4)], original_duration_s=1.2, fps=25, source_frames=30, context_frames=3)
+    assert plan.mask_spans() == [(9, 26)]
+    assert plan_boundaries(plan, 30, 30) == [Boundary(9, 9), Boundary(26, 26)]
+
+
+def test_a_cut_one_frame_inside_the_span_is_seen_with_the_plan_and_missed_by_the_rounded_span(tmp_path):
+    """Frames [13, 21) replaced: hard cuts one frame inside the manifest's rounded span [12, 22)."""
+    from facedit.evaluate import EvalOptions, MetricModels, evaluate_sample
+    from facedit.metrics import CentreFace, DISFlow
+
+    orig = panning_video(30)
+    write_video(tmp_path / "orig.mp4", orig, FPS, audio=_speech(30), sample_rate=SR, crf=10)
+    edited = orig.copy()
+    edited[13:21] = panning_video(8, start=40)
+    write_video(tmp_path / "edited.mp4", edited, FPS, crf=10)
+    _write_wav(tmp_path / "edited.wav", 30 / FPS)
+    sample = BenchSample(
+        id="inside", original_video=str(tmp_path / "orig.mp4"), original_transcript="a b", edited_transcript="a c",
+        edited_speech=str(tmp_path / "edited.wav"), edit_type="substitution", original_start_s=0.48,
+        original_end_s=0.88, span_class="short", edited_start_s=0.48, edited_end_s=0.88,
+    )  # fmt: skip
+    models = MetricModels(flow=DISFlow(), detector=CentreFace())
+    by_plan, _ = evaluate_sample(sample, str(tmp_path / "edited.mp4"), EvalOptions(), models, plan=_cut_plan(13, 21))
+    by_span, _ = evaluate_sample(sample, str(tmp_path / "edited.mp4"), EvalOptions(), models)
+    assert by_plan.details["seams"] == [[12, 13, 12, 13], [20, 21, 20, 21]]
+    assert by_span.details["seams"] == [[11, 12, 11, 12], [21, 22, 21, 22]]  # the documented rule: rounded span
+    print(by_plan.details["seam_P"], by_plan.details["seam_M"], by_span.metrics)
+    for metric in ("seam_P", "seam_M"):  # each cut is seen on its own, not only on average
+        assert min(by_plan.details[metric]) > 0.5, metric
+    assert by_plan.metrics["P_continuity"] > 3 * by_span.metrics["P_continuity"]
+    assert by_plan.metrics["M_continuity"] > 10 * by_span.metrics["M_continuity"]
+
+
+def test_cli_reads_the_plan_beside_the_edited_video(cut_clip, tmp_path, capsys):
+    import shutil
+
+    sample, edited = cut_clip
+    edited_dir = tmp_path / "edited"
+    edited_dir.mkdir()
+    shutil.copy(edited, edited_dir / "cut.mp4")
+    record = {k: v for k, v in sample.to_dict().items() if v is not None}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps(record) + "\n")
+    out = tmp_path / "r.json"
+    args = ["--manifest", str(manifest), "--edited-dir", str(edited_dir), "--json", str(out)]
+
+    assert main(args) == 0  # no plan file: the manifest's rounded span
+    (result,) = json.loads(out.read_text())["samples"]
+    assert result["details"]["seam_source"] == "manifest"
+    assert "from the manifest's rounded span for 1" in capsys.readouterr().out
+
+    (edited_dir / "cut.plan.json").write_text(_cut_plan().to_json())
+    assert main(args) == 0
+    (result,) = json.loads(out.read_text())["samples"]
+    assert result["details"]["seam_source"] == "plan"
+    assert result["details"]["seams"] == [[10, 11, 10, 11], [22, 23, 22, 23]]
+    assert len(result["details"]["seam_P"]) == 2 and len(result["details"]["seam_M"]) == 2
+    assert "seams: from the edit plan for 1 sample(s)" in capsys.readouterr().out
+
+    (edited_dir / "cut.plan.json").write_text("{oops")
+    assert main(args) == 2
+    assert "cut.plan.json: edit plan: not valid JSON" in capsys.readouterr().err

@@ -384,3 +384,31 @@ def test_cli_checks_words_against_the_audio_they_time(tmp_path, monkeypatch, cap
     (tmp_path / "o.json").write_text(json.dumps(late[:2] + [{"word": "x", "start": 2.5, "end": 2.9}]))
     assert main(argv) == 1
     assert "--original-words (checked against the video's audio track" in capsys.readouterr().err
+
+
+def test_cli_edit_writes_the_plan_json_the_evaluator_reads(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import facedit.pipeline as pipeline
+    from facedit.__main__ import main
+    from facedit.edits import plan_from_spans
+    from facedit.evaluate import load_plans, plan_boundaries
+
+    video = _video_file(tmp_path / "v.mp4", _clip(20), 10, audio_s=2.0)
+    sf.write(str(tmp_path / "e.wav"), np.zeros(32000, np.float32), 16000)
+    plan = plan_from_spans([(0.5, 0.7, 0.2)], original_duration_s=2.0, fps=10, source_frames=20, context_frames=3)
+
+    def edit_file(video, speech, out, models, **kwargs):
+        Path(out).write_bytes(b"")  # the video itself is not what this test looks at
+        return plan
+
+    monkeypatch.setattr(pipeline, "edit_file", edit_file)
+    monkeypatch.setattr("facedit.__main__._models", lambda args, allow_random=False: None)
+    out = tmp_path / "o.mp4"
+    argv = ["edit", "--video", str(video), "--speech", str(tmp_path / "e.wav"), "--spans", "0.5 0.7 0.2",
+            "--out", str(out), "--models", str(tmp_path / "m")]  # fmt: skip
+    assert main(argv) == 0
+    assert out.with_suffix(".plan.png").is_file()
+    (read,) = load_plans({"o": str(out)}).values()
+    assert read.mask_spans() == plan.mask_spans() == [(2, 10)]
+    assert plan_boundaries(read, 20, 20) == plan_boundaries(plan, 20, 20)
