@@ -13,6 +13,7 @@ from typing import Any
 
 CONFIG_FORMAT_VERSION = 1
 ADALN_LAYOUTS = ("shared", "per_block")
+CONTEXT_FILLS = ("line", "zeros")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,15 @@ class FacEDiTConfig:
     cross-attention and FFN) once from the timestep with one projection and adds a learned per-block
     offset (PixArt-alpha's adaLN-single); "per_block" is DiT's separate 9-way projection in every block.
     See `facedit.model` for why "shared" is the default.
+
+    context_fill: what the masked-motion input carries under the mask. "zeros" is the paper's (and
+    F5-TTS's) masked input; "line" carries the straight line between the known frames on either side
+    of each masked run (`facedit.flow.boundary_fill`), so that a frame deep inside a span sees where
+    the known motion is going without attending to it, and the network learns what to add to that
+    line. "line" is the default: on the synthetic learning bench (tests/test_learning.py, 600 CPU steps)
+    it halves the small preset's pose error inside a span (0.15 against 0.33 with "zeros"; plain linear
+    interpolation: 0.10) and lowers the seam jumps (1.3-1.4x the clip's median change against 1.4-1.5x).
+    Configs saved before this key existed were trained with "zeros" and load as such.
     """
 
     motion_dim: int = 75  # LivePortrait expression (21x3) + rotation (3x3) + translation (3)
@@ -47,6 +57,7 @@ class FacEDiTConfig:
     time_freq_dim: int = 256  # sinusoidal timestep features before the timestep MLP
     rope_theta: float = 10000.0
     adaln: str = "shared"
+    context_fill: str = "line"
 
     def __post_init__(self) -> None:
         positive_ints = ("motion_dim", "speech_dim", "dim", "depth", "heads", "ffn_dim", "window")
@@ -76,6 +87,10 @@ class FacEDiTConfig:
             raise ValueError(f"FacEDiTConfig.time_freq_dim must be even, got {self.time_freq_dim}")
         if self.adaln not in ADALN_LAYOUTS:
             raise ValueError(f"FacEDiTConfig.adaln must be one of {ADALN_LAYOUTS}, got {self.adaln!r}")
+        if self.context_fill not in CONTEXT_FILLS:
+            raise ValueError(
+                f"FacEDiTConfig.context_fill must be one of {CONTEXT_FILLS}, got {self.context_fill!r}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -129,6 +144,7 @@ class FacEDiTConfig:
                 f"FacEDiT config format_version {version!r} is not supported (this code reads version "
                 f"{CONFIG_FORMAT_VERSION}); update ComfyUI-FacEDiT or re-export the model"
             )
+        data.setdefault("context_fill", "zeros")  # written before the key existed: trained with zeros
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -77,7 +77,7 @@ def cfm_loss(
     drop = draw((batch,), normal=False) < speech_drop_prob if speech_drop_prob > 0 else False
 
     tt = t[:, None, None]
-    x_t, cond = network_input(x0, x1, t, infill_mask)
+    x_t, cond = network_input(x0, x1, t, infill_mask, fill=model.config.context_fill, valid=valid)
     v = model(
         x_t, cond, speech, t, motion_mask=valid, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, drop_speech=drop,
@@ -100,6 +100,8 @@ def network_input(
     t: torch.Tensor,
     infill_mask: torch.Tensor,
     state: torch.Tensor | None = None,
+    fill: str = "line",
+    valid: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's (x_t, cond) at flow time t: the one place training and sampling build them.
 
@@ -109,13 +111,39 @@ def network_input(
     training). Known frames always sit on their conditional path (1 - t) x0 + t x1, the only states
     training ever shows them in; integrating them with the network's velocity (which is never trained
     on them) lets them drift off it and puts the seams on inputs the network never saw. cond carries
-    the known frames clean and zeros under the mask.
+    the known frames clean and, under the mask, `boundary_fill`'s line (fill "line") or zeros ("zeros":
+    the paper's masked input); the model's config.context_fill says which it was trained with.
+    valid (B, T): True for real frames (None: all); padding never anchors the line.
     """
     tt = t.reshape(-1, 1, 1) if t.ndim else t
     generated = infill_mask[..., None]
     on_path = (1 - tt) * x0 + tt * x1
     x_t = on_path if state is None else torch.where(generated, state, on_path)
-    return x_t, x1.masked_fill(generated, 0.0)
+    return x_t, boundary_fill(x1, infill_mask, valid) if fill == "line" else x1.masked_fill(generated, 0.0)
+
+
+def boundary_fill(
+    known: torch.Tensor, infill_mask: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """known (B, T, D) with every frame under infill_mask (B, T) replaced by the straight line between
+    the known frames on either side of its run (the nearer one held where the run touches an end of the
+    clip; zeros where no frame is known). Only the known real frames (valid, None: all) anchor it."""
+    batch, frames, _ = known.shape
+    index = torch.arange(frames, device=known.device).expand(batch, frames)
+    is_known = ~infill_mask if valid is None else ~infill_mask & valid.to(infill_mask.device, torch.bool)
+    prev = torch.where(is_known, index, -1).cummax(dim=1).values
+    nxt = torch.where(is_known, index, frames).flip(1).cummin(dim=1).values.flip(1)
+    has_prev, has_next = prev >= 0, nxt < frames
+    clean = known.masked_fill(infill_mask[..., None], 0.0)
+    before = clean.gather(1, prev.clamp(min=0)[..., None].expand_as(known))
+    after = clean.gather(1, nxt.clamp(max=frames - 1)[..., None].expand_as(known))
+    span = (nxt - prev).clamp(min=1).to(known.dtype)
+    weight = ((index - prev).to(known.dtype) / span)[..., None]
+    line = before + (after - before) * weight
+    line = torch.where(has_prev[..., None], line, after)
+    line = torch.where(has_next[..., None], line, torch.where(has_prev[..., None], before, line))
+    line = torch.where((has_prev | has_next)[..., None], line, torch.zeros_like(line))
+    return torch.where(infill_mask[..., None], line, clean)
 
 
 def sway_timesteps(steps: int, sway: float, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -178,17 +206,19 @@ def sample(
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     x0 = torch.randn(batch, frames, dim, generator=generator).to(device)
     x = x0
+    fill = model.config.context_fill
+    _, cond_net = network_input(x0, known, times[0], infill_mask, fill=fill, valid=motion_mask)
 
     kwargs: dict[str, Any] = dict(
         speech_frame_rate=speech_frame_rate, speech_offset_s=speech_offset_s, attention=attention
     )
     if guidance > 0:
         double = lambda a: None if a is None else torch.cat((a, a))  # noqa: E731
-        cond_in, speech_in = double(known), double(speech)
+        cond_in, speech_in = double(cond_net), double(speech)
         kwargs.update(motion_mask=double(motion_mask), speech_mask=double(speech_mask))
         kwargs["drop_speech"] = torch.arange(2 * batch, device=device) >= batch
     else:
-        cond_in, speech_in = known, speech
+        cond_in, speech_in = cond_net, speech
         kwargs.update(motion_mask=motion_mask, speech_mask=speech_mask)
 
     was_training = model.training

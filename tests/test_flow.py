@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from facedit.config import FacEDiTConfig
-from facedit.flow import cfm_loss, infill, sample, sway_timesteps
+from facedit.flow import boundary_fill, cfm_loss, infill, sample, sway_timesteps
 from tests._model_helpers import random_model
 
 
@@ -79,7 +79,7 @@ def test_cfm_loss_matches_hand_computation():
     call = model.calls[0]
     x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * x1
     torch.testing.assert_close(call["x_t"], x_t)
-    assert torch.equal(call["cond"], x1.masked_fill(infill_mask[..., None], 0.0))
+    assert torch.equal(call["cond"], boundary_fill(x1, infill_mask, valid))
     v = torch.sin(3 * x_t)
 
     x1_np, v_np, noise_np, xt_np = (a.numpy().astype(np.float64) for a in (x1, v, noise, x_t))
@@ -170,15 +170,37 @@ def test_euler_integrates_a_constant_and_a_linear_field_exactly():
     torch.testing.assert_close(out, noise * float(torch.prod(1 - times.diff())))
 
 
-def test_sampler_calls_the_model_at_the_sway_times_with_zeroed_cond():
+@pytest.mark.parametrize("fill", ["line", "zeros"])
+def test_sampler_calls_the_model_at_the_sway_times_with_the_configured_cond(fill):
     model = ScriptedVelocity(lambda x, t: torch.zeros_like(x))
+    model.config = model.config.replace(context_fill=fill)
     cond = torch.randn(1, 8, 75)
     mask = torch.zeros(1, 8, dtype=torch.bool)
     mask[0, 2:5] = True
     out = sample(model, cond, mask, torch.zeros(1, 16, 768), steps=4, sway=-1.0)
     assert [float(c["t"]) for c in model.calls] == sway_timesteps(4, -1.0)[:-1].tolist()
-    assert torch.equal(model.calls[0]["cond"], cond.masked_fill(mask[..., None], 0.0))
+    seen = model.calls[0]["cond"]
+    assert torch.equal(seen[~mask], cond[~mask])
+    if fill == "zeros":
+        assert not seen[mask].any()
+    else:  # frames 2, 3, 4 on the line from frame 1 to frame 5
+        line = cond[0, 1] + (cond[0, 5] - cond[0, 1]) * torch.tensor([0.25, 0.5, 0.75])[:, None]
+        torch.testing.assert_close(seen[mask], line)
+    assert all(torch.equal(c["cond"], seen) for c in model.calls)
     assert torch.equal(out[~mask], cond[~mask])
+
+
+def test_boundary_fill_draws_lines_between_known_frames_and_holds_at_the_ends():
+    values = torch.tensor([[0.0, 9, 9, 3, 4, 9, 6, 9], [9, 9, 2, 9, 9, 5, 9, 9]])[..., None].repeat(1, 1, 2)
+    mask = values == 9
+    out = boundary_fill(values, mask[..., 0])
+    expected = torch.tensor([[0.0, 1, 2, 3, 4, 5, 6, 6], [2, 2, 2, 3, 4, 5, 5, 5]])
+    torch.testing.assert_close(out, expected[..., None].repeat(1, 1, 2))
+    # padding (valid False) never anchors the line; nothing known: zeros
+    valid = torch.tensor([[True] * 6 + [False] * 2, [True] * 8])
+    padded = boundary_fill(values, mask[..., 0], valid)
+    assert padded[0, 5, 0] == 4 and padded[0, 6, 0] == 6
+    assert not boundary_fill(values, torch.ones(2, 8, dtype=torch.bool)).any()
 
 
 def test_guidance_mixes_speech_and_speech_blind_velocities():
@@ -348,3 +370,14 @@ def test_infill_handles_minutes_of_motion_with_the_block_local_path(monkeypatch)
     out = infill(model, motion, mask, torch.randn(2 * frames, 768), steps=1)
     assert torch.equal(out[~mask], motion[~mask]) and torch.isfinite(out).all()
     assert set(chunks) == {model.chunk_frames}
+
+
+def test_context_fill_is_kept_in_saved_configs_and_old_configs_load_as_zeros():
+    config = FacEDiTConfig.tiny()
+    assert config.context_fill == "line"
+    assert FacEDiTConfig.from_dict(config.replace(context_fill="zeros").to_dict()).context_fill == "zeros"
+    old = config.to_dict()
+    del old["context_fill"]
+    assert FacEDiTConfig.from_dict(old).context_fill == "zeros"
+    with pytest.raises(ValueError, match="context_fill must be one of"):
+        config.replace(context_fill="spline")
