@@ -88,9 +88,7 @@ class FacEDiTConfig:
         if self.adaln not in ADALN_LAYOUTS:
             raise ValueError(f"FacEDiTConfig.adaln must be one of {ADALN_LAYOUTS}, got {self.adaln!r}")
         if self.context_fill not in CONTEXT_FILLS:
-            raise ValueError(
-                f"FacEDiTConfig.context_fill must be one of {CONTEXT_FILLS}, got {self.context_fill!r}"
-            )
+            raise ValueError(f"FacEDiTConfig.context_fill must be one of {CONTEXT_FILLS}, got {self.context_fill!r}")
 
     @property
     def head_dim(self) -> int:

@@ -122,9 +122,7 @@ def network_input(
     return x_t, boundary_fill(x1, infill_mask, valid) if fill == "line" else x1.masked_fill(generated, 0.0)
 
 
-def boundary_fill(
-    known: torch.Tensor, infill_mask: torch.Tensor, valid: torch.Tensor | None = None
-) -> torch.Tensor:
+def boundary_fill(known: torch.Tensor, infill_mask: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """known (B, T, D) with every frame under infill_mask (B, T) replaced by the straight line between
     the known frames on either side of its run (the nearer one held where the run touches an end of the
     clip; zeros where no frame is known). Only the known real frames (valid, None: all) anchor it."""
