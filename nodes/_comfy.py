@@ -157,7 +157,10 @@ def on_unload_models(release: Callable[[], None]) -> None:
     def unload_all_models(*args: Any, **kwargs: Any) -> Any:
         result = comfy_unload(*args, **kwargs)
         for hook in list(_unload_hooks):
-            hook()
+            try:
+                hook()
+            except Exception:  # ComfyUI calls this from its prompt worker: an error here would stop the queue
+                log.exception("FacEDiT: releasing the pack's models failed")
         return result
 
     unload_all_models.facedit_hook = True  # type: ignore[attr-defined]

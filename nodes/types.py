@@ -51,8 +51,13 @@ class LoadedModel:
     source: str
 
     def module(self) -> torch.nn.Module:
-        """The torch module to move between devices (WavLM wraps a transformers model)."""
-        return self.model.model if self.kind in ("wavlm", "whisper", "ctc") else self.model
+        """The torch module to move between devices (WavLM wraps a transformers model; F5-TTS comes with its
+        vocoder as one bundle)."""
+        if self.kind in ("wavlm", "whisper", "ctc"):
+            return self.model.model
+        if self.kind == "f5tts":
+            return self.model.modules
+        return self.model
 
 
 def _is(class_name: str) -> Any:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from _node_helpers import audio_dict, load_pack
+from _node_helpers import audio_dict, load_pack, pack_module
 from _tts_helpers import write_f5, write_vocos
 
 WORDS = json.dumps([{"word": "one", "start": 0.2, "end": 0.5}, {"word": "two", "start": 0.7, "end": 1.0},
@@ -62,3 +62,29 @@ def test_node_errors_name_the_input(tts_models):
     finally:
         (tts_models / "vocab.bak").rename(tts_models / "f5tts" / "F5TTS_v1_Base" / "vocab.txt")
     assert np.isfinite(audio["waveform"].numpy()).all()
+
+
+def test_unload_models_releases_f5tts_and_a_failing_release_never_stops_comfyui(tts_models, monkeypatch, caplog):
+    """ComfyUI's "Unload models" / POST /free runs the pack's release from its prompt worker thread: the
+    F5-TTS + Vocos bundle goes to the meta device like every other model, and an error in a release is
+    logged, never raised (it would end ComfyUI's worker and stop the queue)."""
+    import types
+
+    comfy_, loaders = pack_module("nodes._comfy"), pack_module("nodes.loaders")
+    monkeypatch.setattr(loaders, "_CACHE", {})
+    loaded = run("FacEDiTF5TTSLoader", "F5TTS_v1_Base/model_1250000.safetensors", "vocos-mel-24khz", "fp32", "cpu")[0]
+    assert isinstance(loaded.module(), torch.nn.Module)
+    fake_mm = types.SimpleNamespace(unload_all_models=lambda: None)
+    monkeypatch.setattr(comfy_, "model_management", fake_mm)
+    monkeypatch.setattr(comfy_, "_unload_hooks", [])
+    comfy_.on_unload_models(loaders.release_models)
+    fake_mm.unload_all_models()
+    assert {p.device.type for p in loaded.module().parameters()} == {"meta"}
+
+    def broken():
+        raise RuntimeError("boom")
+
+    comfy_.on_unload_models(broken)
+    with caplog.at_level("ERROR", logger="FacEDiT"):
+        fake_mm.unload_all_models()
+    assert "releasing the pack's models failed" in caplog.text and "boom" in caplog.text
