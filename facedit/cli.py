@@ -20,8 +20,8 @@ def error_line(error: BaseException) -> str:
     return text if len(text) <= 1500 else text[:1500] + " ..."
 
 
-def run_reporting(run: Callable[[], int], debug: bool, prefix: str = "error") -> int:
-    """``run()``'s exit code; any exception becomes one line on stderr and exit code 1 (``debug``: re-raised)."""
+def run_reporting(run: Callable[[], int], debug: bool, prefix: str = "error", error_code: int = 1) -> int:
+    """``run()``'s exit code; any exception becomes one line on stderr and ``error_code`` (``debug``: re-raised)."""
     try:
         return run()
     except Exception as error:  # every failure ends as one line; --debug shows where it came from
@@ -30,7 +30,7 @@ def run_reporting(run: Callable[[], int], debug: bool, prefix: str = "error") ->
         print(f"{prefix}: {error_line(error)}", file=sys.stderr)
         if not isinstance(error, _SELF_EXPLAINED):
             print("(run again with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return error_code
 
 
 def check_device(device: str) -> None:

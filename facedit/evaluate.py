@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from .bench_manifest import EDIT_TYPES, SPAN_CLASSES, BenchSample, ManifestError, load_manifest
+from .bench_manifest import EDIT_TYPES, SPAN_CLASSES, BenchSample, load_manifest
+from .cli import check_device, error_line, run_reporting
 from .metrics import continuity as cont
 from .metrics.faces import CentreFace, YuNetDetector
 from .video_io import iter_frames, probe_video, read_audio
@@ -548,8 +549,9 @@ def evaluate_samples(
     options: EvalOptions,
     progress: Callable[[str], None] | None = None,
     plans: dict[str, Any] | None = None,
+    debug: bool = False,
 ) -> EvalReport:
-    """Evaluate every sample (a failing sample is recorded with its error; the others go on).
+    """Evaluate every sample (a failing sample is recorded with its error; the others go on; ``debug``: raise).
 
     plans: ``{id: EditPlan}`` of the samples whose edit plan is known (their seams are taken from it).
     """
@@ -562,9 +564,11 @@ def evaluate_samples(
             result, feats = evaluate_sample(sample, edited_videos[sample.id], options, models, plans.get(sample.id))
             if feats:
                 features[sample.id] = feats
-        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        except Exception as exc:  # any failure of one sample is its error line; the others go on
+            if debug:
+                raise
             result = SampleResult(
-                sample.id, sample.edit_type, sample.span_class, edited_videos[sample.id], error=str(exc)
+                sample.id, sample.edit_type, sample.span_class, edited_videos[sample.id], error=error_line(exc)
             )
         results.append(result)
         if progress is not None:
@@ -669,43 +673,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device for SyncNet, I3D and RAFT (default: cpu)")
     p.add_argument("--min-segment", type=float, default=0.5, help="shortest evaluated segment in seconds (default 0.5)")
     p.add_argument("--id-frames", type=int, default=32, help="frames per side for IDSIM (default 32)")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit code 0: all samples evaluated; 1: some samples failed (listed); 2: nothing evaluated (one error line)."""
     args = build_parser().parse_args(argv)
+    return run_reporting(lambda: _run(args), args.debug, "evaluate: error", error_code=2)
 
+
+def _run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    try:
-        samples = load_manifest(args.manifest)
-        if args.samples:
-            wanted = [s.strip() for s in args.samples.split(",") if s.strip()]
-            unknown = sorted(set(wanted) - {s.id for s in samples})
-            if unknown:
-                raise ValueError(f"--samples: not in the manifest: {', '.join(unknown)}")
-            samples = [s for s in samples if s.id in wanted]
-        options = EvalOptions(
-            flow=args.flow,
-            raft_weights=args.raft_weights,
-            flow_max_side=args.flow_max_side,
-            arcface=args.arcface,
-            face_detector=args.face_detector,
-            syncnet=args.syncnet,
-            i3d=args.i3d,
-            device=args.device,
-            min_segment_s=args.min_segment,
-            id_frames=args.id_frames,
-        )
-        if args.run_pipeline:
-            edited = run_pipeline_edits(samples, args.run_pipeline, _parse_kv(args.pipeline_arg), log)
-        else:
-            edited = resolve_edited_videos(samples, args.edited_dir)
-        report = evaluate_samples(samples, edited, options, log, load_plans(edited))
-    except (ManifestError, ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
-        log(f"error: {exc}")
-        return 2
+    check_device(args.device)
+    samples = load_manifest(args.manifest)
+    if args.samples:
+        wanted = [s.strip() for s in args.samples.split(",") if s.strip()]
+        unknown = sorted(set(wanted) - {s.id for s in samples})
+        if unknown:
+            raise ValueError(f"--samples: not in the manifest: {', '.join(unknown)}")
+        samples = [s for s in samples if s.id in wanted]
+    options = EvalOptions(
+        flow=args.flow,
+        raft_weights=args.raft_weights,
+        flow_max_side=args.flow_max_side,
+        arcface=args.arcface,
+        face_detector=args.face_detector,
+        syncnet=args.syncnet,
+        i3d=args.i3d,
+        device=args.device,
+        min_segment_s=args.min_segment,
+        id_frames=args.id_frames,
+    )
+    if args.run_pipeline:
+        edited = run_pipeline_edits(samples, args.run_pipeline, _parse_kv(args.pipeline_arg), log)
+    else:
+        edited = resolve_edited_videos(samples, args.edited_dir)
+    report = evaluate_samples(samples, edited, options, log, load_plans(edited), debug=args.debug)
     print(format_tables(report))
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:

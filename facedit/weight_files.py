@@ -8,6 +8,7 @@ that does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,22 @@ def read_state_dict(path: str | os.PathLike, expected: str) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise ValueError(f"{path}: expected {expected}, found a {type(content).__name__}")
     return content
+
+
+def read_json_object(path: str | os.PathLike, expected: str = "a JSON object") -> dict[str, Any]:
+    """A JSON file holding an object; invalid JSON is an error naming the file, the line and the column."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); expected {expected}"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason}); expected {expected}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: found a JSON {type(data).__name__}; expected {expected}")
+    return data
 
 
 @contextlib.contextmanager

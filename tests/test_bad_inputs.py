@@ -388,6 +388,24 @@ def _truncate(path) -> None:
     path.write_bytes(path.read_bytes()[:200])
 
 
+@pytest.mark.parametrize("in_checkpoint", [True, False])
+def test_hubert_config_with_invalid_json_is_named_with_line_and_column(tmp_path, in_checkpoint):
+    from _joyvasa_helpers import write_joyvasa
+
+    from facedit.priors.joyvasa import load_joyvasa
+
+    root = write_joyvasa(tmp_path / "joyvasa", hubert_in_checkpoint=in_checkpoint)
+    config = root / "chinese-hubert-base" / "config.json"
+    lines = config.read_text().splitlines()
+    lines[2] = lines[2].rstrip(",")  # a lost comma, as a hand edit leaves it
+    config.write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=rf"{config}: not valid JSON \(line 4, column \d+: Expecting ',' delimiter\); "
+                                         r"expected the config of a HuBERT folder"):  # fmt: skip
+        load_joyvasa(root)
+    with pytest.raises(ValueError, match=rf"{config}: not valid JSON \(line 4"):
+        load_joyvasa(root, hubert=config.parent)
+
+
 def test_hubert_f5_and_vocos_damaged_files_are_named(tmp_path):
     from _joyvasa_helpers import write_joyvasa
     from _tts_helpers import write_f5, write_vocos

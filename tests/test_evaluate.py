@@ -295,6 +295,64 @@ def test_sample_with_wrong_fps_fails_alone(bench, tmp_path, capsys):
     assert "1 sample(s) failed" in capsys.readouterr().out
 
 
+def test_cuda_without_a_gpu_is_refused_before_the_manifest_is_read(tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--manifest", str(tmp_path / "absent.jsonl"), "--edited-dir", str(tmp_path), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "evaluate: error: --device cuda: this torch build sees no CUDA GPU; use --device cpu"
+
+
+def _deny(path_end: str):
+    import facedit.evaluate as ev
+
+    real = ev.probe_video
+
+    def probe(path):  # an unreadable file: PermissionError, which the old narrow except let escape
+        if str(path).endswith(path_end):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    return probe
+
+
+def test_unreadable_edited_video_fails_its_sample_alone_naming_the_file(bench, tmp_path, monkeypatch, capsys):
+    import facedit.evaluate as ev
+
+    root, manifest, edited_dir = bench
+    monkeypatch.setattr(ev, "probe_video", _deny("smooth_sub.mp4"))
+    out = tmp_path / "r.json"
+    assert main(["--manifest", str(manifest), "--edited-dir", str(edited_dir), "--json", str(out)]) == 1
+    errors = {s["id"]: s["error"] for s in json.loads(out.read_text())["samples"]}
+    assert errors["cut_ins"] is None and errors["del"] is None
+    assert "Permission denied" in errors["smooth_sub"] and str(edited_dir / "smooth_sub.mp4") in errors["smooth_sub"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_of_a_failing_sample(bench, monkeypatch):
+    import facedit.evaluate as ev
+
+    root, manifest, edited_dir = bench
+    monkeypatch.setattr(ev, "probe_video", _deny("smooth_sub.mp4"))
+    with pytest.raises(PermissionError, match="smooth_sub.mp4"):
+        main(["--manifest", str(manifest), "--edited-dir", str(edited_dir), "--debug"])
+
+
+def test_unexpected_error_is_one_line_with_a_pointer_to_debug(bench, monkeypatch, capsys):
+    import facedit.evaluate as ev
+
+    root, manifest, edited_dir = bench
+
+    def broken(options):
+        raise KeyError("netcnnaud.0.weight")
+
+    monkeypatch.setattr(ev, "load_metric_models", broken)
+    assert main(["--manifest", str(manifest), "--edited-dir", str(edited_dir)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["evaluate: error: KeyError: 'netcnnaud.0.weight'", "(run again with --debug for the traceback)"]
+
+
 def test_run_pipeline_without_model_weights_is_a_clear_error(bench, tmp_path, capsys):
     root, manifest, _ = bench
     code = main(["--manifest", str(manifest), "--run-pipeline", str(tmp_path / "out"),

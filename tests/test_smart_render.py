@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -333,6 +334,50 @@ def test_failed_write_keeps_the_previous_output(tmp_path):
         write_edited_video(out, src, plan, frames(), output=OutputFormat(kind="h264"))
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]
+
+
+class _FailingOutput:
+    """A real output container whose writes fail like a full disk (mux) or a failing drive (trailer)."""
+
+    def __init__(self, real, fail: str):
+        self.real, self.fail, self.muxed = real, fail, 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def mux(self, packets):
+        self.muxed += 1
+        if self.fail == "mux" and self.muxed == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.real.mux(packets)
+
+    def close(self):
+        self.real.close()
+        if self.fail == "close":
+            raise av.error.OSError(errno.EIO, "Input/output error")
+
+
+@pytest.mark.parametrize("kind", ["same", "h264"])
+@pytest.mark.parametrize("fail", ["mux", "close"])
+@pytest.mark.parametrize("previous", [True, False])
+def test_write_error_names_the_output_and_keeps_the_previous_one(tmp_path, monkeypatch, kind, fail, previous):
+    src = _make_source(tmp_path / "src.mp4", n=20)
+    out = tmp_path / "out.mp4"
+    if previous:
+        out.write_bytes(b"previous result")
+    plan = _plain_plan()
+    frames = _rendered(_rgb(src), plan)
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda path, mode="r", **kw: (
+        _FailingOutput(real_open(path, mode, **kw), fail) if mode == "w" else real_open(path, mode, **kw)))  # fmt: skip
+    reason = "No space left on device" if fail == "mux" else r"av\.error\.OSError: Input/output error"
+    kept = f"the previous {out} is kept as it was" if previous else f"no {out} was left behind"
+    with pytest.raises(OSError, match=rf"out: writing {out} failed \({reason}\); {kept}") as caught:
+        write_edited_video(out, src, plan, frames, output=OutputFormat(kind=kind))
+    assert caught.value.errno == (errno.ENOSPC if fail == "mux" else errno.EIO)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out.mp4", "src.mp4"] if previous else ["src.mp4"])
+    if previous:
+        assert out.read_bytes() == b"previous result"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

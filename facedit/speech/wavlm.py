@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..audio import SPEECH_SAMPLE_RATE, normalize_wave, to_mono
-from ..weight_files import read_state_dict
+from ..weight_files import read_json_object, read_state_dict
 
 log = logging.getLogger("facedit.speech")
 
@@ -131,16 +131,6 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     except Exception as err:  # SafetensorError, OSError: truncated, foreign or unreadable files
         raise ValueError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
     return tensors, metadata
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
 
 
 def read_weights(path: Path, expected: str = "a WavLM state dict") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -558,14 +548,16 @@ def load_wavlm(
         config_file = path / "config.json"
         if not config_file.is_file():
             raise FileNotFoundError(f"{path}: a WavLM folder needs config.json")
-        config = _config_from_json(_read_json(config_file))
+        config = _config_from_json(read_json_object(config_file, "a WavLM config"))
         state: dict[str, torch.Tensor] = {}
         for weights in find_folder_weights(path):
             state.update(read_weights(weights)[0])
         state, ignored = _clean_state_dict(state, source)
         variant = _variant_of(config)
         preprocessor = path / "preprocessor_config.json"
-        file_normalize = bool(_read_json(preprocessor).get("do_normalize", False)) if preprocessor.is_file() else None
+        file_normalize = None
+        if preprocessor.is_file():
+            file_normalize = bool(read_json_object(preprocessor, "a feature extractor config").get("do_normalize"))
     elif path.suffix == ".safetensors":
         raw, metadata = _read_safetensors(path)
         state, ignored = _clean_state_dict(raw, source)

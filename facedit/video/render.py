@@ -15,6 +15,8 @@ frame count that differs from the plan) falls back to a full re-encode, and the 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 import os
@@ -116,6 +118,46 @@ def _av():
     import av
 
     return av
+
+
+class _Output:
+    """The output container, written at ``path`` (the temporary file of `atomic_output`): an error while opening,
+    encoding into, muxing into or closing it (disk full, I/O error) is an OSError about ``path``, which
+    `atomic_output` reports as one about the output file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.container = self._call(_av().open, path, mode="w")
+
+    def _call(self, fn, *args, **kwargs):
+        av = _av()
+        try:
+            return fn(*args, **kwargs)
+        except (OSError, av.error.FFmpegError) as err:
+            reason = getattr(err, "strerror", None) or str(err).strip() or type(err).__name__
+            if type(err).__module__ != "builtins":  # av.error.*: its class says which step failed
+                reason = f"{type(err).__module__}.{type(err).__name__}: {reason}"
+            raise OSError(getattr(err, "errno", None) or errno.EIO, reason, self.path) from err
+
+    def __getattr__(self, name: str):  # add_stream, add_stream_from_template, streams
+        return getattr(self.container, name)
+
+    def mux(self, packets) -> None:
+        self._call(self.container.mux, packets)
+
+    def encode(self, stream, frame) -> None:
+        """Encode ``frame`` (None: flush) with ``stream`` and mux the packets."""
+        self.mux(self._call(stream.encode, frame))
+
+    def __enter__(self) -> _Output:
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        if kind is None:
+            self._call(self.container.close)  # writes the trailer: can fail like any write
+        else:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                self.container.close()
 
 
 # ---------------------------------------------------------------- source analysis
@@ -456,7 +498,7 @@ class _AudioWriter:
 
     def _mux(self, frames) -> None:
         for frame in frames:
-            self.container.mux(self.stream.encode(frame))
+            self.container.encode(self.stream, frame)
 
     def write_until(self, seconds: float) -> None:
         av = _av()
@@ -474,7 +516,7 @@ class _AudioWriter:
     def finish(self) -> None:
         self.write_until(self.wave.shape[1] / self.rate)
         self._mux(self.resampler.resample(None))
-        self.container.mux(self.stream.encode(None))
+        self.container.encode(self.stream, None)
 
 
 # ---------------------------------------------------------------- writers
@@ -593,8 +635,7 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
         raise RuntimeError("smart render: the joined packets do not cover every target frame once")
     delay = max(0, max(n - t for n, (t, *_) in enumerate(order)))
 
-    out = av.open(tmp, mode="w")
-    try:
+    with _Output(tmp) as out:
         vstream = out.add_stream_from_template(source.stream)
         vstream.time_base = source.time_base
         writer = _AudioWriter(out, ext, *audio) if audio is not None else None
@@ -612,8 +653,6 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
                 writer.write_until((n - delay + 1) * seconds_per_frame)
         if writer is not None:
             writer.finish()
-    finally:
-        out.close()
     copied = [g for g in source.gops if g.shift is not None]
     return WriteReport(
         path="",
@@ -667,7 +706,6 @@ def _full_settings(kind: str, ext: str, output: OutputFormat, src_ctx, size: tup
 def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None, frames, audio, output: OutputFormat,
           progress):  # fmt: skip
     """Encode every frame; ``total``: the frame count the plan expects (None: any)."""
-    av = _av()
     frame_iter = _iter_input_frames(_progress_iter(_iter_input_frames(frames), total, progress))
     try:
         first = _frame_to_uint8(next(frame_iter), 0, None)
@@ -679,8 +717,7 @@ def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None,
     if encoder == "prores_ks" and colour["color_range"] == 2:  # ProRes has no range flag: always video range
         colour = {**colour, "color_range": 1}
         notes.append("ProRes is video (limited) range: the full-range source is written in limited range")
-    out = av.open(tmp, mode="w")
-    try:
+    with _Output(tmp) as out:
         vstream = out.add_stream(encoder, rate=fps)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
         vstream.options = options
@@ -690,7 +727,7 @@ def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None,
         while True:
             vframe = _to_video_frame(frame, pix_fmt, colour)
             vframe.pts, vframe.time_base = count, 1 / fps
-            out.mux(vstream.encode(vframe))
+            out.encode(vstream, vframe)
             count += 1
             if writer is not None:
                 writer.write_until(float(count / fps))
@@ -700,11 +737,9 @@ def _full(tmp: str, ext: str, src_ctx, colour, fps: Fraction, total: int | None,
                 break
         if total is not None and count != total:
             raise ValueError(f"frames: got {count} frames, the plan has {total} target frames")
-        out.mux(vstream.encode(None))
+        out.encode(vstream, None)
         if writer is not None:
             writer.finish()
-    finally:
-        out.close()
     return WriteReport(
         path="",
         mode="full",

@@ -77,12 +77,16 @@ def atomic_output(out: str | os.PathLike) -> Iterator[str]:
         raise type(err)(err.errno, f"out: cannot write {out}: the folder {folder} cannot take a new file "
                         f"({err.strerror}); choose a writable folder") from err  # fmt: skip
     os.close(fd)
+    existed = os.path.exists(out)
     try:
         with _sigterm_raises():
             yield tmp
             os.chmod(tmp, _new_file_mode())
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.filename == tmp:  # disk full, I/O error: about the output, not tmp
+            kept = f"the previous {out} is kept as it was" if existed else f"no {out} was left behind"
+            raise OSError(err.errno, f"out: writing {out} failed ({err.strerror}); {kept}") from err
         raise

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...audio import SPEECH_SAMPLE_RATE, audio_duration, to_mono
-from ...weight_files import named_load_errors, read_state_dict
+from ...weight_files import named_load_errors, read_json_object, read_state_dict
 from .files import read_generator, read_template
 from .motion import MotionTemplate
 from .network import JoyVASAConfig, JoyVASANet
@@ -56,14 +56,22 @@ class JoyVASAFiles:
     lacks ``audio_encoder.*``."""
 
 
-def _hubert_folder(path: Path) -> bool:
+def _hubert_folder(path: Path) -> int:
+    """2: ``path`` holds a HuBERT config.json; 1: a damaged config.json that it or the folder's name says is
+    HuBERT's (found, so that loading names the damage instead of reporting no HuBERT folder); 0: neither."""
     cfg = path / "config.json"
     if not cfg.is_file():
-        return False
+        return 0
     try:
-        return json.loads(cfg.read_text()).get("model_type") == "hubert"
-    except (json.JSONDecodeError, OSError):
-        return False
+        text = cfg.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        named = "hubert" in path.name.lower() or re.search(r'"model_type"\s*:\s*"hubert"', text) is not None
+        return 1 if named else 0
+    return 2 if isinstance(data, dict) and data.get("model_type") == "hubert" else 0
 
 
 def find_joyvasa(root: str | Path) -> JoyVASAFiles | None:
@@ -71,7 +79,8 @@ def find_joyvasa(root: str | Path) -> JoyVASAFiles | None:
 
     The generator is ``motion_generator_hubert_chinese.pt`` (else the one ``.pt`` under a ``motion_generator``
     folder), the template ``motion_template.pkl``; the HuBERT folder is any sub-folder whose config.json says
-    ``model_type: hubert`` (TencentGameMate/chinese-hubert-base).
+    ``model_type: hubert`` (TencentGameMate/chinese-hubert-base); a folder whose config.json is damaged counts
+    when its name (or the text) says hubert, so that loading reports the damage, not a missing folder.
     """
     root = Path(root)
     if not root.is_dir():
@@ -80,8 +89,9 @@ def find_joyvasa(root: str | Path) -> JoyVASAFiles | None:
     temps = sorted(root.rglob(TEMPLATE_NAME)) or sorted(root.rglob("motion_template/*.pkl"))
     if not gens or not temps:
         return None
-    huberts = [p for p in [root, *sorted(d for d in root.rglob("*") if d.is_dir())] if _hubert_folder(p)]
-    return JoyVASAFiles(gens[0], temps[0], huberts[0] if huberts else None)
+    kinds = {p: _hubert_folder(p) for p in [root, *sorted(d for d in root.rglob("*") if d.is_dir())]}
+    hubert = max(kinds, key=kinds.__getitem__)  # a good folder first, else a damaged one (named when loading)
+    return JoyVASAFiles(gens[0], temps[0], hubert if kinds[hubert] else None)
 
 
 _HUBERT_FOLDER = "a HuBERT folder (config.json with model_type hubert, model.safetensors or pytorch_model.bin)"
@@ -91,6 +101,7 @@ def _hubert_config(files: JoyVASAFiles, state: dict[str, torch.Tensor]) -> Any:
     from transformers import HubertConfig
 
     if files.hubert is not None:
+        read_json_object(files.hubert / "config.json", f"the config of {_HUBERT_FOLDER}")  # line and column
         with named_load_errors(files.hubert / "config.json", _HUBERT_FOLDER):
             return HubertConfig.from_pretrained(str(files.hubert))
     prefix = "audio_encoder."
