@@ -29,7 +29,11 @@ class ScriptedVelocity(nn.Module):
     def device(self):
         return self.anchor.device
 
-    def forward(self, x_t, cond, speech, t, **kwargs):
+    def prepare(self, speech, frames, **kwargs):
+        return kwargs  # the "cache" is what FacEDiT.prepare was asked for
+
+    def forward(self, x_t, cond, speech, t, cache=None, **kwargs):
+        kwargs = {**(cache or {}), **kwargs}
         self.calls.append(dict(x_t=x_t.clone(), cond=cond.clone(), t=torch.as_tensor(t).clone(), **kwargs))
         return self.fn(x_t, torch.as_tensor(t)) + 0 * self.anchor
 
