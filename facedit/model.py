@@ -283,7 +283,7 @@ class FacEDiT(nn.Module):
         if self.adaln_shared is not None:
             shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim)
         speech_kv = cache.speech_kv or (None,) * len(self.blocks)
-        for block, kv in zip(self.blocks, speech_kv):
+        for block, kv in zip(self.blocks, speech_kv, strict=True):
             mod = block.modulation(t_emb, shared)
             x = block(x, mod, cache.motion, cache.speech, cache.keep_speech, cache.padding, kv)
 
