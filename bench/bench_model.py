@@ -1,9 +1,10 @@
 """Speed of the FacEDiT backbone and sampler on this machine.
 
 Prints the parameter count; this machine's dense-matmul throughput; and for each motion length and
-dtype: FLOPs and milliseconds per network evaluation, the achieved fraction of the matmul throughput,
-and milliseconds per full N-step sample (measured, or with --quick extrapolated from the per-evaluation
-time, which the sampler's overhead barely exceeds).
+dtype: FLOPs and milliseconds per network evaluation, alone and as a sampler step (whose speech side
+is prepared once per sample); the achieved fraction of the matmul throughput; and milliseconds per
+full N-step sample (measured, or with --quick extrapolated from the step time, which the sampler's
+overhead barely exceeds).
 
     python bench/bench_model.py                       # paper preset, 10 s and 60 s, float32 and bfloat16
     python bench/bench_model.py --quick --evals 2     # cheaper: no full samples
@@ -71,6 +72,17 @@ def network_flops(model: FacEDiT, inputs: tuple) -> int:
     return counter.get_total_flops() + attention
 
 
+def _median_time(fn, fn_args: tuple, fn_kwargs: dict, repeats: int, device: str) -> float:
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn(*fn_args, **fn_kwargs)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -115,24 +127,20 @@ def main() -> None:
             t = torch.full((1,), 0.5, device=args.device)
             inputs = (x, x, speech, t)
             flops = network_flops(model, inputs)  # this forward is also the warm-up
-            times = []
             with torch.no_grad():
-                for _ in range(args.evals):
-                    _sync(args.device)
-                    start = time.perf_counter()
-                    model(*inputs)
-                    _sync(args.device)
-                    times.append(time.perf_counter() - start)
-            per_eval = statistics.median(times)
+                cache = model.prepare(speech, frames)  # what the sampler does once per sample
+                per_eval = _median_time(model, inputs, {}, args.evals, args.device)
+                per_step = _median_time(model, (x, x, None, t), {"cache": cache}, args.evals, args.device)
             path = "block-local" if frames > model.dense_max_frames else "dense"
             achieved = flops / per_eval
             line = (
                 f"  {seconds:g} s = {frames} frames ({path} attention): {flops / 1e9:.1f} GFLOP/eval, "
-                f"{per_eval * 1e3:.0f} ms/eval, {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of matmul"
+                f"{per_eval * 1e3:.0f} ms/eval, {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of matmul; "
+                f"{per_step * 1e3:.0f} ms/eval with the speech prepared once (sampler steps)"
             )
             mask = torch.ones(1, frames, dtype=torch.bool)
             if args.quick or seconds > args.full_max_seconds:
-                line += f"; {args.steps}-step sample ~{per_eval * args.steps * 1e3:.0f} ms (extrapolated)"
+                line += f"; {args.steps}-step sample ~{per_step * args.steps * 1e3:.0f} ms (extrapolated)"
             else:
                 start = time.perf_counter()
                 sample(model, x, mask, speech, steps=args.steps)

@@ -122,19 +122,36 @@ def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, dropout_p: float = 0.0
 ) -> torch.Tensor:
     """Windowed attention of q [B, H, Lq, d] over k/v [B, H, Lk, d] as `plan` lays it out."""
-    batch, heads, lq, head_dim = q.shape
-    if plan.mask is None:  # no keys, or none within reach of any query
-        return q.new_zeros(batch, heads, lq, head_dim)
+    return attend_gathered(q, *gather_kv(k, v, plan), plan, dropout_p)
+
+
+def gather_kv(k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
+    """The part of `attend` that needs only k/v and the plan: padding keys zeroed and, on the block-local
+    path, the keys each query chunk reaches gathered ([B, H, n_chunks, span, d]). Keys that do not change
+    between calls (speech in the sampler) are gathered once and passed to `attend_gathered`."""
+    if plan.mask is None:
+        return k, v
     if plan.invalid_keys is not None:  # a masked key gets weight 0, but 0 * NaN would still poison the sum
         k, v = k.masked_fill(plan.invalid_keys, 0.0), v.masked_fill(plan.invalid_keys, 0.0)
-    if plan.chunk is None:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, dropout_p=dropout_p)
-    else:
+    if plan.chunk is not None:
+        batch, heads, _, head_dim = k.shape
         n_chunks = plan.index.shape[0] // plan.span
         k = k.index_select(2, plan.index).view(batch, heads, n_chunks, plan.span, head_dim)
         v = v.index_select(2, plan.index).view(batch, heads, n_chunks, plan.span, head_dim)
+    return k, v
+
+
+def attend_gathered(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, dropout_p: float = 0.0
+) -> torch.Tensor:
+    """`attend` for k/v that `gather_kv` has already prepared for `plan`."""
+    batch, heads, lq, head_dim = q.shape
+    if plan.mask is None:  # no keys, or none within reach of any query
+        return q.new_zeros(batch, heads, lq, head_dim)
+    if plan.chunk is not None:
+        n_chunks = plan.index.shape[0] // plan.span
         q = F.pad(q, (0, 0, 0, n_chunks * plan.chunk - lq)).view(batch, heads, n_chunks, plan.chunk, head_dim)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, dropout_p=dropout_p)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, dropout_p=dropout_p)
     if plan.empty_rows is not None:
         out = out.masked_fill(plan.empty_rows, 0.0)
     return out.reshape(batch, heads, -1, head_dim)[:, :, :lq]

@@ -207,6 +207,8 @@ def sample(
     fill = model.config.context_fill
     _, cond_net = network_input(x0, known, times[0], infill_mask, fill=fill, valid=motion_mask)
 
+    # Speech, masks and timing are the same at every step: their share of the network (the speech
+    # side of every cross-attention, RoPE tables, attention masks) is computed once here.
     kwargs: dict[str, Any] = dict(
         speech_frame_rate=speech_frame_rate, speech_offset_s=speech_offset_s, attention=attention
     )
@@ -218,20 +220,20 @@ def sample(
     else:
         cond_in, speech_in = cond_net, speech
         kwargs.update(motion_mask=motion_mask, speech_mask=speech_mask)
-
     was_training = model.training
     model.eval()
     try:
+        cache = model.prepare(speech_in, frames, **kwargs)
         for step in range(steps):
             if cancel is not None:
                 cancel()
             t = times[step]
             x_t, _ = network_input(x0, known, t, infill_mask, state=x)
             if guidance > 0:
-                v_speech, v_blind = model(torch.cat((x_t, x_t)), cond_in, speech_in, t, **kwargs).float().chunk(2)
+                v_speech, v_blind = model(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
                 v = v_speech + guidance * (v_speech - v_blind)
             else:
-                v = model(x_t, cond_in, speech_in, t, **kwargs).float()
+                v = model(x_t, cond_in, None, t, cache=cache).float()
             x = x_t + (times[step + 1] - t) * v
             if progress is not None:
                 progress(step + 1, steps)

@@ -31,13 +31,15 @@ convolution, padded motion and speech are masked as keys, and padded rows are ze
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttentionPlan, all_true, apply_rope, attend, plan_attention, rope_cos_sin
+from .attention import AttentionPlan, all_true, apply_rope, attend_gathered, gather_kv, plan_attention, rope_cos_sin
 from .config import FacEDiTConfig
 from .normalization import MotionNormalizer
 
@@ -93,17 +95,20 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan) -> torch.Tensor:
-        batch = x.shape[0]
+    def _split(self, h: torch.Tensor) -> torch.Tensor:
+        return h.view(h.shape[0], h.shape[1], self.heads, h.shape[-1] // self.heads).transpose(1, 2)  # (B, H, L, d)
 
-        def split(h: torch.Tensor) -> torch.Tensor:
-            return h.view(batch, h.shape[1], self.heads, h.shape[-1] // self.heads).transpose(1, 2)  # (B, H, L, d)
+    def project_kv(self, context, k_rope, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys (with RoPE) and values of context, gathered for `plan` (see `gather_kv`)."""
+        k = apply_rope(self._split(self.to_k(context)), *k_rope)
+        return gather_kv(k, self._split(self.to_v(context)), plan)
 
-        q = apply_rope(split(self.to_q(x)), *q_rope)
-        k = apply_rope(split(self.to_k(context)), *k_rope)
-        v = split(self.to_v(context))
-        out = attend(q, k, v, plan)
-        out = out.transpose(1, 2).reshape(batch, x.shape[1], -1)
+    def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan, kv=None) -> torch.Tensor:
+        """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used)."""
+        q = apply_rope(self._split(self.to_q(x)), *q_rope)
+        k, v = self.project_kv(context, k_rope, plan) if kv is None else kv
+        out = attend_gathered(q, k, v, plan)
+        out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
         return self.dropout(self.to_out(out))
 
 
@@ -137,9 +142,10 @@ class FacEDiTBlock(nn.Module):
             return self.adaln(F.silu(t_emb)).view(t_emb.shape[0], 9, -1)
         return shared + self.adaln_offset
 
-    def forward(self, x, mod, motion: dict, speech: dict | None, keep_speech, padding) -> torch.Tensor:
+    def forward(self, x, mod, motion: dict, speech: dict | None, keep_speech, padding, speech_kv=None) -> torch.Tensor:
         """x (B, T, dim); mod (B, 9, dim); motion/speech: rope tables, tokens and attention plans;
-        keep_speech (B,) or None; padding (B, T, 1) True on padded frames, or None."""
+        keep_speech (B,) or None; padding (B, T, 1) True on padded frames, or None; speech_kv: this
+        block's cross-attention keys/values from `FacEDiT.prepare` (None: projected from the tokens)."""
         shift, scale, gate = mod[:, 0], mod[:, 1], mod[:, 2]
         h = _modulate(self.norm_self(x), shift, scale)
         x = torch.addcmul(x, gate[:, None], self.self_attn(h, h, motion["rope"], motion["rope"], motion["plan"]))
@@ -147,7 +153,7 @@ class FacEDiTBlock(nn.Module):
         if speech is not None:
             shift, scale, gate = mod[:, 3], mod[:, 4], mod[:, 5]
             h = _modulate(self.norm_cross(x), shift, scale)
-            attended = self.cross_attn(h, speech["tokens"], motion["rope"], speech["rope"], speech["plan"])
+            attended = self.cross_attn(h, speech["tokens"], motion["rope"], speech["rope"], speech["plan"], speech_kv)
             if keep_speech is not None:
                 attended = attended * keep_speech[:, None, None]
             x = torch.addcmul(x, gate[:, None], attended)
@@ -219,7 +225,7 @@ class FacEDiT(nn.Module):
         self,
         x_t: torch.Tensor,
         cond: torch.Tensor,
-        speech: torch.Tensor,
+        speech: torch.Tensor | None,
         t: torch.Tensor | float,
         *,
         motion_mask: torch.Tensor | None = None,
@@ -228,6 +234,7 @@ class FacEDiT(nn.Module):
         speech_offset_s: float | None = None,
         drop_speech: bool | torch.Tensor = False,
         attention: str = "auto",
+        cache: ConditionCache | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity (B, T, motion_dim), zero on padded frames.
 
@@ -238,10 +245,90 @@ class FacEDiT(nn.Module):
         (None: the config's values). drop_speech: bool or (B,) bool, samples that ignore speech (CFG).
         attention: "dense", "local" (block-local, memory linear in T) or "auto" (local above
         `dense_max_frames`); both give the same result.
+        cache: `prepare(...)`'s result, which already holds speech and every other argument after t
+        (pass speech=None and leave them unset); the velocity is the same as without it.
         """
         cfg = self.config
-        batch, frames, _ = self._check_inputs(x_t, cond, speech, motion_mask, speech_mask)
+        if x_t.ndim != 3 or x_t.shape[-1] != cfg.motion_dim:
+            raise ValueError(f"x_t must be (B, T, {cfg.motion_dim}), got {tuple(x_t.shape)}")
+        if cond.shape != x_t.shape:
+            raise ValueError(f"cond must match x_t's shape {tuple(x_t.shape)}, got {tuple(cond.shape)}")
+        batch, frames, _ = x_t.shape
+        if cache is None:
+            if not isinstance(speech, torch.Tensor) or speech.ndim != 3 or speech.shape[0] != batch:
+                shape = tuple(speech.shape) if isinstance(speech, torch.Tensor) else speech
+                raise ValueError(f"speech must be ({batch}, N, {cfg.speech_dim}), got {shape}")
+            cache = self._condition(
+                speech, frames, motion_mask=motion_mask, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
+                speech_offset_s=speech_offset_s, drop_speech=drop_speech, attention=attention, device=x_t.device,
+            )  # fmt: skip
+        else:
+            self._check_cache(cache, batch, frames, speech, motion_mask, speech_mask, speech_frame_rate,
+                              speech_offset_s, drop_speech, attention)  # fmt: skip
         device, dtype = x_t.device, self.dtype
+
+        t = torch.as_tensor(t, device=device, dtype=torch.float32)
+        if t.ndim == 0:
+            t = t.expand(batch)
+        if t.shape != (batch,):
+            raise ValueError(f"t must be a scalar or shape ({batch},), got {tuple(t.shape)}")
+        motion_valid = cache.motion_valid
+
+        x = torch.cat((x_t, cond), dim=-1).to(dtype).masked_fill(~motion_valid[..., None], 0.0)
+        x = self.input_proj(x)  # (B, T, dim)
+        x = x + self.conv_pos(x, motion_valid)
+
+        t_emb = self.time_embed(t)  # (B, dim)
+        shared = None
+        if self.adaln_shared is not None:
+            shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim)
+        speech_kv = cache.speech_kv or (None,) * len(self.blocks)
+        for block, kv in zip(self.blocks, speech_kv, strict=True):
+            mod = block.modulation(t_emb, shared)
+            x = block(x, mod, cache.motion, cache.speech, cache.keep_speech, cache.padding, kv)
+
+        shift, scale = self.adaln_out(F.silu(t_emb)).chunk(2, dim=-1)
+        out = self.proj_out(_modulate(self.norm_out(x), shift, scale))
+        return out.masked_fill(~motion_valid[..., None], 0.0)
+
+    def prepare(
+        self,
+        speech: torch.Tensor,
+        frames: int,
+        *,
+        motion_mask: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
+        speech_frame_rate: float | None = None,
+        speech_offset_s: float | None = None,
+        drop_speech: bool | torch.Tensor = False,
+        attention: str = "auto",
+    ) -> ConditionCache:
+        """Everything `forward` computes from neither x_t, cond nor t, for `forward(..., cache=...)`:
+        RoPE tables, attention masks and every block's cross-attention keys/values of the speech.
+
+        Arguments as `forward`'s, for motion of `frames` frames. The sampler calls the network with the
+        same speech at every ODE step, so it prepares once per sample. The cache holds
+        2 * depth * B * N * dim values of the model's dtype (the speech keys and values of all blocks).
+        """
+        cache = self._condition(
+            speech, frames, motion_mask=motion_mask, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
+            speech_offset_s=speech_offset_s, drop_speech=drop_speech, attention=attention, device=self.device,
+        )  # fmt: skip
+        if cache.speech is None:
+            return cache
+        ctx = cache.speech
+        kv = tuple(block.cross_attn.project_kv(ctx["tokens"], ctx["rope"], ctx["plan"]) for block in self.blocks)
+        return dataclasses.replace(cache, speech=dict(ctx, tokens=None), speech_kv=kv)
+
+    def _condition(
+        self, speech, frames, *, motion_mask, speech_mask, speech_frame_rate, speech_offset_s, drop_speech,
+        attention, device,
+    ) -> ConditionCache:  # fmt: skip
+        cfg = self.config
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
+            raise ValueError(f"frames must be an int >= 0, got {frames!r}")
+        batch = self._check_speech(speech, frames, motion_mask, speech_mask)
+        dtype = self.dtype
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
         rate = cfg.speech_frame_rate if speech_frame_rate is None else float(speech_frame_rate)
@@ -253,12 +340,6 @@ class FacEDiT(nn.Module):
             if attention == "local" or (attention == "auto" and frames > self.dense_max_frames)
             else None
         )
-
-        t = torch.as_tensor(t, device=device, dtype=torch.float32)
-        if t.ndim == 0:
-            t = t.expand(batch)
-        if t.shape != (batch,):
-            raise ValueError(f"t must be a scalar or shape ({batch},), got {tuple(t.shape)}")
         motion_valid = (
             torch.ones(batch, frames, dtype=torch.bool, device=device)
             if motion_mask is None
@@ -290,46 +371,66 @@ class FacEDiT(nn.Module):
         )
         padding = None if all_true(motion_valid) else ~motion_valid[..., None]
 
-        x = torch.cat((x_t, cond), dim=-1).to(dtype).masked_fill(~motion_valid[..., None], 0.0)
-        x = self.input_proj(x)  # (B, T, dim)
-        x = x + self.conv_pos(x, motion_valid)
-
         speech_ctx = None
         if use_speech:
             speech_time = offset + torch.arange(speech.shape[1], device=device, dtype=torch.float64) / rate
-            speech = speech.to(dtype).masked_fill(~speech_valid[..., None], 0.0)
+            speech = speech.to(device, dtype).masked_fill(~speech_valid[..., None], 0.0)
             tokens = self.speech_proj(self.speech_norm(speech))  # (B, N, dim)
             speech_ctx = dict(
                 tokens=tokens,
                 rope=rope_cos_sin(speech_time * cfg.fps, cfg.head_dim, cfg.rope_theta, dtype),
                 plan=plan_attention(motion_time, speech_time, cfg.cross_window_s, speech_valid, chunk),
             )
+        return ConditionCache(batch, frames, dtype, motion_valid, padding, motion, speech_ctx, keep_speech)
 
-        t_emb = self.time_embed(t)  # (B, dim)
-        shared = None
-        if self.adaln_shared is not None:
-            shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim)
-        for block in self.blocks:
-            x = block(x, block.modulation(t_emb, shared), motion, speech_ctx, keep_speech, padding)
-
-        shift, scale = self.adaln_out(F.silu(t_emb)).chunk(2, dim=-1)
-        out = self.proj_out(_modulate(self.norm_out(x), shift, scale))
-        return out.masked_fill(~motion_valid[..., None], 0.0)
-
-    def _check_inputs(self, x_t, cond, speech, motion_mask, speech_mask) -> tuple[int, int, int]:
+    def _check_speech(self, speech, frames, motion_mask, speech_mask) -> int:
         cfg = self.config
-        if x_t.ndim != 3 or x_t.shape[-1] != cfg.motion_dim:
-            raise ValueError(f"x_t must be (B, T, {cfg.motion_dim}), got {tuple(x_t.shape)}")
-        if cond.shape != x_t.shape:
-            raise ValueError(f"cond must match x_t's shape {tuple(x_t.shape)}, got {tuple(cond.shape)}")
-        batch, frames, _ = x_t.shape
-        if speech.ndim != 3 or speech.shape[0] != batch or speech.shape[-1] != cfg.speech_dim:
-            raise ValueError(f"speech must be ({batch}, N, {cfg.speech_dim}), got {tuple(speech.shape)}")
+        if not isinstance(speech, torch.Tensor) or speech.ndim != 3 or speech.shape[-1] != cfg.speech_dim:
+            shape = tuple(speech.shape) if isinstance(speech, torch.Tensor) else type(speech).__name__
+            raise ValueError(f"speech must be (B, N, {cfg.speech_dim}), got {shape}")
+        batch = speech.shape[0]
         if motion_mask is not None and motion_mask.shape != (batch, frames):
             raise ValueError(f"motion_mask must be ({batch}, {frames}), got {tuple(motion_mask.shape)}")
         if speech_mask is not None and speech_mask.shape != speech.shape[:2]:
             raise ValueError(f"speech_mask must be {tuple(speech.shape[:2])}, got {tuple(speech_mask.shape)}")
-        return batch, frames, speech.shape[1]
+        return batch
+
+    def _check_cache(self, cache, batch, frames, speech, *given) -> None:
+        if not isinstance(cache, ConditionCache):
+            raise TypeError(f"cache must be a ConditionCache from FacEDiT.prepare, got {type(cache).__name__}")
+        if (cache.batch, cache.frames) != (batch, frames):
+            raise ValueError(
+                f"cache was prepared for batch {cache.batch} and {cache.frames} frames, x_t has {batch} and {frames}"
+            )
+        if cache.dtype != self.dtype:
+            raise ValueError(f"cache was prepared in {cache.dtype}, the model now runs in {self.dtype}")
+        motion_mask, speech_mask, rate, offset, drop_speech, attention = given
+        unset = all(g is None for g in (speech, motion_mask, speech_mask, rate, offset))
+        if not (unset and drop_speech is False and attention == "auto"):
+            raise ValueError(
+                "with a cache, pass speech=None and no speech/mask/timing/drop_speech/attention arguments: "
+                "the cache was prepared with them (FacEDiT.prepare)"
+            )
+
+
+@dataclass(frozen=True)
+class ConditionCache:
+    """What `FacEDiT.forward` derives from the speech, the masks and the timing, none of which change
+    between the sampler's ODE steps. Built by `FacEDiT.prepare`.
+
+    motion / speech: RoPE tables and attention plans (speech tokens None once projected);
+    speech_kv: per block, the cross-attention keys/values (None: no speech is attended).
+    """
+
+    batch: int
+    frames: int
+    dtype: torch.dtype
+    motion_valid: torch.Tensor
+    padding: torch.Tensor | None
+    motion: dict
+    speech: dict | None
+    keep_speech: torch.Tensor | None
+    speech_kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
 
 
 def count_parameters(model: nn.Module) -> int:

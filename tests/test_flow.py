@@ -12,7 +12,7 @@ from torch import nn
 
 from facedit.config import FacEDiTConfig
 from facedit.flow import boundary_fill, cfm_loss, infill, sample, sway_timesteps
-from tests._model_helpers import random_model
+from tests._model_helpers import random_inputs, random_model
 
 
 class ScriptedVelocity(nn.Module):
@@ -29,7 +29,11 @@ class ScriptedVelocity(nn.Module):
     def device(self):
         return self.anchor.device
 
-    def forward(self, x_t, cond, speech, t, **kwargs):
+    def prepare(self, speech, frames, **kwargs):
+        return kwargs  # the "cache" is what FacEDiT.prepare was asked for
+
+    def forward(self, x_t, cond, speech, t, cache=None, **kwargs):
+        kwargs = {**(cache or {}), **kwargs}
         self.calls.append(dict(x_t=x_t.clone(), cond=cond.clone(), t=torch.as_tensor(t).clone(), **kwargs))
         return self.fn(x_t, torch.as_tensor(t)) + 0 * self.anchor
 
@@ -240,6 +244,86 @@ def test_progress_and_cancel():
     with pytest.raises(Interrupted):
         sample(model, cond, mask, torch.randn(1, 20, 768), steps=5, cancel=cancel)
     assert model.training and len(calls) == 2
+
+
+class Uncached(nn.Module):
+    """A FacEDiT whose `prepare` only records its arguments, so every step runs the full network."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def prepare(self, speech, frames, **kwargs):
+        return dict(speech=speech, **kwargs)
+
+    def forward(self, x_t, cond, speech, t, cache):
+        return self.model(x_t, cond, cache["speech"], t, **{k: v for k, v in cache.items() if k != "speech"})
+
+
+@pytest.mark.parametrize("guidance", [0.0, 0.7])
+@pytest.mark.parametrize("attention", ["dense", "local"])
+def test_sampling_with_the_prepared_speech_equals_sampling_without(guidance, attention):
+    model = random_model()
+    model.chunk_frames = 8  # several query chunks on the block-local path
+    g = torch.Generator().manual_seed(5)
+    cond, speech = torch.randn(2, 20, 75, generator=g), torch.randn(2, 44, 768, generator=g)
+    mask = torch.zeros(2, 20, dtype=torch.bool)
+    mask[:, 6:15] = True
+    motion_mask, speech_mask = torch.ones(2, 20, dtype=torch.bool), torch.ones(2, 44, dtype=torch.bool)
+    motion_mask[1, 16:], speech_mask[1, 35:] = False, False  # a padded second clip
+    args = dict(motion_mask=motion_mask, speech_mask=speech_mask, speech_offset_s=0.01, steps=4, guidance=guidance)
+    cached = sample(model, cond, mask, speech, attention=attention, **args)
+    plain = sample(Uncached(model), cond, mask, speech, attention=attention, **args)
+    assert torch.isfinite(cached).all()
+    torch.testing.assert_close(cached, plain, rtol=1e-6, atol=1e-6)
+
+
+def test_sampling_projects_the_speech_once_per_call():
+    model = random_model()
+    calls: dict[str, int] = {}
+
+    def count(name):
+        def hook(module, args, output):
+            calls[name] = calls.get(name, 0) + 1
+
+        return hook
+
+    model.speech_proj.register_forward_hook(count("speech_proj"))
+    for i, block in enumerate(model.blocks):
+        block.cross_attn.to_k.register_forward_hook(count(f"cross_k{i}"))
+        block.cross_attn.to_v.register_forward_hook(count(f"cross_v{i}"))
+        block.cross_attn.to_q.register_forward_hook(count(f"cross_q{i}"))
+    cond, mask = torch.randn(1, 12, 75), torch.ones(1, 12, dtype=torch.bool)
+    for guidance in (0.0, 0.5):
+        calls.clear()
+        sample(model, cond, mask, torch.randn(1, 24, 768), steps=5, guidance=guidance)
+        assert calls.pop("speech_proj") == 1
+        assert {name: n for name, n in calls.items() if "_q" in name} == {
+            f"cross_q{i}": 5 for i in range(len(model.blocks))
+        }
+        assert {name: n for name, n in calls.items() if "_q" not in name} == {
+            f"cross_{kv}{i}": 1 for i in range(len(model.blocks)) for kv in "kv"
+        }
+
+
+def test_forward_with_a_cache_checks_it_matches():
+    model = random_model()
+    x_t, cond, speech, t = random_inputs(model, batch=2, frames=10)
+    cache = model.prepare(speech, 10)
+    torch.testing.assert_close(model(x_t, cond, None, t, cache=cache), model(x_t, cond, speech, t), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="prepared for batch 2 and 10 frames"):
+        model(x_t[:, :9], cond[:, :9], None, t, cache=cache)
+    with pytest.raises(ValueError, match="speech=None"):
+        model(x_t, cond, speech, t, cache=cache)
+    with pytest.raises(ValueError, match="speech=None"):
+        model(x_t, cond, None, t, cache=cache, attention="local")
+    with pytest.raises(ValueError, match="speech must be"):
+        model(x_t, cond, None, t)
 
 
 # ---------------------------------------------------------------- infill in raw motion space
