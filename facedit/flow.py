@@ -77,7 +77,7 @@ def cfm_loss(
     drop = draw((batch,), normal=False) < speech_drop_prob if speech_drop_prob > 0 else False
 
     tt = t[:, None, None]
-    x_t, cond = network_input(x0, x1, t, infill_mask, fill=model.config.context_fill, valid=valid)
+    x_t, cond = network_input(x0, x1, t, infill_mask, fill=_config(model).context_fill, valid=valid)
     v = model(
         x_t, cond, speech, t, motion_mask=valid, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, drop_speech=drop,
@@ -92,6 +92,13 @@ def cfm_loss(
     step = (x1_hat[:, 1:] - x1_hat[:, :-1]).abs().mean(dim=-1)  # (B, T - 1)
     ts = (step * pairs).sum() / pairs.sum().clamp(min=1)
     return {"loss": cfm + lambda_ts * ts, "cfm": cfm, "ts": ts}
+
+
+def _config(model: torch.nn.Module) -> Any:
+    """The FacEDiT config of a model, also through DistributedDataParallel's (or torch.compile's) wrapper."""
+    while not hasattr(model, "config") and hasattr(model, "module"):
+        model = model.module
+    return model.config
 
 
 def network_input(
@@ -204,7 +211,7 @@ def sample(
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     x0 = torch.randn(batch, frames, dim, generator=generator).to(device)
     x = x0
-    fill = model.config.context_fill
+    fill = _config(model).context_fill
     _, cond_net = network_input(x0, known, times[0], infill_mask, fill=fill, valid=motion_mask)
 
     # Speech, masks and timing are the same at every step: their share of the network (the speech
