@@ -324,6 +324,43 @@ def test_ui_workflow_is_valid_and_matches_its_api_twin(path, models_dir):
         assert link_id in (nodes[str(src)]["outputs"][src_slot].get("links") or [])
 
 
+# The frontend 1.35 lays a node out as a 30 px title bar above its position, then rows of 20 px per socket (inputs
+# beside outputs) and 24 px per widget, plus 14 px padding; a node saved smaller than that is grown on load and can
+# cover the node below it (Infill once hid its last widget under Render's title).
+TITLE_H, SLOT_H, WIDGET_H, PADDING = 30, 20, 24, 14
+
+
+def _sockets(cls):
+    """Socket (non-widget) inputs of one of our nodes in the frontend's order, and its number of outputs."""
+    info = cls.GET_SCHEMA().as_object_info()
+    specs = {**info["input"]["required"], **info["input"]["optional"]}
+    names = [n for n in [*info["input"]["required"], *info["input"]["optional"]] if specs[n][0] not in WIDGET_TYPES]
+    return names, len(info["output"])
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_nodes_keep_clear_of_each_other(path):
+    """Saved with every socket the node has and at least the height the frontend gives it, no node covers another."""
+    pack = load_pack()
+    graph = json.loads(path.read_text())
+    boxes = {}
+    for node in graph["nodes"]:
+        label = f"{node['id']} ({node['type']})"
+        if node["type"] in pack.NODE_CLASS_MAPPINGS:
+            inputs, outputs = _sockets(pack.NODE_CLASS_MAPPINGS[node["type"]])
+            saved = [s["name"] for s in node.get("inputs", []) if "widget" not in s]
+            assert saved == inputs, f"node {label}: saved sockets {saved}, the node has {inputs}"
+            least = max(len(inputs), outputs) * SLOT_H + len(node.get("widgets_values") or []) * WIDGET_H + PADDING
+            assert node["size"][1] >= least, f"node {label} saved {node['size'][1]} px high, the frontend needs {least}"
+        x, y = node["pos"]
+        boxes[label] = (x, y - TITLE_H, x + node["size"][0], y + node["size"][1])
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[a], boxes[b]
+            assert min(ax1, bx1) <= max(ax0, bx0) or min(ay1, by1) <= max(ay0, by0), f"{a} overlaps {b}"
+
+
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
 def test_api_workflow_uses_only_known_nodes_and_valid_values(path, models_dir):
     pack = load_pack()
