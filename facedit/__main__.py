@@ -109,7 +109,7 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
     from .audio import audio_duration, load_audio_file
     from .pipeline import edit_file, original_speech_duration
     from .plan_preview import save_plan_png
-    from .video import OutputFormat, check_output_path
+    from .video import OutputFormat, check_output_path, write_plan_file
     from .video_io import probe_video
 
     check_output_path(args.out, args.video, args.speech)
@@ -134,7 +134,7 @@ def run_edit(args: argparse.Namespace, allow_random: bool = False) -> Path:
         output=output, fps=video_fps, on_plan=_show_plan,
     )  # fmt: skip
     save_plan_png(plan, str(out.with_suffix(".plan.png")), **_plan_audio(args.video, args.speech))
-    out.with_suffix(".plan.json").write_text(plan.to_json(), encoding="utf-8")  # read by facedit.evaluate: real seams
+    write_plan_file(plan, out, out.with_suffix(".plan.json"))  # read by facedit.evaluate: the real seams
     print(f"wrote {out}, {out.with_suffix('.plan.png')} and {out.with_suffix('.plan.json')}", file=sys.stderr)
     return out
 

@@ -295,7 +295,8 @@ class EditPlan:
             raise ValueError("not a FacEDiT edit plan (expected 'format': 'facedit.edit_plan')")
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(f"edit plan version {data.get('version')!r} is not supported (expected {FORMAT_VERSION})")
-        known = set(cls.__dataclass_fields__) - {"infill_mask"} | {"format", "version", "infill_runs"}
+        # "video": the fingerprint of the video a plan file was kept beside (facedit.video.plan_file checks it)
+        known = set(cls.__dataclass_fields__) - {"infill_mask"} | {"format", "version", "infill_runs", "video"}
         _no_unknown_keys(data, known, "edit plan")
         target = int(data["target_frames"])
         mask = np.zeros(target, dtype=bool)

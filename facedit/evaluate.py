@@ -48,6 +48,7 @@ from .bench_manifest import EDIT_TYPES, SPAN_CLASSES, BenchSample, load_manifest
 from .cli import check_device, error_line, run_reporting
 from .metrics import continuity as cont
 from .metrics.faces import CentreFace, YuNetDetector
+from .video import atomic_output, plan_path, read_plan_file, write_plan_file
 from .video_io import iter_frames, probe_video, read_audio
 
 METRICS = ("LSE-D", "LSE-C", "IDSIM", "FVD", "P_continuity", "M_continuity")
@@ -149,27 +150,20 @@ def resolve_edited_videos(samples: Sequence[BenchSample], edited_dir: str | None
     return found
 
 
-def plan_path(video: str) -> str:
-    """Where the edit plan of ``video`` is looked for: ``<video without extension>.plan.json``."""
-    return os.path.splitext(video)[0] + ".plan.json"
-
-
 def load_plans(edited_videos: dict[str, str]) -> dict[str, Any]:
-    """``{id: EditPlan}`` of the edited videos with a plan file beside them (`plan_path`); a bad file is an error."""
-    from .edits import EditPlan
-
+    """``{id: EditPlan}`` of the edited videos with a plan file beside them (`plan_path`); a bad file, or one
+    written for a video that has since been replaced (`read_plan_file`), is an error."""
     plans, bad = {}, []
     for sample_id, video in edited_videos.items():
         path = plan_path(video)
         if not os.path.isfile(path):
             continue
         try:
-            with open(path, encoding="utf-8") as f:
-                plans[sample_id] = EditPlan.from_json(f.read())
+            plans[sample_id] = read_plan_file(path, video)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             bad.append(f"{sample_id}: {path}: {exc}")
     if bad:
-        raise ValueError(f"{len(bad)} edit plan file(s) could not be read:\n  " + "\n  ".join(bad))
+        raise ValueError(f"{len(bad)} edit plan file(s) could not be used:\n  " + "\n  ".join(bad))
     return plans
 
 
@@ -228,8 +222,7 @@ def run_pipeline_edits(
             spans=[(s.original_start_s, s.original_end_s, new_duration)],
             original_duration_s=_speech_duration(original_speech),
         )  # fmt: skip
-        with open(plan_path(path), "w", encoding="utf-8") as f:
-            f.write(plan.to_json())
+        write_plan_file(plan, path)
         out[s.id] = path
     return out
 
@@ -714,7 +707,7 @@ def _run(args: argparse.Namespace) -> int:
     report = evaluate_samples(samples, edited, options, log, load_plans(edited), debug=args.debug)
     print(format_tables(report))
     if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as f:
+        with atomic_output(args.json_out) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump(report.to_dict(), f, indent=2, ensure_ascii=False)
         log(f"wrote {args.json_out}")
     return 1 if any(s.error for s in report.samples) else 0

@@ -35,6 +35,23 @@ def _ascii(text: str) -> str:
     return folded if folded.strip() or not text.strip() else "?"
 
 
+def _text_width(s: str, scale: float) -> int:
+    import cv2
+
+    return cv2.getTextSize(_ascii(s), cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+
+
+def _wrap(s: str, width: int, scale: float) -> list[str]:
+    """``s`` in lines of at most ``width`` pixels, broken between words (a longer word keeps its line)."""
+    lines: list[str] = []
+    for word in s.split():
+        if lines and _text_width(f"{lines[-1]} {word}", scale) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 class _Canvas:
     def __init__(self, width: int, height: int, t_max: float) -> None:
         import cv2
@@ -54,7 +71,7 @@ class _Canvas:
         )
 
     def text_width(self, s: str, scale: float = 0.42) -> int:
-        return self.cv2.getTextSize(_ascii(s), self.cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+        return _text_width(s, scale)
 
     def rect(self, x0: int, y0: int, x1: int, y1: int, color: tuple, alpha: float = 1.0) -> None:
         x0, x1 = max(min(x0, x1), 0), min(max(x0, x1), self.width)
@@ -127,7 +144,13 @@ def render_plan(
     if width < 400:
         raise ValueError(f"width: at least 400 pixels, got {width}")
     t_max = max(plan.original_duration_s, plan.edited_duration_s, plan.target_frames / plan.fps)
-    rows = dict(header=46, original=74, link=46, edited=74, frames=50, curve=130, legend=40)
+    warning_lines = [  # every warning in full: a cut one hides what to do about it
+        line
+        for i, warning in enumerate(plan.warnings)
+        for line in _wrap(f"warning {i + 1} of {len(plan.warnings)}: {warning}", width - 16, 0.38)
+    ]
+    header = max(46, 32 + 15 * len(warning_lines))
+    rows = dict(header=header, original=74, link=46, edited=74, frames=50, curve=130, legend=40)
     canvas = _Canvas(width, sum(rows.values()) + 16, t_max)
     y = 8
     kinds = sorted({e.type for e in plan.edits})
@@ -137,8 +160,8 @@ def render_plan(
         f"context {plan.context_frames} frames   infill {int(plan.infill_mask.sum())} frames"
     )
     canvas.text(head, 8, y + 18, 0.5, bold=True)
-    if plan.warnings:
-        canvas.text(f"{len(plan.warnings)} warning(s): {plan.warnings[0][:140]}", 8, y + 38, 0.38, (180, 40, 0))
+    for i, line in enumerate(warning_lines):
+        canvas.text(line, 8, y + 38 + 15 * i, 0.38, (180, 40, 0))
     y += rows["header"]
 
     orig_spans = [(e.type, *e.original_span_s) for e in plan.edits]

@@ -15,6 +15,7 @@ from ._comfy import io
 from .types import CATEGORY, PlanType, check_inputs
 
 CONTAINERS = ("mp4", "mov", "mkv")
+PIX_FMTS = ("auto", "yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 
 
 def source_path(video: Any) -> str:
@@ -85,6 +86,15 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
                     max=51,
                     tooltip="Quality for format h264 / h265 (lower is better; 18 looks lossless).",
                 ),  # fmt: skip
+                io.Combo.Input(
+                    "pix_fmt",
+                    options=list(PIX_FMTS),
+                    default="auto",
+                    optional=True,
+                    tooltip="Pixel format of a full re-encode (not for format same, which keeps the source's). "
+                    "auto: the format's default: yuv420p for h264 / h265 (yuv444p for odd sizes), yuv444p for "
+                    "lossless, yuv422p10le / yuv444p10le for ProRes HQ / 4444.",
+                ),  # fmt: skip
             ],
             outputs=[
                 io.String.Output(display_name="path", tooltip="The written file."),
@@ -99,8 +109,14 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, source_video, plan: EditPlan, images, audio, filename_prefix: str, format: str,
-                container: str, crf: int) -> io.NodeOutput:  # fmt: skip
+                container: str, crf: int, pix_fmt: str = "auto") -> io.NodeOutput:  # fmt: skip
         check_inputs("FacEDiT Save Edited Video", plan=(plan, "FACEDIT_PLAN"))
+        if pix_fmt not in PIX_FMTS:
+            raise ValueError(f"pix_fmt: expected one of {PIX_FMTS}, got {pix_fmt!r}")
+        if pix_fmt != "auto" and format == "same":
+            raise ValueError(f"pix_fmt: {pix_fmt} needs a full re-encode, but format 'same' copies the source's GOPs "
+                             "and re-encodes the rest in the source's own pixel format; set pix_fmt to auto, or "
+                             "choose format lossless, prores_hq, prores_4444, h264 or h265")  # fmt: skip
         src = source_path(source_video)
         frames = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
         if frames.ndim != 4 or frames.shape[0] != plan.target_frames:
@@ -110,7 +126,7 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
             raise ValueError("audio: expected an AUDIO dict with 'waveform' [B, C, S] and 'sample_rate'")
         wave = audio["waveform"][0].float().cpu().numpy()
         out = next_free_path(_comfy.output_directory(), filename_prefix, container)
-        output = OutputFormat(kind=format, crf=crf)
+        output = OutputFormat(kind=format, crf=crf, pix_fmt=None if pix_fmt == "auto" else pix_fmt)
         report = write_edited_video(out, src, plan, frames, audio=wave, sample_rate=int(audio["sample_rate"]),
                                     output=output, progress=_comfy.progress(len(frames)))  # fmt: skip
         text = "\n".join([report.summary(), *report.messages])

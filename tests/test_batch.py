@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -594,7 +595,9 @@ def test_readme_batch_example_runs_against_the_shipped_api_workflow(tmp_path):
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text(encoding="utf-8")
     command = next(line for line in readme.splitlines() if line.startswith("python -m facedit.batch --workflow"))
-    workflow_path = root / command.split("--workflow", 1)[1].split()[0]
+    args = shlex.split(command.rstrip("\\"))  # as a shell reads it: the workflow's name has spaces
+    workflow_path = root / args[args.index("--workflow") + 1]
+    assert workflow_path.is_file(), workflow_path
     csv_lines = [line for line in readme.splitlines() if line.startswith("id,") or line.startswith("clip01,")]
     assert len(csv_lines) == 2, csv_lines
     for name in ("clips/a.mp4", "speech/a.wav", "words/a.json"):

@@ -733,3 +733,23 @@ def test_plan_from_real_speech_spoken_by_espeak():
     shifts = {plan.source_time[k] - k for k in middle}
     assert len(middle) > 20 and len(shifts) == 1 and float(shifts.pop()).is_integer()
     assert not plan.infill_mask[middle].any()
+
+
+def test_preview_shows_every_warning_in_full_wrapped_to_the_width():
+    import dataclasses
+
+    from facedit.plan_preview import _text_width, _wrap, render_plan
+
+    plan = plan_from_spans([(0.5, 1.0, 0.2)], original_duration_s=2.0, fps=30, source_frames=60)
+    long = "after the last edit the edited speech goes on 1.149 s and the video 1.132 s: " * 3 + "the end"
+    lines = _wrap(long, 400, 0.38)
+    assert " ".join(lines) == " ".join(long.split()) and len(lines) > 2
+    assert all(_text_width(line, 0.38) <= 400 for line in lines)
+    plain = render_plan(dataclasses.replace(plan, warnings=()), width=600)
+    warned = render_plan(dataclasses.replace(plan, warnings=(long, "a second warning")), width=600)
+    red = np.all((warned * 255).round() == np.array((180, 40, 0)), axis=-1)
+    rows = np.flatnonzero(red.any(axis=1))
+    n = len(_wrap(f"warning 1 of 2: {long}", 584, 0.38)) + 1
+    assert warned.shape[0] == plain.shape[0] + 32 + 15 * n - 46  # the header grows by the lines
+    assert rows.max() - rows.min() > 15 * (n - 1) - 12  # text on every line, down to the last
+    assert not red[:, 596:].any()  # nothing runs off the right edge

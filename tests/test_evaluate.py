@@ -8,6 +8,7 @@ from _metrics_helpers import mouth_patch, panning_video
 
 from facedit.bench_manifest import BenchSample, ManifestError, load_manifest, parse_manifest, span_class_for
 from facedit.evaluate import main
+from facedit.video import write_plan_file
 from facedit.video_io import write_video
 
 FPS = 25
@@ -560,3 +561,37 @@ def test_cli_reads_the_plan_beside_the_edited_video(cut_clip, tmp_path, capsys):
     (edited_dir / "cut.plan.json").write_text("{oops")
     assert main(args) == 2
     assert "cut.plan.json: edit plan: not valid JSON" in capsys.readouterr().err
+
+    write_plan_file(_cut_plan(), edited_dir / "cut.mp4")  # as `python -m facedit edit` writes it
+    assert main(args) == 0
+    assert json.loads(out.read_text())["samples"][0]["details"]["seam_source"] == "plan"
+    capsys.readouterr()
+    shutil.copy(sample.original_video, edited_dir / "cut.mp4")  # another edit replaces the video, not its plan
+    before = out.read_bytes()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cut.plan.json: stale: written for another" in err and "the video was replaced" in err, err
+    assert out.read_bytes() == before
+
+
+def test_a_failing_json_write_keeps_the_previous_report(bench, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import facedit.evaluate
+
+    root, manifest, edited_dir = bench
+    out = tmp_path / "scores.json"
+    out.write_text('{"previous": "report"}')
+    real_dump = json.dump
+
+    def dump_then_disk_full(obj, f, **kwargs):
+        real_dump({"partial": list(range(100))}, f)
+        f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device", f.name)
+
+    monkeypatch.setattr(facedit.evaluate.json, "dump", dump_then_disk_full)
+    args = ["--manifest", str(manifest), "--edited-dir", str(edited_dir), "--samples", "smooth_sub", "--json", str(out)]
+    assert main(args) == 2
+    assert f"the previous {out} is kept as it was" in capsys.readouterr().err
+    assert out.read_text() == '{"previous": "report"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.json"]  # no partial file beside it

@@ -469,7 +469,8 @@ def test_unreadable_source_is_named(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
 
 
-def test_save_edited_video_node(tmp_path, monkeypatch):
+def _save_node_inputs(tmp_path, monkeypatch):
+    """The Save Edited Video node (ComfyUI's ui faked), a source clip, its plan, the rendered frames and audio."""
     import torch
     from _node_helpers import pack_module
 
@@ -494,7 +495,11 @@ def test_save_edited_video_node(tmp_path, monkeypatch):
                 return {"images": self.results, "animated": (True,)}
 
     monkeypatch.setattr(comfy, "ui", FakeUI)
-    node = video.FacEDiTSaveEditedVideo
+    return video.FacEDiTSaveEditedVideo, src, plan, frames, audio
+
+
+def test_save_edited_video_node(tmp_path, monkeypatch):
+    node, src, plan, frames, audio = _save_node_inputs(tmp_path, monkeypatch)
     out = node.execute(str(src), plan, frames, audio, "clips/edit", "same", "mkv", 18)
     path, report = out.args
     assert path.endswith("clips/edit_00001.mkv") and os.path.isfile(path)
@@ -505,6 +510,29 @@ def test_save_edited_video_node(tmp_path, monkeypatch):
                       "text": [report]}  # fmt: skip
     with pytest.raises(ValueError, match="images"):
         node.execute(str(src), plan, frames[:5], audio, "clips/edit", "same", "mkv", 18)
+
+
+def test_save_node_pixel_format(tmp_path, monkeypatch):
+    node, src, plan, frames, audio = _save_node_inputs(tmp_path, monkeypatch)
+    path, _ = node.execute(str(src), plan, frames, audio, "px/h264", "h264", "mp4", 18, "yuv444p").args
+    with av.open(path) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == ("h264", "yuv444p")
+    path, _ = node.execute(str(src), plan, frames, audio, "px/ffv1", "lossless", "mkv", 18, "yuv422p10le").args
+    with av.open(path) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == (
+            "ffv1",
+            "yuv422p10le",
+        )
+    written = sorted(p.name for p in (tmp_path / "output" / "px").iterdir())
+    bad = [
+        (("same", "mp4", "yuv444p"), r"pix_fmt: yuv444p needs a full re-encode, but format 'same'"),
+        (("h264", "mp4", "rgb24"), r"pix_fmt: expected one of \('auto', 'yuv420p'"),
+        (("prores_hq", "mov", "yuv420p"), r"pix_fmt: prores_ks cannot write 'yuv420p'"),
+    ]
+    for (kind, container, pix_fmt), match in bad:
+        with pytest.raises(ValueError, match=match):
+            node.execute(str(src), plan, frames, audio, "px/bad", kind, container, 18, pix_fmt)
+    assert sorted(p.name for p in (tmp_path / "output" / "px").iterdir()) == written  # nothing left behind
 
 
 def test_cli_refuses_out_that_is_the_video(tmp_path, capsys):

@@ -5,6 +5,7 @@ API-format twin."""
 from __future__ import annotations
 
 import json
+import re
 import wave
 from fractions import Fraction
 
@@ -35,7 +36,10 @@ from facedit.edits import normalize_token
 from facedit.video_io import iter_frames, read_audio
 
 UI_FILES = sorted(p for p in WORKFLOWS.glob("*.json"))
-API_FILES = sorted((WORKFLOWS / "api").glob("*_api.json"))
+API_SUFFIX = " (API)"  # workflows/api/<name> (API).json is the API-format twin of workflows/<name>.json
+API_FILES = sorted((WORKFLOWS / "api").glob(f"*{API_SUFFIX}.json"))
+EDIT_WORDS, EDIT_SPANS = "FacEDiT - Edit with word timestamps", "FacEDiT - Edit with manual spans"
+EDIT_TEXT, GENERATE = "FacEDiT - Edit from text", "FacEDiT - Generate from portrait"
 FPS = 10.0
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
@@ -54,9 +58,63 @@ CORE = {
 
 def test_every_workflow_has_its_twin_and_thumbnail():
     assert len(UI_FILES) == 4 and len(API_FILES) == 4
-    assert {p.stem for p in UI_FILES} == {p.stem[: -len("_api")] for p in API_FILES}
+    assert {p.stem for p in UI_FILES} == {EDIT_WORDS, EDIT_SPANS, EDIT_TEXT, GENERATE}
+    assert {p.stem for p in UI_FILES} == {p.stem[: -len(API_SUFFIX)] for p in API_FILES}
+    assert set((WORKFLOWS / "api").iterdir()) == set(API_FILES), "workflows/api/ holds only the API twins"
     for path in UI_FILES:  # the template browser shows workflows/<name>.jpg beside the JSON
         assert path.with_suffix(".jpg").is_file(), f"{path.name} has no thumbnail"
+    assert {p.stem for p in WORKFLOWS.glob("*.jpg")} == {p.stem for p in UI_FILES}, "a thumbnail without workflow"
+
+
+# ComfyUI 0.8 lists workflows/*.json of a pack by file name (GET /workflow_templates) and serves the folder at
+# /api/workflow_templates/<pack>/; frontend 1.35 shows that name as the card's title and, with "-" and "_" as
+# spaces, as its description, and puts it unescaped into the URLs of the JSON and of <name>.jpg.
+WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def template_name_problem(name: str) -> str | None:
+    """Why a template's file name (without .json) would not make a readable card title, a working URL and a file
+    that Windows can hold; None when it does."""
+    if not 3 <= len(name) <= 48:
+        return "should be 3 to 48 characters (a card shows about that much)"
+    if not re.fullmatch(r"[A-Za-z0-9 ()_.-]+", name):
+        return "may hold only letters, digits, spaces and ( ) - _ . (no : ? # % & + / \\ and the like)"
+    if name != name.strip() or name.endswith(".") or "  " in name:
+        return "must not start or end with a space, end with a dot or hold two spaces in a row"
+    if name.split(".")[0].strip().upper() in WINDOWS_RESERVED:
+        return "is a reserved device name on Windows"
+    if not re.search(r"[A-Za-z]", name) or name == name.lower() and "_" in name:
+        return "should read as a title (words, not a snake_case identifier)"
+    return None
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("FacEDiT - Edit with word timestamps", True),
+        ("Edit (v2)", True),
+        ("facedit_edit_words", False),
+        ("FacEDiT: Edit words", False),
+        ("Edit words?", False),
+        ("Edit #2", False),
+        ("100% edit", False),
+        ("Edit/words", False),
+        (" Edit words", False),
+        ("Edit words.", False),
+        ("Edit  words", False),
+        ("con", False),
+        ("Aux.backup", False),
+        ("FacEDiT - Edit with word timestamps and a very long tail", False),
+    ],
+)
+def test_template_name_rules(name, ok):
+    assert (template_name_problem(name) is None) == ok, template_name_problem(name)
+
+
+@pytest.mark.parametrize("path", [*UI_FILES, *API_FILES], ids=lambda p: p.name)
+def test_workflow_file_names_follow_the_rules(path):
+    name = path.stem[: -len(API_SUFFIX)] if path.parent.name == "api" else path.stem
+    assert template_name_problem(name) is None, f"{path.name}: the name {template_name_problem(name)}"
 
 
 models_dir = _node_helpers.models_dir  # session fixtures shared with the other node tests
@@ -107,14 +165,14 @@ def fake_inputs(tmp_path_factory):
 
 
 def _api(name):
-    return json.loads((WORKFLOWS / "api" / f"{name}_api.json").read_text())
+    return json.loads((WORKFLOWS / "api" / f"{name}{API_SUFFIX}.json").read_text())
 
 
 def _node_id(prompt, class_type):
     return next(k for k, v in prompt.items() if v["class_type"] == class_type)
 
 
-@pytest.mark.parametrize("name", ["facedit_edit_words", "facedit_edit_spans"])
+@pytest.mark.parametrize("name", [EDIT_WORDS, EDIT_SPANS])
 def test_edit_workflow_runs(name, models_dir, fake_inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
     prompt = _api(name)
@@ -167,7 +225,7 @@ def text_models(models_dir):
 
 def test_text_workflow_runs(text_models, fake_inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEDIT_OUTPUT_DIR", str(tmp_path / "output"))
-    prompt = _api("facedit_edit_from_text")
+    prompt = _api(EDIT_TEXT)
     transcribe, speech_edit = _node_id(prompt, "FacEDiTTranscribe"), _node_id(prompt, "FacEDiTSpeechEdit")
     plan_id, save = _node_id(prompt, "FacEDiTEditPlan"), _node_id(prompt, "FacEDiTSaveEditedVideo")
     core = fake_core_nodes(fake_inputs, [])
@@ -228,7 +286,7 @@ def test_text_workflow_runs(text_models, fake_inputs, tmp_path, monkeypatch):
 
 
 def test_generation_workflow_runs(models_dir, fake_inputs):
-    prompt = _api("facedit_generate")
+    prompt = _api(GENERATE)
     saved = []
     files = dict(fake_inputs.files)
     files["original.wav"] = files.pop("generate:original.wav")
@@ -287,7 +345,7 @@ def _outputs_of(node_type, pack):
 def test_ui_workflow_is_valid_and_matches_its_api_twin(path, models_dir):
     pack = load_pack()
     graph = json.loads(path.read_text())
-    prompt = json.loads((WORKFLOWS / "api" / f"{path.stem}_api.json").read_text())
+    prompt = _api(path.stem)
     nodes = {str(n["id"]): n for n in graph["nodes"]}
     assert set(nodes) == set(prompt), "the UI workflow and its API twin have different node ids"
     links = {link[0]: link for link in graph["links"]}

@@ -4,7 +4,7 @@ ComfyUI shows `workflows/<name>.jpg` next to `workflows/<name>.json`. Screenshot
 best thumbnails; where none can be taken, this draws the graph from the JSON itself: its groups, its nodes
 (titles, input and output names) and its links, in the frontend's dark palette.
 
-    python tools/workflow_thumbnail.py workflows/facedit_edit_from_text.json   # writes workflows/..._text.jpg
+    python tools/workflow_thumbnail.py "workflows/FacEDiT - Edit from text.json"   # writes workflows/...text.jpg
 """
 
 from __future__ import annotations
