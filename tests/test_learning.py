@@ -1,11 +1,10 @@
 """The small FacEDiT learns to infill motion: the mouth from the speech, the pose from the context.
 
-Synthetic world: three smooth latent signals z(t) (about 80 ms correlation) drive the "speech"
-(16 features at 50 Hz: a fixed random mix of z plus noise) and the mouth-like part of the motion
-(the first 45 dims at 25 fps: tanh of z, 30 ms later, through a fixed random mix). The remaining
-30 pose-like dims are a smooth random drift that the speech says nothing about: only the known
-frames around a span tell where the pose is going. After a short flow-matching training on random
-crops with random masked spans, the model infills a masked one-second span of held-out clips, and:
+The synthetic world (`facedit.training.synthetic`): smooth latent signals drive the "speech" and the
+mouth-like first 45 motion dims; the 30 pose-like dims are a smooth drift the speech says nothing about,
+so only the known frames around a span tell where the pose is going. After a short flow-matching
+training on random crops with random masked spans, the model infills a masked one-second span of
+held-out clips, and:
 
 (a) its mouth error beats every speech-blind baseline (linear interpolation of the boundary frames,
     holding the nearer boundary frame, the clip's mean known frame) by 3x;
@@ -20,74 +19,15 @@ that test is a strict xfail until a training recipe that meets them fits the CPU
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-import torch.nn.functional as F
 
 from facedit.config import FacEDiTConfig
-from facedit.flow import cfm_loss, infill, network_input, sway_timesteps
+from facedit.flow import network_input, sway_timesteps
 from facedit.model import FacEDiT
-from facedit.normalization import compute_motion_stats
+from facedit.training import synthetic as synthetic
 
-LATENTS, SPEECH_DIM, CLIP, MOUTH = 3, 16, 64, 45
-TRAIN_STEPS, BATCH, LR, WARMUP = 600, 16, 4e-3, 20
-SPAN = slice(20, 44)  # 24 masked frames, about one second
 CLIPS, ODE_STEPS = 8, 16
-
-
-def _smooth(noise: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = int(3 * sigma)
-    kernel = torch.exp(-0.5 * (torch.arange(-radius, radius + 1) / sigma) ** 2)
-    smoothed = F.conv1d(noise.T[:, None], (kernel / kernel.sum())[None, None], padding=radius)[:, 0].T
-    return smoothed / smoothed.std(dim=0, keepdim=True)
-
-
-class World:
-    """Paired (motion [F, 75] at 25 fps, speech [2F, 16] at 50 Hz) streams from one fixed mixing."""
-
-    def __init__(self, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.speech_mix = torch.randn(LATENTS, SPEECH_DIM, generator=g)
-        self.mouth_mix = torch.randn(LATENTS, MOUTH, generator=g) * 0.5
-        self.pose_mix = torch.randn(2, 75 - MOUTH, generator=g) * 0.3
-
-    def stream(self, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(seed)
-        n = int(seconds * 50)
-        z = _smooth(torch.randn(n, LATENTS, generator=g), sigma=4.0)  # 50 Hz
-        speech = z @ self.speech_mix + 0.1 * torch.randn(n, SPEECH_DIM, generator=g)
-        frames = n // 2
-        lagged = z[(2 * torch.arange(frames) - 2).clamp(min=0)]  # motion frame i follows z at 0.04 i - 0.03 s
-        pose = _smooth(torch.randn(frames, 2, generator=g), sigma=12.0) @ self.pose_mix
-        return torch.cat((torch.tanh(lagged) @ self.mouth_mix, pose), dim=1), speech
-
-
-def _train(model: FacEDiT, motion: torch.Tensor, speech: torch.Tensor) -> list[float]:
-    g = torch.Generator().manual_seed(1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: min(1.0, (i + 1) / WARMUP) * 0.5 * (1 + math.cos(math.pi * i / TRAIN_STEPS))
-    )
-    arange = torch.arange(CLIP)
-    losses = []
-    model.train()
-    for _ in range(TRAIN_STEPS):
-        starts = torch.randint(0, motion.shape[0] - CLIP, (BATCH,), generator=g).tolist()
-        x1 = model.normalize(torch.stack([motion[s : s + CLIP] for s in starts]))
-        sp = torch.stack([speech[2 * s : 2 * s + 2 * CLIP] for s in starts])
-        length = torch.randint(CLIP // 5, int(CLIP * 0.7), (BATCH,), generator=g)
-        start = 1 + (torch.rand(BATCH, generator=g) * (CLIP - 1 - length)).long()
-        mask = (arange >= start[:, None]) & (arange < (start + length)[:, None])
-        loss = cfm_loss(model, x1, mask, None, sp, None, generator=g)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-    return losses
 
 
 @torch.no_grad()
@@ -108,57 +48,18 @@ def trained():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread is faster than two for this small model on a shared machine
     try:
-        world = World()
+        world = synthetic.World()
         motion, speech = world.stream(4000, seed=10)
         held = world.stream(200, seed=11)
-        torch.manual_seed(0)
-        model = FacEDiT(FacEDiTConfig.small(speech_dim=SPEECH_DIM))
-        model.set_motion_stats(*compute_motion_stats([motion]))
-        losses = _train(model, motion, speech)
+        model = synthetic.make_model(FacEDiTConfig.small(speech_dim=synthetic.SPEECH_DIM), motion)
+        losses = synthetic.train(model, motion, speech)
         yield model, held, losses
     finally:
         torch.set_num_threads(threads)
 
 
-def _scores(model: FacEDiT, held, sampler) -> dict[str, float]:
-    """Span errors (MSE in normalised units) of the model and the baselines, and the seam ratios."""
-    held_motion, held_speech = held
-    mask = torch.zeros(CLIP, dtype=torch.bool)
-    mask[SPAN] = True
-    before, after = SPAN.start - 1, SPAN.stop
-    weights = torch.linspace(0, 1, after - before + 1)[1:-1, None]
-    nearer = torch.cat([torch.full((12,), before), torch.full((12,), after)])
-    sums: dict[str, float] = {}
-    seams = torch.zeros(2)
-    for clip in range(CLIPS):
-        s = 100 + 150 * clip
-        truth = held_motion[s : s + CLIP]
-        out = sampler(model, truth, mask, held_speech[2 * s : 2 * s + 2 * CLIP], clip)
-        assert torch.equal(out[~mask], truth[~mask])
-        z_truth, z_out = model.normalize(truth), model.normalize(out)
-        guesses = {
-            "model": z_out[mask],
-            "line": z_truth[before] + (z_truth[after] - z_truth[before]) * weights,
-            "hold": z_truth[nearer],
-            "mean": z_truth[~mask].mean(0).expand(SPAN.stop - SPAN.start, -1),
-        }
-        for name, guess in guesses.items():
-            err = (guess - z_truth[mask]).square()
-            sums[f"{name}_mouth"] = sums.get(f"{name}_mouth", 0.0) + err[:, :MOUTH].mean().item() / CLIPS
-            sums[f"{name}_pose"] = sums.get(f"{name}_pose", 0.0) + err[:, MOUTH:].mean().item() / CLIPS
-        steps = (z_out[1:] - z_out[:-1]).norm(dim=-1)
-        median = (z_truth[1:] - z_truth[:-1]).norm(dim=-1).median()
-        seams += torch.stack([steps[before], steps[after - 1]]) / median / CLIPS
-    sums["seam_in"], sums["seam_out"] = seams.tolist()
-    return sums
-
-
-def _pinned(model, truth, mask, speech, seed):
-    return infill(model, truth, mask, speech, steps=ODE_STEPS, seed=seed)
-
-
 def _checks(scores: dict[str, float]) -> dict[str, bool]:
-    blind = min(scores[f"{name}_mouth"] for name in ("line", "hold", "mean"))
+    blind = min(scores[f"{name}_mouth"] for name in synthetic.BLIND)
     return {
         "a_mouth": 3 * scores["model_mouth"] < blind,
         "b_pose": scores["model_pose"] <= scores["line_pose"],
@@ -182,7 +83,10 @@ def test_network_input_is_the_path_in_training_and_pins_known_frames_in_sampling
 @pytest.fixture(scope="module")
 def scores(trained):
     model, held, _ = trained
-    return {"pinned": _scores(model, held, _pinned), "drifting": _scores(model, held, _drifting_infill)}
+    return {
+        "pinned": synthetic.span_scores(model, held, synthetic.pinned_sampler(ODE_STEPS), clips=CLIPS),
+        "drifting": synthetic.span_scores(model, held, _drifting_infill, clips=CLIPS),
+    }
 
 
 def test_small_model_infills_mouth_from_speech_and_pinning_smooths_the_seams(trained, scores):
