@@ -44,10 +44,20 @@ from .config import FacEDiTConfig
 from .normalization import MotionNormalizer
 
 ATTENTION_MODES = ("auto", "dense", "local")
+_SCALE_ONES = torch.tensor([0.0, 1.0, 0.0] * 3)[:, None]  # added to the 9 modulation rows: 1 + scale
 
 
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return torch.addcmul(shift[:, None], x, 1 + scale[:, None])
+def _norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale1: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """adaLN: LayerNorm(x) * (1 + scale) + shift, with scale1 = 1 + scale (B, dim); one fused op for B = 1."""
+    if x.shape[0] == 1:
+        return F.layer_norm(x, x.shape[-1:], scale1[0], shift[0], eps)
+    return torch.addcmul(shift[:, None], F.layer_norm(x, x.shape[-1:], eps=eps), scale1[:, None])
+
+
+def _rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """RoPE on token-major x (B, L, H, d) with `rope_cos_sin`'s (L, d) tables."""
+    cos, sin = rope
+    return apply_rope(x, cos[:, None], sin[:, None])
 
 
 class TimestepEmbedding(nn.Module):
@@ -75,11 +85,14 @@ class ConvPositionEmbedding(nn.Module):
         self.conv1 = nn.Conv1d(dim, dim, kernel, groups=groups, padding=kernel // 2)
         self.conv2 = nn.Conv1d(dim, dim, kernel, groups=groups, padding=kernel // 2)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        pad = ~valid[:, None, :]
-        h = x.transpose(1, 2).masked_fill(pad, 0.0)  # (B, dim, T)
-        h = F.mish(self.conv1(h)).masked_fill(pad, 0.0)
-        h = F.mish(self.conv2(h)).masked_fill(pad, 0.0)
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, dim); padding (B, T, 1) True on padded frames, or None."""
+        pad = None if padding is None else padding.transpose(1, 2)
+        h = x.transpose(1, 2)  # (B, dim, T)
+        h = h if pad is None else h.masked_fill(pad, 0.0)
+        for conv in (self.conv1, self.conv2):
+            h = F.mish(conv(h))
+            h = h if pad is None else h.masked_fill(pad, 0.0)
         return h.transpose(1, 2)
 
 
@@ -96,19 +109,18 @@ class Attention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def _split(self, h: torch.Tensor) -> torch.Tensor:
-        return h.view(h.shape[0], h.shape[1], self.heads, h.shape[-1] // self.heads).transpose(1, 2)  # (B, H, L, d)
+        return h.view(h.shape[0], h.shape[1], self.heads, h.shape[-1] // self.heads)  # token-major (B, L, H, d)
 
     def project_kv(self, context, k_rope, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys (with RoPE) and values of context, gathered for `plan` (see `gather_kv`)."""
-        k = apply_rope(self._split(self.to_k(context)), *k_rope)
+        k = _rotate(self._split(self.to_k(context)), k_rope)
         return gather_kv(k, self._split(self.to_v(context)), plan)
 
     def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan, kv=None) -> torch.Tensor:
         """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used)."""
-        q = apply_rope(self._split(self.to_q(x)), *q_rope)
+        q = _rotate(self._split(self.to_q(x)), q_rope)
         k, v = self.project_kv(context, k_rope, plan) if kv is None else kv
-        out = attend_gathered(q, k, v, plan)
-        out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
+        out = attend_gathered(q, k, v, plan).reshape(x.shape[0], x.shape[1], -1)
         return self.dropout(self.to_out(out))
 
 
@@ -125,11 +137,8 @@ class FacEDiTBlock(nn.Module):
     def __init__(self, cfg: FacEDiTConfig):
         super().__init__()
         dim = cfg.dim
-        self.norm_self = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.self_attn = Attention(dim, cfg.heads, cfg.dropout)
-        self.norm_cross = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.cross_attn = Attention(dim, cfg.heads, cfg.dropout)
-        self.norm_ffn = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ffn = FeedForward(dim, cfg.ffn_dim, cfg.dropout)
         if cfg.adaln == "per_block":
             self.adaln = nn.Linear(dim, 9 * dim)
@@ -137,29 +146,33 @@ class FacEDiTBlock(nn.Module):
             self.adaln_offset = nn.Parameter(torch.zeros(9, dim))
 
     def modulation(self, t_emb: torch.Tensor, shared: torch.Tensor | None) -> torch.Tensor:
-        """(B, 9, dim) shift/scale/gate for self-attention, cross-attention, FFN."""
+        """(B, 9, dim) shift / 1 + scale / gate for self-attention, cross-attention, FFN.
+
+        shared: the shared layout's projection of t_emb with 1 already added to its scale rows
+        (`FacEDiT.forward`), so that no block adds it again."""
         if shared is None:
-            return self.adaln(F.silu(t_emb)).view(t_emb.shape[0], 9, -1)
+            mod = self.adaln(F.silu(t_emb)).view(t_emb.shape[0], 9, -1)
+            return mod + _SCALE_ONES.to(mod)
         return shared + self.adaln_offset
 
     def forward(self, x, mod, motion: dict, speech: dict | None, keep_speech, padding, speech_kv=None) -> torch.Tensor:
         """x (B, T, dim); mod (B, 9, dim); motion/speech: rope tables, tokens and attention plans;
         keep_speech (B,) or None; padding (B, T, 1) True on padded frames, or None; speech_kv: this
         block's cross-attention keys/values from `FacEDiT.prepare` (None: projected from the tokens)."""
-        shift, scale, gate = mod[:, 0], mod[:, 1], mod[:, 2]
-        h = _modulate(self.norm_self(x), shift, scale)
+        shift, scale1, gate = mod[:, 0], mod[:, 1], mod[:, 2]
+        h = _norm_modulate(x, shift, scale1)
         x = torch.addcmul(x, gate[:, None], self.self_attn(h, h, motion["rope"], motion["rope"], motion["plan"]))
 
         if speech is not None:
-            shift, scale, gate = mod[:, 3], mod[:, 4], mod[:, 5]
-            h = _modulate(self.norm_cross(x), shift, scale)
+            shift, scale1, gate = mod[:, 3], mod[:, 4], mod[:, 5]
+            h = _norm_modulate(x, shift, scale1)
             attended = self.cross_attn(h, speech["tokens"], motion["rope"], speech["rope"], speech["plan"], speech_kv)
             if keep_speech is not None:
                 attended = attended * keep_speech[:, None, None]
             x = torch.addcmul(x, gate[:, None], attended)
 
-        shift, scale, gate = mod[:, 6], mod[:, 7], mod[:, 8]
-        x = torch.addcmul(x, gate[:, None], self.ffn(_modulate(self.norm_ffn(x), shift, scale)))
+        shift, scale1, gate = mod[:, 6], mod[:, 7], mod[:, 8]
+        x = torch.addcmul(x, gate[:, None], self.ffn(_norm_modulate(x, shift, scale1)))
         return x if padding is None else x.masked_fill(padding, 0.0)
 
 
@@ -182,7 +195,6 @@ class FacEDiT(nn.Module):
         self.speech_proj = nn.Linear(cfg.speech_dim, cfg.dim)
         self.adaln_shared = nn.Linear(cfg.dim, 9 * cfg.dim) if cfg.adaln == "shared" else None
         self.blocks = nn.ModuleList(FacEDiTBlock(cfg) for _ in range(cfg.depth))
-        self.norm_out = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.adaln_out = nn.Linear(cfg.dim, 2 * cfg.dim)
         self.proj_out = nn.Linear(cfg.dim, cfg.motion_dim)
         self.reset_parameters()
@@ -272,24 +284,25 @@ class FacEDiT(nn.Module):
             t = t.expand(batch)
         if t.shape != (batch,):
             raise ValueError(f"t must be a scalar or shape ({batch},), got {tuple(t.shape)}")
-        motion_valid = cache.motion_valid
 
-        x = torch.cat((x_t, cond), dim=-1).to(dtype).masked_fill(~motion_valid[..., None], 0.0)
+        x = torch.cat((x_t, cond), dim=-1).to(dtype)
+        if cache.padding is not None:
+            x = x.masked_fill(cache.padding, 0.0)
         x = self.input_proj(x)  # (B, T, dim)
-        x = x + self.conv_pos(x, motion_valid)
+        x = x + self.conv_pos(x, cache.padding)
 
         t_emb = self.time_embed(t)  # (B, dim)
         shared = None
         if self.adaln_shared is not None:
-            shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim)
+            shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim) + _SCALE_ONES.to(t_emb)
         speech_kv = cache.speech_kv or (None,) * len(self.blocks)
         for block, kv in zip(self.blocks, speech_kv, strict=True):
             mod = block.modulation(t_emb, shared)
             x = block(x, mod, cache.motion, cache.speech, cache.keep_speech, cache.padding, kv)
 
         shift, scale = self.adaln_out(F.silu(t_emb)).chunk(2, dim=-1)
-        out = self.proj_out(_modulate(self.norm_out(x), shift, scale))
-        return out.masked_fill(~motion_valid[..., None], 0.0)
+        out = self.proj_out(_norm_modulate(x, shift, 1 + scale))
+        return out if cache.padding is None else out.masked_fill(cache.padding, 0.0)
 
     def prepare(
         self,
@@ -366,8 +379,8 @@ class FacEDiT(nn.Module):
         frame_index = torch.arange(frames, device=device)
         motion_time = frame_index.to(torch.float64) / cfg.fps
         motion = dict(
-            rope=rope_cos_sin(frame_index.to(torch.float64), cfg.head_dim, cfg.rope_theta, dtype),
-            plan=plan_attention(frame_index, frame_index, cfg.window, motion_valid, chunk),
+            rope=self._rope(frame_index.to(torch.float64)),
+            plan=plan_attention(frame_index, frame_index, cfg.window, motion_valid, chunk, dtype),
         )
         padding = None if all_true(motion_valid) else ~motion_valid[..., None]
 
@@ -378,10 +391,13 @@ class FacEDiT(nn.Module):
             tokens = self.speech_proj(self.speech_norm(speech))  # (B, N, dim)
             speech_ctx = dict(
                 tokens=tokens,
-                rope=rope_cos_sin(speech_time * cfg.fps, cfg.head_dim, cfg.rope_theta, dtype),
-                plan=plan_attention(motion_time, speech_time, cfg.cross_window_s, speech_valid, chunk),
+                rope=self._rope(speech_time * cfg.fps),
+                plan=plan_attention(motion_time, speech_time, cfg.cross_window_s, speech_valid, chunk, dtype),
             )
         return ConditionCache(batch, frames, dtype, motion_valid, padding, motion, speech_ctx, keep_speech)
+
+    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, self.dtype)
 
     def _check_speech(self, speech, frames, motion_mask, speech_mask) -> int:
         cfg = self.config
