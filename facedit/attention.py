@@ -143,15 +143,25 @@ def attend(
     return attend_gathered(q, *gather_kv(k, v, plan), plan, dropout_p).transpose(1, 2)
 
 
-def gather_kv(k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
-    """The part of `attend` that needs only k/v [B, Lk, H, d] and the plan: padding keys zeroed and, on the
-    block-local path, the keys each query chunk reaches gathered. Returns SDPA's operands, [B, H, Lk, d]
-    or [B * n_chunks, H, span, d] (views of token-major memory). Keys that do not change between calls
-    (speech in the sampler) are gathered once and passed to `attend_gathered`."""
+def zero_invalid_keys(k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
+    """k/v [B, Lk, H, d] with padding keys zeroed: a masked key gets weight 0, but 0 * NaN would still
+    poison the sum. Keys that do not change between calls (speech in the sampler) are zeroed once."""
+    if plan.mask is None or plan.invalid_keys is None:
+        return k, v
+    return k.masked_fill(plan.invalid_keys, 0.0), v.masked_fill(plan.invalid_keys, 0.0)
+
+
+def gather_kv(
+    k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, zeroed: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The part of `attend` that needs only k/v [B, Lk, H, d] and the plan: padding keys zeroed (unless
+    `zeroed` says `zero_invalid_keys` already did) and, on the block-local path, the keys each query chunk
+    reaches gathered. Returns SDPA's operands, [B, H, Lk, d] or [B * n_chunks, H, span, d] (views of
+    token-major memory)."""
     if plan.mask is None:
         return k, v
-    if plan.invalid_keys is not None:  # a masked key gets weight 0, but 0 * NaN would still poison the sum
-        k, v = k.masked_fill(plan.invalid_keys, 0.0), v.masked_fill(plan.invalid_keys, 0.0)
+    if not zeroed:
+        k, v = zero_invalid_keys(k, v, plan)
     if plan.chunk is not None:
         _, _, heads, head_dim = k.shape
         k = k.index_select(1, plan.index).view(-1, plan.span, heads, head_dim)

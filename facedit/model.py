@@ -39,7 +39,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttentionPlan, all_true, apply_rope, attend_gathered, gather_kv, plan_attention, rope_cos_sin
+from .attention import (
+    AttentionPlan,
+    all_true,
+    apply_rope,
+    attend_gathered,
+    gather_kv,
+    plan_attention,
+    rope_cos_sin,
+    zero_invalid_keys,
+)
 from .config import FacEDiTConfig
 from .normalization import MotionNormalizer
 
@@ -112,15 +121,18 @@ class Attention(nn.Module):
         return h.view(h.shape[0], h.shape[1], self.heads, h.shape[-1] // self.heads)  # token-major (B, L, H, d)
 
     def project_kv(self, context, k_rope, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys (with RoPE) and values of context, gathered for `plan` (see `gather_kv`)."""
+        """Keys (with RoPE) and values of context, token-major (B, L, H, d), padding keys zeroed."""
         k = _rotate(self._split(self.to_k(context)), k_rope)
-        return gather_kv(k, self._split(self.to_v(context)), plan)
+        return zero_invalid_keys(k, self._split(self.to_v(context)), plan)
 
     def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan, kv=None) -> torch.Tensor:
-        """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used)."""
+        """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used).
+
+        The keys are gathered per query chunk here, in every call, rather than held gathered: on the
+        block-local path neighbouring chunks share keys, so a gathered cache would be larger."""
         q = _rotate(self._split(self.to_q(x)), q_rope)
         k, v = self.project_kv(context, k_rope, plan) if kv is None else kv
-        out = attend_gathered(q, k, v, plan).reshape(x.shape[0], x.shape[1], -1)
+        out = attend_gathered(q, *gather_kv(k, v, plan, zeroed=True), plan).reshape(x.shape[0], x.shape[1], -1)
         return self.dropout(self.to_out(out))
 
 
@@ -315,19 +327,24 @@ class FacEDiT(nn.Module):
         speech_offset_s: float | None = None,
         drop_speech: bool | torch.Tensor = False,
         attention: str = "auto",
+        cache_speech: bool = True,
     ) -> ConditionCache:
         """Everything `forward` computes from neither x_t, cond nor t, for `forward(..., cache=...)`:
         RoPE tables, attention masks and every block's cross-attention keys/values of the speech.
 
         Arguments as `forward`'s, for motion of `frames` frames. The sampler calls the network with the
         same speech at every ODE step, so it prepares once per sample. The cache holds
-        2 * depth * B * N * dim values of the model's dtype (the speech keys and values of all blocks).
+        2 * depth * B * N * dim values of the model's dtype (the speech keys and values of all blocks:
+        ~540 MB for 60 s of speech at the paper size in float32, twice that with guidance).
+        cache_speech=False keeps only the projected speech tokens (B * N * dim values) and projects
+        every block's keys/values again in each call: the same velocity, bit for bit, for the memory
+        of one block's keys instead of all of them, at the cost of those projections in every step.
         """
         cache = self._condition(
             speech, frames, motion_mask=motion_mask, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
             speech_offset_s=speech_offset_s, drop_speech=drop_speech, attention=attention, device=self.device,
         )  # fmt: skip
-        if cache.speech is None:
+        if cache.speech is None or not cache_speech:
             return cache
         ctx = cache.speech
         kv = tuple(block.cross_attn.project_kv(ctx["tokens"], ctx["rope"], ctx["plan"]) for block in self.blocks)
