@@ -191,8 +191,13 @@ class FacEDiTBlock(nn.Module):
 class FacEDiT(nn.Module):
     """Velocity network v_theta(x_t, t; speech, masked motion). See the module docstring."""
 
-    dense_max_frames = 512  # above this many motion frames the block-local attention path is used
-    chunk_frames = 128  # query block size of the block-local path
+    # Above dense_max_frames motion frames the block-local attention path is used, in query blocks of
+    # chunk_frames. Measured at the paper size on an AVX-512/AMX CPU (bench/bench_model.py's shapes,
+    # one thread, loaded machine), 64-frame blocks match the dense path at 10 s of motion in float32 and
+    # beat it by ~20% in bfloat16, and beat 128-frame blocks at 60 s by ~7-15%: a block's keys reach
+    # little beyond its window, so less masked-out work is done.
+    dense_max_frames = 128
+    chunk_frames = 64
 
     def __init__(self, config: FacEDiTConfig):
         super().__init__()
@@ -365,11 +370,8 @@ class FacEDiT(nn.Module):
         offset = cfg.speech_offset_s if speech_offset_s is None else float(speech_offset_s)
         if not rate > 0:
             raise ValueError(f"speech_frame_rate must be > 0, got {rate}")
-        chunk = (
-            self.chunk_frames
-            if attention == "local" or (attention == "auto" and frames > self.dense_max_frames)
-            else None
-        )
+        long = frames > self.dense_max_frames and torch.device(device).type != "meta"  # meta: shapes only
+        chunk = self.chunk_frames if attention == "local" or (attention == "auto" and long) else None
         motion_valid = (
             torch.ones(batch, frames, dtype=torch.bool, device=device)
             if motion_mask is None
