@@ -33,27 +33,32 @@ from facedit.model import FacEDiT, count_parameters  # noqa: E402
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def matmul_flops_per_second(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 10) -> float:
-    """Throughput of one big F.linear, the op the model is made of.
+class Matmul:
+    """One big F.linear, the op the model is made of, as the yardstick of this machine's throughput.
 
     (On CPUs without native bfloat16, `a @ b` in bfloat16 takes a path ~20x slower than F.linear's
     oneDNN kernel, so a plain matmul would understate what the model can reach.)
     """
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    bias = torch.zeros(size, device=device).to(dtype)
-    F.linear(a, b, bias)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        F.linear(a, b, bias)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / min(times)
+
+    def __init__(self, dtype: torch.dtype, device: str, size: int = 2048):
+        self.device, self.flops = device, 2 * size**3
+        self.a = torch.randn(size, size, device=device).to(dtype)
+        self.b = torch.randn(size, size, device=device).to(dtype)
+        self.bias = torch.zeros(size, device=device).to(dtype)
+        self.flops_per_second()
+
+    def flops_per_second(self, repeats: int = 1) -> float:
+        times = []
+        for _ in range(repeats):
+            _sync(self.device)
+            start = time.perf_counter()
+            F.linear(self.a, self.b, self.bias)
+            _sync(self.device)
+            times.append(time.perf_counter() - start)
+        return self.flops / min(times)
 
 
-def network_flops(model: FacEDiT, inputs: tuple) -> int:
+def network_flops(model: FacEDiT, inputs: tuple, kwargs: dict | None = None) -> int:
     """Matmul/conv FLOPs from torch's counter plus the attention FLOPs it cannot see on CPU."""
     attention = 0
     original = F.scaled_dot_product_attention
@@ -66,21 +71,25 @@ def network_flops(model: FacEDiT, inputs: tuple) -> int:
     F.scaled_dot_product_attention = counted
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(*inputs)
+            model(*inputs, **(kwargs or {}))
     finally:
         F.scaled_dot_product_attention = original
     return counter.get_total_flops() + attention
 
 
-def _median_time(fn, fn_args: tuple, fn_kwargs: dict, repeats: int, device: str) -> float:
-    times = []
+def _paired_time(fn, fn_args: tuple, fn_kwargs: dict, repeats: int, matmul: Matmul, flops: int) -> tuple[float, float]:
+    """Median seconds per call of fn, and the median over calls of its FLOP rate as a fraction of the
+    matmul rate measured just before it: on a shared machine the two then see the same load."""
+    times, fractions = [], []
     for _ in range(repeats):
-        _sync(device)
+        peak = matmul.flops_per_second()
+        _sync(matmul.device)
         start = time.perf_counter()
         fn(*fn_args, **fn_kwargs)
-        _sync(device)
+        _sync(matmul.device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        fractions.append(flops / times[-1] / peak)
+    return statistics.median(times), statistics.median(fractions)
 
 
 def _sync(device: str) -> None:
@@ -110,13 +119,16 @@ def main() -> None:
           f"adaln={config.adaln}, depth={config.depth}, dim={config.dim}, ffn={config.ffn_dim}")  # fmt: skip
     print(f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
 
+    step_times: dict[tuple[str, float], float] = {}
     for name in args.dtypes:
         dtype = DTYPES[name]
         if args.device == "cpu" and dtype != torch.float32 and not native_low_precision(dtype):
             print(f"\n[{name}] this CPU has no native {name} kernels (AVX-512 BF16 / AMX class): {name} runs on "
                   "slow fallback kernels here, so float32 is the precision to use on it")  # fmt: skip
-        peak = matmul_flops_per_second(dtype, args.device)
-        print(f"\n[{name}] dense matmul (F.linear 2048^3): {peak / 1e9:.1f} GFLOP/s")
+        matmul = Matmul(dtype, args.device)
+        peak = matmul.flops_per_second(repeats=10)
+        print(f"\n[{name}] dense matmul (F.linear 2048^3): {peak / 1e9:.1f} GFLOP/s (best of 10; the fractions "
+              "below are against the matmul timed next to each evaluation)")  # fmt: skip
         model.to(args.device, dtype)
         for seconds in args.seconds:
             frames = round(seconds * config.fps)
@@ -129,14 +141,18 @@ def main() -> None:
             flops = network_flops(model, inputs)  # this forward is also the warm-up
             with torch.no_grad():
                 cache = model.prepare(speech, frames)  # what the sampler does once per sample
-                per_eval = _median_time(model, inputs, {}, args.evals, args.device)
-                per_step = _median_time(model, (x, x, None, t), {"cache": cache}, args.evals, args.device)
+                step_flops = network_flops(model, (x, x, None, t), {"cache": cache})
+                per_eval, fraction = _paired_time(model, inputs, {}, args.evals, matmul, flops)
+                per_step, step_fraction = _paired_time(
+                    model, (x, x, None, t), {"cache": cache}, args.evals, matmul, step_flops
+                )
+            step_times[name, seconds] = per_step
             path = "block-local" if frames > model.dense_max_frames else "dense"
-            achieved = flops / per_eval
             line = (
                 f"  {seconds:g} s = {frames} frames ({path} attention): {flops / 1e9:.1f} GFLOP/eval, "
-                f"{per_eval * 1e3:.0f} ms/eval, {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of matmul; "
-                f"{per_step * 1e3:.0f} ms/eval with the speech prepared once (sampler steps)"
+                f"{per_eval * 1e3:.0f} ms/eval, {flops / per_eval / 1e9:.1f} GFLOP/s = {fraction:.0%} of matmul; "
+                f"with the speech prepared once (sampler steps) {step_flops / 1e9:.1f} GFLOP, "
+                f"{per_step * 1e3:.0f} ms/eval = {step_fraction:.0%} of matmul"
             )
             mask = torch.ones(1, frames, dtype=torch.bool)
             if args.quick or seconds > args.full_max_seconds:
@@ -147,6 +163,12 @@ def main() -> None:
                 _sync(args.device)
                 line += f"; {args.steps}-step sample {(time.perf_counter() - start) * 1e3:.0f} ms (measured)"
             print(line, flush=True)
+    if "float32" in args.dtypes and len(args.dtypes) > 1:
+        print()
+        for (name, seconds), per_step in step_times.items():
+            if name != "float32":
+                ratio = step_times["float32", seconds] / per_step
+                print(f"{name} sampler step at {seconds:g} s: {ratio:.2f}x the speed of float32")
 
 
 if __name__ == "__main__":

@@ -184,6 +184,7 @@ def sample(
     progress: ProgressFn | None = None,
     cancel: Callable[[], None] | None = None,
     attention: str = "auto",
+    cache_speech: bool = True,
 ) -> torch.Tensor:
     """Euler ODE from noise to motion in NORMALISED space; returns (B, T, D) float32.
 
@@ -195,6 +196,9 @@ def sample(
     seed feeds a private CPU torch.Generator, so the result repeats exactly and on any device.
     progress(step, steps) runs after every step; cancel() runs before every step and stops the
     sampler by raising (for ComfyUI: its interrupt check).
+    cache_speech: hold every block's speech keys/values for the whole sample (`FacEDiT.prepare`;
+    2 * depth * B * N * dim values, ~540 MB per minute of speech at the paper size in float32, doubled
+    by guidance); False recomputes them at every step instead, for the same result bit for bit.
     """
     if cond.ndim != 3:
         raise ValueError(f"cond must be (B, T, D), got {tuple(cond.shape)}")
@@ -230,7 +234,7 @@ def sample(
     was_training = model.training
     model.eval()
     try:
-        cache = model.prepare(speech_in, frames, **kwargs)
+        cache = model.prepare(speech_in, frames, cache_speech=cache_speech, **kwargs)
         for step in range(steps):
             if cancel is not None:
                 cancel()
@@ -264,6 +268,7 @@ def infill(
     progress: ProgressFn | None = None,
     cancel: Callable[[], None] | None = None,
     attention: str = "auto",
+    cache_speech: bool = True,
 ) -> torch.Tensor | np.ndarray:
     """Generate the masked frames of RAW motion from speech; the other frames come back bit-identical.
 
@@ -275,7 +280,7 @@ def infill(
     `.frame_rate`, `.offset_s` (facedit.speech.SpeechFeatures); frame j stands at
     offset + j / rate seconds (defaults: the object's values, else the model config's).
     The network runs on the model's device and dtype; the result has motion's type, shape, device and
-    dtype (numpy in, numpy out).
+    dtype (numpy in, numpy out). cache_speech: see `sample` (False for very long motion on little memory).
     """
     cfg = model.config
     if hasattr(speech, "features"):
@@ -328,7 +333,7 @@ def infill(
     generated = sample(
         model, normalised, mask.to(device), speech_t.to(device), speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, steps=steps, sway=sway, guidance=guidance, seed=seed, progress=progress,
-        cancel=cancel, attention=attention,
+        cancel=cancel, attention=attention, cache_speech=cache_speech,
     )  # fmt: skip
     raw = model.denormalize(generated).to(result.device, result.dtype)
     result[mask] = raw[mask]

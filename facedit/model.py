@@ -39,15 +39,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttentionPlan, all_true, apply_rope, attend_gathered, gather_kv, plan_attention, rope_cos_sin
+from .attention import (
+    AttentionPlan,
+    all_true,
+    apply_rope,
+    attend_gathered,
+    gather_kv,
+    plan_attention,
+    rope_cos_sin,
+    zero_invalid_keys,
+)
 from .config import FacEDiTConfig
 from .normalization import MotionNormalizer
 
 ATTENTION_MODES = ("auto", "dense", "local")
+_SCALE_ONES = torch.tensor([0.0, 1.0, 0.0] * 3)[:, None]  # added to the 9 modulation rows: 1 + scale
 
 
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return torch.addcmul(shift[:, None], x, 1 + scale[:, None])
+def _norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale1: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """adaLN: LayerNorm(x) * (1 + scale) + shift, with scale1 = 1 + scale (B, dim); one fused op for B = 1."""
+    if x.shape[0] == 1:
+        return F.layer_norm(x, x.shape[-1:], scale1[0], shift[0], eps)
+    return torch.addcmul(shift[:, None], F.layer_norm(x, x.shape[-1:], eps=eps), scale1[:, None])
+
+
+def _rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """RoPE on token-major x (B, L, H, d) with `rope_cos_sin`'s (L, d) tables."""
+    cos, sin = rope
+    return apply_rope(x, cos[:, None], sin[:, None])
 
 
 class TimestepEmbedding(nn.Module):
@@ -75,11 +94,14 @@ class ConvPositionEmbedding(nn.Module):
         self.conv1 = nn.Conv1d(dim, dim, kernel, groups=groups, padding=kernel // 2)
         self.conv2 = nn.Conv1d(dim, dim, kernel, groups=groups, padding=kernel // 2)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        pad = ~valid[:, None, :]
-        h = x.transpose(1, 2).masked_fill(pad, 0.0)  # (B, dim, T)
-        h = F.mish(self.conv1(h)).masked_fill(pad, 0.0)
-        h = F.mish(self.conv2(h)).masked_fill(pad, 0.0)
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, dim); padding (B, T, 1) True on padded frames, or None."""
+        pad = None if padding is None else padding.transpose(1, 2)
+        h = x.transpose(1, 2)  # (B, dim, T)
+        h = h if pad is None else h.masked_fill(pad, 0.0)
+        for conv in (self.conv1, self.conv2):
+            h = F.mish(conv(h))
+            h = h if pad is None else h.masked_fill(pad, 0.0)
         return h.transpose(1, 2)
 
 
@@ -96,19 +118,21 @@ class Attention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def _split(self, h: torch.Tensor) -> torch.Tensor:
-        return h.view(h.shape[0], h.shape[1], self.heads, h.shape[-1] // self.heads).transpose(1, 2)  # (B, H, L, d)
+        return h.view(h.shape[0], h.shape[1], self.heads, h.shape[-1] // self.heads)  # token-major (B, L, H, d)
 
     def project_kv(self, context, k_rope, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys (with RoPE) and values of context, gathered for `plan` (see `gather_kv`)."""
-        k = apply_rope(self._split(self.to_k(context)), *k_rope)
-        return gather_kv(k, self._split(self.to_v(context)), plan)
+        """Keys (with RoPE) and values of context, token-major (B, L, H, d), padding keys zeroed."""
+        k = _rotate(self._split(self.to_k(context)), k_rope)
+        return zero_invalid_keys(k, self._split(self.to_v(context)), plan)
 
     def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan, kv=None) -> torch.Tensor:
-        """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used)."""
-        q = apply_rope(self._split(self.to_q(x)), *q_rope)
+        """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used).
+
+        The keys are gathered per query chunk here, in every call, rather than held gathered: on the
+        block-local path neighbouring chunks share keys, so a gathered cache would be larger."""
+        q = _rotate(self._split(self.to_q(x)), q_rope)
         k, v = self.project_kv(context, k_rope, plan) if kv is None else kv
-        out = attend_gathered(q, k, v, plan)
-        out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
+        out = attend_gathered(q, *gather_kv(k, v, plan, zeroed=True), plan).reshape(x.shape[0], x.shape[1], -1)
         return self.dropout(self.to_out(out))
 
 
@@ -125,11 +149,8 @@ class FacEDiTBlock(nn.Module):
     def __init__(self, cfg: FacEDiTConfig):
         super().__init__()
         dim = cfg.dim
-        self.norm_self = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.self_attn = Attention(dim, cfg.heads, cfg.dropout)
-        self.norm_cross = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.cross_attn = Attention(dim, cfg.heads, cfg.dropout)
-        self.norm_ffn = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ffn = FeedForward(dim, cfg.ffn_dim, cfg.dropout)
         if cfg.adaln == "per_block":
             self.adaln = nn.Linear(dim, 9 * dim)
@@ -137,37 +158,46 @@ class FacEDiTBlock(nn.Module):
             self.adaln_offset = nn.Parameter(torch.zeros(9, dim))
 
     def modulation(self, t_emb: torch.Tensor, shared: torch.Tensor | None) -> torch.Tensor:
-        """(B, 9, dim) shift/scale/gate for self-attention, cross-attention, FFN."""
+        """(B, 9, dim) shift / 1 + scale / gate for self-attention, cross-attention, FFN.
+
+        shared: the shared layout's projection of t_emb with 1 already added to its scale rows
+        (`FacEDiT.forward`), so that no block adds it again."""
         if shared is None:
-            return self.adaln(F.silu(t_emb)).view(t_emb.shape[0], 9, -1)
+            mod = self.adaln(F.silu(t_emb)).view(t_emb.shape[0], 9, -1)
+            return mod + _SCALE_ONES.to(mod)
         return shared + self.adaln_offset
 
     def forward(self, x, mod, motion: dict, speech: dict | None, keep_speech, padding, speech_kv=None) -> torch.Tensor:
         """x (B, T, dim); mod (B, 9, dim); motion/speech: rope tables, tokens and attention plans;
         keep_speech (B,) or None; padding (B, T, 1) True on padded frames, or None; speech_kv: this
         block's cross-attention keys/values from `FacEDiT.prepare` (None: projected from the tokens)."""
-        shift, scale, gate = mod[:, 0], mod[:, 1], mod[:, 2]
-        h = _modulate(self.norm_self(x), shift, scale)
+        shift, scale1, gate = mod[:, 0], mod[:, 1], mod[:, 2]
+        h = _norm_modulate(x, shift, scale1)
         x = torch.addcmul(x, gate[:, None], self.self_attn(h, h, motion["rope"], motion["rope"], motion["plan"]))
 
         if speech is not None:
-            shift, scale, gate = mod[:, 3], mod[:, 4], mod[:, 5]
-            h = _modulate(self.norm_cross(x), shift, scale)
+            shift, scale1, gate = mod[:, 3], mod[:, 4], mod[:, 5]
+            h = _norm_modulate(x, shift, scale1)
             attended = self.cross_attn(h, speech["tokens"], motion["rope"], speech["rope"], speech["plan"], speech_kv)
             if keep_speech is not None:
                 attended = attended * keep_speech[:, None, None]
             x = torch.addcmul(x, gate[:, None], attended)
 
-        shift, scale, gate = mod[:, 6], mod[:, 7], mod[:, 8]
-        x = torch.addcmul(x, gate[:, None], self.ffn(_modulate(self.norm_ffn(x), shift, scale)))
+        shift, scale1, gate = mod[:, 6], mod[:, 7], mod[:, 8]
+        x = torch.addcmul(x, gate[:, None], self.ffn(_norm_modulate(x, shift, scale1)))
         return x if padding is None else x.masked_fill(padding, 0.0)
 
 
 class FacEDiT(nn.Module):
     """Velocity network v_theta(x_t, t; speech, masked motion). See the module docstring."""
 
-    dense_max_frames = 512  # above this many motion frames the block-local attention path is used
-    chunk_frames = 128  # query block size of the block-local path
+    # Above dense_max_frames motion frames the block-local attention path is used, in query blocks of
+    # chunk_frames. Measured at the paper size on an AVX-512/AMX CPU (bench/bench_model.py's shapes,
+    # one thread, loaded machine), 64-frame blocks match the dense path at 10 s of motion in float32 and
+    # beat it by ~20% in bfloat16, and beat 128-frame blocks at 60 s by ~7-15%: a block's keys reach
+    # little beyond its window, so less masked-out work is done.
+    dense_max_frames = 128
+    chunk_frames = 64
 
     def __init__(self, config: FacEDiTConfig):
         super().__init__()
@@ -182,7 +212,6 @@ class FacEDiT(nn.Module):
         self.speech_proj = nn.Linear(cfg.speech_dim, cfg.dim)
         self.adaln_shared = nn.Linear(cfg.dim, 9 * cfg.dim) if cfg.adaln == "shared" else None
         self.blocks = nn.ModuleList(FacEDiTBlock(cfg) for _ in range(cfg.depth))
-        self.norm_out = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.adaln_out = nn.Linear(cfg.dim, 2 * cfg.dim)
         self.proj_out = nn.Linear(cfg.dim, cfg.motion_dim)
         self.reset_parameters()
@@ -272,24 +301,25 @@ class FacEDiT(nn.Module):
             t = t.expand(batch)
         if t.shape != (batch,):
             raise ValueError(f"t must be a scalar or shape ({batch},), got {tuple(t.shape)}")
-        motion_valid = cache.motion_valid
 
-        x = torch.cat((x_t, cond), dim=-1).to(dtype).masked_fill(~motion_valid[..., None], 0.0)
+        x = torch.cat((x_t, cond), dim=-1).to(dtype)
+        if cache.padding is not None:
+            x = x.masked_fill(cache.padding, 0.0)
         x = self.input_proj(x)  # (B, T, dim)
-        x = x + self.conv_pos(x, motion_valid)
+        x = x + self.conv_pos(x, cache.padding)
 
         t_emb = self.time_embed(t)  # (B, dim)
         shared = None
         if self.adaln_shared is not None:
-            shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim)
+            shared = self.adaln_shared(F.silu(t_emb)).view(batch, 9, cfg.dim) + _SCALE_ONES.to(t_emb)
         speech_kv = cache.speech_kv or (None,) * len(self.blocks)
         for block, kv in zip(self.blocks, speech_kv, strict=True):
             mod = block.modulation(t_emb, shared)
             x = block(x, mod, cache.motion, cache.speech, cache.keep_speech, cache.padding, kv)
 
         shift, scale = self.adaln_out(F.silu(t_emb)).chunk(2, dim=-1)
-        out = self.proj_out(_modulate(self.norm_out(x), shift, scale))
-        return out.masked_fill(~motion_valid[..., None], 0.0)
+        out = self.proj_out(_norm_modulate(x, shift, 1 + scale))
+        return out if cache.padding is None else out.masked_fill(cache.padding, 0.0)
 
     def prepare(
         self,
@@ -302,19 +332,24 @@ class FacEDiT(nn.Module):
         speech_offset_s: float | None = None,
         drop_speech: bool | torch.Tensor = False,
         attention: str = "auto",
+        cache_speech: bool = True,
     ) -> ConditionCache:
         """Everything `forward` computes from neither x_t, cond nor t, for `forward(..., cache=...)`:
         RoPE tables, attention masks and every block's cross-attention keys/values of the speech.
 
         Arguments as `forward`'s, for motion of `frames` frames. The sampler calls the network with the
         same speech at every ODE step, so it prepares once per sample. The cache holds
-        2 * depth * B * N * dim values of the model's dtype (the speech keys and values of all blocks).
+        2 * depth * B * N * dim values of the model's dtype (the speech keys and values of all blocks:
+        ~540 MB for 60 s of speech at the paper size in float32, twice that with guidance).
+        cache_speech=False keeps only the projected speech tokens (B * N * dim values) and projects
+        every block's keys/values again in each call: the same velocity, bit for bit, for the memory
+        of one block's keys instead of all of them, at the cost of those projections in every step.
         """
         cache = self._condition(
             speech, frames, motion_mask=motion_mask, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
             speech_offset_s=speech_offset_s, drop_speech=drop_speech, attention=attention, device=self.device,
         )  # fmt: skip
-        if cache.speech is None:
+        if cache.speech is None or not cache_speech:
             return cache
         ctx = cache.speech
         kv = tuple(block.cross_attn.project_kv(ctx["tokens"], ctx["rope"], ctx["plan"]) for block in self.blocks)
@@ -335,11 +370,8 @@ class FacEDiT(nn.Module):
         offset = cfg.speech_offset_s if speech_offset_s is None else float(speech_offset_s)
         if not rate > 0:
             raise ValueError(f"speech_frame_rate must be > 0, got {rate}")
-        chunk = (
-            self.chunk_frames
-            if attention == "local" or (attention == "auto" and frames > self.dense_max_frames)
-            else None
-        )
+        long = frames > self.dense_max_frames and torch.device(device).type != "meta"  # meta: shapes only
+        chunk = self.chunk_frames if attention == "local" or (attention == "auto" and long) else None
         motion_valid = (
             torch.ones(batch, frames, dtype=torch.bool, device=device)
             if motion_mask is None
@@ -366,8 +398,8 @@ class FacEDiT(nn.Module):
         frame_index = torch.arange(frames, device=device)
         motion_time = frame_index.to(torch.float64) / cfg.fps
         motion = dict(
-            rope=rope_cos_sin(frame_index.to(torch.float64), cfg.head_dim, cfg.rope_theta, dtype),
-            plan=plan_attention(frame_index, frame_index, cfg.window, motion_valid, chunk),
+            rope=self._rope(frame_index.to(torch.float64)),
+            plan=plan_attention(frame_index, frame_index, cfg.window, motion_valid, chunk, dtype),
         )
         padding = None if all_true(motion_valid) else ~motion_valid[..., None]
 
@@ -378,10 +410,13 @@ class FacEDiT(nn.Module):
             tokens = self.speech_proj(self.speech_norm(speech))  # (B, N, dim)
             speech_ctx = dict(
                 tokens=tokens,
-                rope=rope_cos_sin(speech_time * cfg.fps, cfg.head_dim, cfg.rope_theta, dtype),
-                plan=plan_attention(motion_time, speech_time, cfg.cross_window_s, speech_valid, chunk),
+                rope=self._rope(speech_time * cfg.fps),
+                plan=plan_attention(motion_time, speech_time, cfg.cross_window_s, speech_valid, chunk, dtype),
             )
         return ConditionCache(batch, frames, dtype, motion_valid, padding, motion, speech_ctx, keep_speech)
+
+    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, self.dtype)
 
     def _check_speech(self, speech, frames, motion_mask, speech_mask) -> int:
         cfg = self.config

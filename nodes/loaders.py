@@ -356,7 +356,8 @@ class FacEDiTModelLoader(io.ComfyNode):
                     "precision",
                     options=PRECISIONS,
                     default="fp32",
-                    tooltip="Weight precision for sampling; the motion statistics stay fp32.",
+                    tooltip="Weight precision for sampling; the motion statistics stay fp32. bf16 samples ~2x "
+                    "faster than fp32 on a CPU with native bf16 (AVX-512 BF16 / AMX) and far slower on one without.",
                 ),
                 io.Combo.Input(
                     "device",

@@ -258,7 +258,7 @@ class Uncached(nn.Module):
     def device(self):
         return self.model.device
 
-    def prepare(self, speech, frames, **kwargs):
+    def prepare(self, speech, frames, cache_speech=True, **kwargs):
         return dict(speech=speech, **kwargs)
 
     def forward(self, x_t, cond, speech, t, cache):
@@ -281,6 +281,30 @@ def test_sampling_with_the_prepared_speech_equals_sampling_without(guidance, att
     plain = sample(Uncached(model), cond, mask, speech, attention=attention, **args)
     assert torch.isfinite(cached).all()
     torch.testing.assert_close(cached, plain, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("guidance", [0.0, 0.7])
+@pytest.mark.parametrize("attention", ["dense", "local"])
+def test_sampling_without_the_speech_cache_is_bit_identical(guidance, attention):
+    model = random_model()
+    model.chunk_frames = 8
+    g = torch.Generator().manual_seed(6)
+    cond, speech = torch.randn(2, 20, 75, generator=g), torch.randn(2, 44, 768, generator=g)
+    mask = torch.zeros(2, 20, dtype=torch.bool)
+    mask[:, 5:16] = True
+    motion_mask, speech_mask = torch.ones(2, 20, dtype=torch.bool), torch.ones(2, 44, dtype=torch.bool)
+    motion_mask[1, 17:], speech_mask[1, 36:] = False, False
+    args = dict(motion_mask=motion_mask, speech_mask=speech_mask, steps=3, guidance=guidance, attention=attention)
+    cached = sample(model, cond, mask, speech, **args)
+    uncached = sample(model, cond, mask, speech, cache_speech=False, **args)
+    assert torch.equal(cached, uncached)
+
+    lean = model.prepare(speech, 20, cache_speech=False)
+    full = model.prepare(speech, 20)
+    assert lean.speech_kv is None and lean.speech["tokens"].shape == (2, 44, model.config.dim)
+    assert len(full.speech_kv) == model.config.depth and full.speech["tokens"] is None
+    x_t, t = torch.randn(2, 20, 75, generator=g), torch.rand(2, generator=g)
+    assert torch.equal(model(x_t, cond, None, t, cache=lean), model(x_t, cond, None, t, cache=full))
 
 
 def test_sampling_projects_the_speech_once_per_call():
