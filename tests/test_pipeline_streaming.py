@@ -181,3 +181,26 @@ def test_window_frames_refuse_frames_of_another_size():
     frames = [np.zeros((8, 8, 3), np.float32), np.zeros((8, 9, 3), np.float32)]
     with WindowFrames(frames, 0, 2, "clip.mp4") as window, pytest.raises(ValueError, match="clip.mp4: frame 1 is"):
         window[1]
+
+
+def test_window_frames_say_which_folder_has_no_room(monkeypatch):
+    import errno
+    import io
+
+    import facedit.video.window as window_module
+
+    class Full(io.RawIOBase):
+        def seek(self, offset, whence=0):
+            return offset
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(window_module.tempfile, "TemporaryFile", lambda **kwargs: Full())
+    reader = _Reader(np.zeros((3, 8, 8, 3), np.float32))
+    with (
+        WindowFrames(reader, 0, 3, "talk.mp4") as window,
+        pytest.raises(OSError, match="talk.mp4: cannot keep frame 0") as err,
+    ):
+        window[0]
+    assert "No space left" in str(err.value) and "TMPDIR" in str(err.value)

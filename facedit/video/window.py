@@ -60,15 +60,20 @@ class WindowFrames:
             frame = np.ascontiguousarray(np.asarray(self.frames[source], dtype=np.float32))
         if self._shape is None:
             self._shape = frame.shape
-            self._file = tempfile.TemporaryFile(prefix="facedit-window-", buffering=0)
+            self._file = tempfile.TemporaryFile(prefix="facedit-window-", buffering=0)  # unnamed: gone when closed
         elif frame.shape != self._shape:
             raise ValueError(f"{self.name}: frame {source} is {frame.shape}, frame {self.start} is {self._shape}: "
                              "every frame needs one size")  # fmt: skip
         data = memoryview(frame).cast("B")
-        self._file.seek(index * data.nbytes)
-        written = 0
-        while written < data.nbytes:
-            written += self._file.write(data[written:])
+        try:
+            self._file.seek(index * data.nbytes)
+            written = 0
+            while written < data.nbytes:
+                written += self._file.write(data[written:])
+        except OSError as err:
+            raise OSError(f"{self.name}: cannot keep frame {source} in a temporary file in {tempfile.gettempdir()} "
+                          f"({err}); an edit window needs {data.nbytes / 2**20:.0f} MB there per frame: point TMPDIR "
+                          "at a folder with room") from err  # fmt: skip
         self._spilled += 1
         return frame
 
