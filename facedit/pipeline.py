@@ -20,15 +20,17 @@ from .audio import audio_duration, load_audio_file
 from .edits import EditPlan, SpanEdit, plan_edit, plan_from_spans, plan_generation
 from .flow import infill
 from .liveportrait import CropTrack, LivePortrait, MotionTrack, crop_faces, detect_face_track, extract_motion
+from .liveportrait.extract import INPUT_SIZE
 from .liveportrait.paste import paste_back
 from .liveportrait.render import iter_render
 from .models import Models
 from .motion import MOTION_DIM
 from .priors import is_prior
-from .resample import ResampleConfig, resample_frames
+from .resample import ResampleConfig, iter_resampled_frames
 from .speech import SpeechFeatures
 from .timeline import Window, from_model_grid, model_grid, to_model_grid, work_windows
 from .timestamps import Word
+from .video.window import WindowFrames
 
 log = logging.getLogger("facedit")
 
@@ -229,6 +231,23 @@ def render_frames(
     if not idx:
         return out
     src_crops = crops[idx] if crops is not None else crop_faces(out[idx], track.select(idx))
+    for i, image in _rendered_faces(lp, src_crops, source, driving, idx, options, progress, cancel):
+        out[i] = paste_back(out[i], image, track, i)
+    return out
+
+
+def _rendered_faces(
+    lp: LivePortrait,
+    src_crops: np.ndarray,
+    source: MotionTrack,
+    driving: np.ndarray,
+    idx: list[int],
+    options: EditOptions,
+    progress: Progress | None,
+    cancel: Cancel | None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, rendered crop) for the frames ``idx`` in their order, each rendered when it is asked for;
+    ``src_crops`` are the crops of those frames."""
     report = _stage(progress, "render")
     for start, rendered in iter_render(
         lp, src_crops, source.select(idx), torch.as_tensor(np.asarray(driving, dtype=np.float32)[idx]),
@@ -237,10 +256,8 @@ def render_frames(
         if cancel is not None:
             cancel()
         for k, image in enumerate(rendered.numpy()):
-            i = idx[start + k]
-            out[i] = paste_back(out[i], image, track, i)
+            yield idx[start + k], image
         report(start + len(rendered), len(idx))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -326,7 +343,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
-def _process_window(
+def _iter_window(
     frames: Sequence[np.ndarray] | np.ndarray,
     plan: EditPlan,
     window: Window,
@@ -336,38 +353,58 @@ def _process_window(
     progress: Progress | None,
     cancel: Cancel | None,
     name: str = "frames",
-) -> np.ndarray:
-    """The target frames [window.start, window.end) of an edit."""
+) -> Iterator[np.ndarray]:
+    """The target frames [window.start, window.end) of an edit, one by one.
+
+    Only the window's 256 px face crops and motion are held, never its frames: the source frames come through a
+    :class:`WindowFrames` spill (read from ``frames`` once, in order), and each target frame is made twice, once
+    for its face crop (the motion of the whole window is needed before any face is rendered) and once to be
+    yielded, with its re-rendered face pasted in. Resampling a retimed frame twice costs its flow twice; holding
+    the window instead would cost 100 MB per 4K frame (float32), and the output is the same either way.
+    """
     times = plan.source_time[window.start : window.end]
     s0, s1 = int(np.floor(times.min())), int(np.ceil(times.max()))
-    source = np.stack([np.asarray(frames[i], dtype=np.float32) for i in range(s0, s1 + 1)])
-    track = detect_face_track(
-        source, face_index=options.face_index, face_order=options.face_order, box=options.face_box,
-        smoothing=options.crop_smoothing, progress=_stage(progress, "faces"), name=f"{name} (frames {s0}-{s1})",
-    )  # fmt: skip
     local_times = times - s0
-    faceless = faceless_frames(track.detected, local_times)
-    warn_faceless(faceless, name, f"source frames {s0}-{s1} searched", offset=window.start)
-    target = resample_frames(
-        source, local_times, track.face_box, config=options.resample, progress=_stage(progress, "resample")
-    )
-    del source
-    target_track = retime_track(track, local_times)
-    crops = crop_faces(target, target_track)
-    motion = extract_motion(models.liveportrait, crops, chunk_size=options.extract_chunk,
-                            progress=_stage(progress, "motion"))  # fmt: skip
-    mask = plan.infill_mask[window.start : window.end]
-    source_motion = motion.motion.numpy()
-    driving = source_motion
-    if mask.any():
-        driving = infill_timeline(
-            models.facedit, source_motion, mask, plan.fps, speech, options, progress=progress, cancel=cancel
-        )
-    indices = np.flatnonzero(~faceless if options.rerender_all else mask & ~faceless)
-    return render_frames(
-        models.liveportrait, target, target_track, motion, driving, indices, crops=crops, options=options,
-        progress=progress, cancel=cancel,
-    )  # fmt: skip
+    with WindowFrames(frames, s0, s1 + 1, name) as source:
+        track = detect_face_track(
+            source, face_index=options.face_index, face_order=options.face_order, box=options.face_box,
+            smoothing=options.crop_smoothing, progress=_stage(progress, "faces"), name=f"{name} (frames {s0}-{s1})",
+        )  # fmt: skip
+        faceless = faceless_frames(track.detected, local_times)
+        warn_faceless(faceless, name, f"source frames {s0}-{s1} searched", offset=window.start)
+        target_track = retime_track(track, local_times)
+
+        def targets(report: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+            for chunk in iter_resampled_frames(
+                source, local_times, track.face_box, config=options.resample, chunk_size=1, progress=report
+            ):
+                if cancel is not None:
+                    cancel()
+                yield chunk[0]
+
+        crops = np.empty((len(times), INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+        for k, frame in enumerate(targets(_stage(progress, "resample"))):
+            crops[k] = crop_faces(frame[None], target_track, INPUT_SIZE, indices=[k])[0]
+        motion = extract_motion(models.liveportrait, crops, chunk_size=options.extract_chunk,
+                                progress=_stage(progress, "motion"))  # fmt: skip
+        mask = plan.infill_mask[window.start : window.end]
+        source_motion = motion.motion.numpy()
+        driving = source_motion
+        if mask.any():
+            driving = infill_timeline(
+                models.facedit, source_motion, mask, plan.fps, speech, options, progress=progress, cancel=cancel
+            )
+        idx = np.flatnonzero(~faceless if options.rerender_all else mask & ~faceless).tolist()
+        faces: Iterator[tuple[int, np.ndarray]] = iter(())
+        if idx:
+            faces = _rendered_faces(models.liveportrait, crops[idx], motion, driving, idx, options, progress, cancel)
+        del crops
+        pending = next(faces, None)
+        for k, frame in enumerate(targets()):
+            if pending is not None and pending[0] == k:
+                frame = paste_back(frame, pending[1], target_track, k)
+                pending = next(faces, None)
+            yield frame
 
 
 def iter_edit(
@@ -407,7 +444,7 @@ def iter_edit(
             yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)
         if cancel is not None:
             cancel()
-        yield from _process_window(frames, plan, window, models, speech, options, progress, cancel, name)
+        yield from _iter_window(frames, plan, window, models, speech, options, progress, cancel, name)
         cursor = window.end
     for k in range(cursor, plan.target_frames):
         yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)

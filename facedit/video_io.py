@@ -139,6 +139,11 @@ def _frame_to_rgb(frame, flags) -> np.ndarray:
     return rgb.to_ndarray()
 
 
+def uint8_to_float(rgb: np.ndarray) -> np.ndarray:
+    """A decoded uint8 frame as the float32 0..1 frame every reader here gives (one formula, so copies agree)."""
+    return rgb.astype(np.float32) / 255.0
+
+
 def _check_path(path: str | os.PathLike) -> str:
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -298,7 +303,7 @@ def iter_frames(
                 if frame is not last:
                     last, rgb = frame, _frame_to_rgb(frame, flags)
                 if dtype == "float32":
-                    yield rgb.astype(np.float32) / 255.0
+                    yield uint8_to_float(rgb)
                 else:  # a retimed frame may repeat: each gets its own array
                     yield rgb if timing is None else rgb.copy()
         except av.error.FFmpegError as exc:
@@ -475,7 +480,9 @@ class VideoFrames:
     """A video file as a read-only sequence of float32 RGB frames at ``info.fps``, decoded on demand.
 
     Access is cheap in increasing order (one forward decoder); a step back beyond the small cache reopens the
-    file. The editing pipeline reads frames in time order, so a whole clip is never held in memory.
+    file. The editing pipeline reads frames in time order, so a whole clip is never held in memory. The cache
+    holds the decoded uint8 frames (a quarter of float32: 25 MB, not 100 MB, a 4K frame); each read converts
+    its frame exactly as :func:`iter_frames` does, into a new array.
     """
 
     def __init__(self, path: str | os.PathLike, cache_frames: int = 16, fps: float | Fraction | str | None = None):
@@ -491,13 +498,18 @@ class VideoFrames:
         return self.info.frame_count
 
     def __getitem__(self, index: int) -> np.ndarray:
+        return uint8_to_float(self.uint8(index))
+
+    def uint8(self, index: int) -> np.ndarray:
+        """Frame ``index`` as decoded, RGB uint8 (H, W, 3); ``frames[i]`` is this divided by 255 in float32.
+        The array is the cache's own: do not write to it."""
         index = int(index)
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is outside {self.path}'s {len(self)} frames")
         if index in self._cache:
             return self._cache[index]
         if self._reader is None or index < self._next:
-            self._reader = iter_frames(self.path, start=index, fps=self._fps)
+            self._reader = iter_frames(self.path, start=index, dtype="uint8", fps=self._fps)
             self._next = index
         frame = None
         while self._next <= index:

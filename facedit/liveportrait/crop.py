@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .detect import FaceDetection, FaceDetector, default_detector
-from .frames import as_numpy_frames, to_uint8
+from .frames import as_numpy_frames, frame_reader, to_uint8
 
 CROP_SCALE = 2.3
 CROP_VX_RATIO = 0.0
@@ -260,6 +260,9 @@ def detect_face_track(
 ) -> CropTrack:
     """Detect and follow one face through frames (T, H, W, 3) float in [0, 1] and return its crop squares.
 
+    ``frames`` may also be a lazy sequence of frames (a video reader): each searched frame is read when the
+    detector needs it.
+
     detector: any :class:`FaceDetector` (default: dlib HOG). Several faces: ``face_order`` 'largest' or
     'left_to_right', and ``face_index`` into that order. box: a manual face box (x0, y0, x1, y1), or one per
     frame (T, 4), instead of detection. smoothing: Gaussian sigma in frames over centre, size and angle (0 = none);
@@ -267,8 +270,7 @@ def detect_face_track(
     detect_every: run the detector on every n-th frame (and the last) and interpolate between.
     Frames without a detection are interpolated from their neighbours; no face in the whole clip is an error.
     """
-    frames = as_numpy_frames(frames, name)
-    t, h, w, _ = frames.shape
+    t, (h, w), frame = frame_reader(frames, name)
     if detect_every < 1:
         raise ValueError(f"detect_every must be >= 1, got {detect_every}")
     if box is not None:
@@ -287,7 +289,7 @@ def detect_face_track(
     wanted = sorted(set(range(0, t, detect_every)) | {t - 1})
     detections: dict[int, list[FaceDetection]] = {}
     for k, i in enumerate(wanted):
-        detections[i] = list(detector(to_uint8(frames[i])))
+        detections[i] = list(detector(to_uint8(frame(i))))
         if progress is not None:
             progress(k + 1, len(wanted))
     chosen = select_track(detections, face_index, face_order, name)

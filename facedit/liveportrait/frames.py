@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -19,6 +21,29 @@ def as_numpy_frames(frames, name: str = "frames") -> np.ndarray:
     if not np.issubdtype(frames.dtype, np.floating):
         raise ValueError(f"{name} must be float in [0, 1], got dtype {frames.dtype}")
     return frames.astype(np.float32, copy=False)
+
+
+def frame_reader(frames, name: str = "frames") -> tuple[int, tuple[int, int], Callable[[int], np.ndarray]]:
+    """(count, (H, W), frame(i) -> (H, W, 3) float32) of a stack (T, H, W, 3), numpy or torch, or of a lazy
+    sequence of frames (``len`` and indexing, e.g. a video reader): those are read one at a time when asked
+    (frame 0 at once, for the size), so a whole clip is never held."""
+    if isinstance(frames, np.ndarray | torch.Tensor):
+        stack = as_numpy_frames(frames, name)
+        return stack.shape[0], (stack.shape[1], stack.shape[2]), stack.__getitem__
+    if not (hasattr(frames, "__len__") and hasattr(frames, "__getitem__")):
+        raise TypeError(f"{name} must be frames (T, H, W, 3) or a sequence of frames, got {type(frames).__name__}")
+    count = len(frames)
+    if count == 0:
+        raise ValueError(f"{name} is empty (0 frames)")
+    size = as_numpy_image(frames[0], f"{name} frame 0").shape[:2]
+
+    def frame(i: int) -> np.ndarray:
+        image = as_numpy_image(frames[i], f"{name} frame {i}")
+        if image.shape[:2] != size:
+            raise ValueError(f"{name} frame {i} is {image.shape[:2]}, frame 0 is {size}: every frame needs one size")
+        return image
+
+    return count, size, frame
 
 
 def as_torch_frames(frames, name: str = "frames", size: int | None = None) -> torch.Tensor:
