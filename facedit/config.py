@@ -14,6 +14,7 @@ from typing import Any
 CONFIG_FORMAT_VERSION = 1
 ADALN_LAYOUTS = ("shared", "per_block")
 CONTEXT_FILLS = ("line", "zeros")
+PREDICTIONS = ("motion", "velocity")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class FacEDiTConfig:
     rope_theta: float = 10000.0
     adaln: str = "shared"
     context_fill: str = "line"
+    prediction: str = "motion"
 
     def __post_init__(self) -> None:
         positive_ints = ("motion_dim", "speech_dim", "dim", "depth", "heads", "ffn_dim", "window")
@@ -89,6 +91,8 @@ class FacEDiTConfig:
             raise ValueError(f"FacEDiTConfig.adaln must be one of {ADALN_LAYOUTS}, got {self.adaln!r}")
         if self.context_fill not in CONTEXT_FILLS:
             raise ValueError(f"FacEDiTConfig.context_fill must be one of {CONTEXT_FILLS}, got {self.context_fill!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"FacEDiTConfig.prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
 
     @property
     def head_dim(self) -> int:
@@ -143,6 +147,7 @@ class FacEDiTConfig:
                 f"{CONFIG_FORMAT_VERSION}); update ComfyUI-FacEDiT or re-export the model"
             )
         data.setdefault("context_fill", "zeros")  # written before the key existed: trained with zeros
+        data.setdefault("prediction", "velocity")  # likewise: those networks predict the velocity
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

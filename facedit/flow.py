@@ -42,11 +42,13 @@ def cfm_loss(
 
     x1: (B, T, D) normalised ground-truth motion; infill_mask (B, T) True where the model must
     generate (its input there is zeroed); motion_mask / speech_mask (B, T) / (B, N) True for real
-    frames (None: all real). cfm is the velocity MSE over generated, real frames only.
+    frames (None: all real). cfm is the flow-matching MSE over generated, real frames only: of the
+    velocity (config.prediction "velocity", eq. 1) or of the motion estimate x1_hat ("motion": the same
+    regression weighted by (1 - t)^2, see `read_output`).
 
     ts is eq. 4's L1 on consecutive-frame differences of the estimate of x1, but formed from the
-    network as x1_hat = x_t + (1 - t) v (the paper's printed F0 + (Ft - F0) / t contains no network
-    output and so could not train anything). Known frames are put back into x1_hat, as the sampler
+    network's output (x1_hat = x_t + (1 - t) v; the paper's printed F0 + (Ft - F0) / t contains no
+    network output and so could not train anything). Known frames are put back into x1_hat, as the sampler
     does, and only pairs of real frames that touch a generated frame count: so the loss also rewards
     seamless joins at the span boundaries. Both terms average over the motion dims.
 
@@ -76,18 +78,22 @@ def cfm_loss(
     x0 = draw(tuple(x1.shape), normal=True) if noise is None else noise.to(device, torch.float32)
     drop = draw((batch,), normal=False) < speech_drop_prob if speech_drop_prob > 0 else False
 
-    tt = t[:, None, None]
-    x_t, cond = network_input(x0, x1, t, infill_mask, fill=_config(model).context_fill, valid=valid)
-    v = model(
+    config = _config(model)
+    x_t, cond = network_input(x0, x1, t, infill_mask, fill=config.context_fill, valid=valid)
+    out = model(
         x_t, cond, speech, t, motion_mask=valid, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, drop_speech=drop,
     ).float()  # fmt: skip
+    v, x1_hat = read_output(out, x_t, cond, t, config.prediction)
 
     target = infill_mask & valid
-    per_frame = ((v - (x1 - x0)) ** 2).mean(dim=-1)  # (B, T)
+    if config.prediction == "motion":
+        per_frame = ((x1_hat - x1) ** 2).mean(dim=-1)  # (B, T)
+    else:
+        per_frame = ((v - (x1 - x0)) ** 2).mean(dim=-1)
     cfm = (per_frame * target).sum() / target.sum().clamp(min=1)
 
-    x1_hat = torch.where(infill_mask[..., None], x_t + (1 - tt) * v, x1)
+    x1_hat = torch.where(infill_mask[..., None], x1_hat, x1)
     pairs = valid[:, 1:] & valid[:, :-1] & (infill_mask[:, 1:] | infill_mask[:, :-1])
     step = (x1_hat[:, 1:] - x1_hat[:, :-1]).abs().mean(dim=-1)  # (B, T - 1)
     ts = (step * pairs).sum() / pairs.sum().clamp(min=1)
@@ -99,6 +105,26 @@ def _config(model: torch.nn.Module) -> Any:
     while not hasattr(model, "config") and hasattr(model, "module"):
         model = model.module
     return model.config
+
+
+def read_output(
+    out: torch.Tensor, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, prediction: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's output as (velocity, estimate of x1) at flow time t (scalar or (B,)).
+
+    "velocity" (the paper's): the output is v and x1_hat = x_t + (1 - t) v. "motion": the output is
+    what to add to the network's own masked-motion input cond (with context_fill "line": the line
+    between the boundary frames) to get x1_hat, and v = (x1_hat - x_t) / (1 - t), the velocity that
+    reaches x1_hat at t = 1. An untrained "motion" network so starts at the line, and the noise in x_t
+    reaches the result only through what the network learns to take from it: a draw stays near the
+    posterior mean where the context pins the motion. v is not used where t = 1 (training computes
+    its loss on x1_hat; the sampler never evaluates at t = 1).
+    """
+    tt = t.reshape(-1, 1, 1) if t.ndim else t
+    if prediction == "velocity":
+        return out, x_t + (1 - tt) * out
+    x1_hat = cond + out
+    return (x1_hat - x_t) / (1 - tt), x1_hat
 
 
 def network_input(
@@ -211,7 +237,7 @@ def sample(
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     x0 = torch.randn(batch, frames, dim, generator=generator).to(device)
     x = x0
-    fill = _config(model).context_fill
+    fill, prediction = _config(model).context_fill, _config(model).prediction
     _, cond_net = network_input(x0, known, times[0], infill_mask, fill=fill, valid=motion_mask)
 
     # Speech, masks and timing are the same at every step: their share of the network (the speech
@@ -236,11 +262,12 @@ def sample(
                 cancel()
             t = times[step]
             x_t, _ = network_input(x0, known, t, infill_mask, state=x)
-            if guidance > 0:
-                v_speech, v_blind = model(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
-                v = v_speech + guidance * (v_speech - v_blind)
+            if guidance > 0:  # v is affine in the output at fixed x_t, t: mixing outputs mixes velocities
+                o_speech, o_blind = model(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
+                out = o_speech + guidance * (o_speech - o_blind)
             else:
-                v = model(x_t, cond_in, None, t, cache=cache).float()
+                out = model(x_t, cond_in, None, t, cache=cache).float()
+            v, _ = read_output(out, x_t, cond_net, t, prediction)
             x = x_t + (times[step + 1] - t) * v
             if progress is not None:
                 progress(step + 1, steps)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from facedit.config import FacEDiTConfig
-from facedit.flow import cfm_loss, infill, network_input, sway_timesteps
+from facedit.flow import cfm_loss, infill, network_input, read_output, sway_timesteps
 from facedit.model import FacEDiT
 from facedit.normalization import compute_motion_stats
 
@@ -99,7 +99,8 @@ def _drifting_infill(model: FacEDiT, motion: torch.Tensor, mask: torch.Tensor, s
     x = torch.randn(known.shape, generator=torch.Generator().manual_seed(seed))
     model.eval()
     for step in range(ODE_STEPS):
-        x = x + (times[step + 1] - times[step]) * model(x, cond, speech[None], times[step]).float()
+        out = model(x, cond, speech[None], times[step]).float()
+        x = x + (times[step + 1] - times[step]) * read_output(out, x, cond, times[step], model.config.prediction)[0]
     return torch.where(mask[:, None], model.denormalize(x)[0], motion)
 
 
