@@ -13,7 +13,7 @@ from typing import Any
 
 CONFIG_FORMAT_VERSION = 1
 ADALN_LAYOUTS = ("shared", "per_block")
-CONTEXT_FILLS = ("line", "zeros")
+CONTEXT_FILLS = ("smooth", "line", "zeros")
 PREDICTIONS = ("motion", "velocity")
 
 
@@ -58,7 +58,7 @@ class FacEDiTConfig:
     time_freq_dim: int = 256  # sinusoidal timestep features before the timestep MLP
     rope_theta: float = 10000.0
     adaln: str = "shared"
-    context_fill: str = "line"
+    context_fill: str = "smooth"
     prediction: str = "motion"
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ from .model import FacEDiT
 
 SWAY_RANGE = (-1.0, 1.0 / (math.pi / 2 - 1))  # outside it the Sway schedule stops being monotonic
 ProgressFn = Callable[[int, int], None]
+TANGENT_FADE_S = 0.8  # context_fill "smooth": how fast the boundary velocity's pull fades into the span
 
 
 def cfm_loss(
@@ -79,7 +80,7 @@ def cfm_loss(
     drop = draw((batch,), normal=False) < speech_drop_prob if speech_drop_prob > 0 else False
 
     config = _config(model)
-    x_t, cond = network_input(x0, x1, t, infill_mask, fill=config.context_fill, valid=valid)
+    x_t, cond = network_input(x0, x1, t, infill_mask, fill=config.context_fill, valid=valid, fps=config.fps)
     out = model(
         x_t, cond, speech, t, motion_mask=valid, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, drop_speech=drop,
@@ -135,6 +136,7 @@ def network_input(
     state: torch.Tensor | None = None,
     fill: str = "line",
     valid: torch.Tensor | None = None,
+    fps: float = 25.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's (x_t, cond) at flow time t: the one place training and sampling build them.
 
@@ -152,10 +154,17 @@ def network_input(
     generated = infill_mask[..., None]
     on_path = (1 - tt) * x0 + tt * x1
     x_t = on_path if state is None else torch.where(generated, state, on_path)
-    return x_t, boundary_fill(x1, infill_mask, valid) if fill == "line" else x1.masked_fill(generated, 0.0)
+    if fill == "zeros":
+        return x_t, x1.masked_fill(generated, 0.0)
+    return x_t, boundary_fill(x1, infill_mask, valid, TANGENT_FADE_S * fps if fill == "smooth" else None)
 
 
-def boundary_fill(known: torch.Tensor, infill_mask: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def boundary_fill(
+    known: torch.Tensor,
+    infill_mask: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    tangent_frames: float | None = None,
+) -> torch.Tensor:
     """known (B, T, D) with every frame under infill_mask (B, T) replaced by the straight line between
     the known frames on either side of its run (the nearer one held where the run touches an end of the
     clip; zeros where no frame is known). Only the known real frames (valid, None: all) anchor it."""
@@ -171,10 +180,36 @@ def boundary_fill(known: torch.Tensor, infill_mask: torch.Tensor, valid: torch.T
     span = (nxt - prev).clamp(min=1).to(known.dtype)
     weight = ((index - prev).to(known.dtype) / span)[..., None]
     line = before + (after - before) * weight
+    if tangent_frames is not None:
+        line = line + _tangent_correction(clean, is_known, prev, nxt, before, after, tangent_frames)
     line = torch.where(has_prev[..., None], line, after)
     line = torch.where(has_next[..., None], line, torch.where(has_prev[..., None], before, line))
     line = torch.where((has_prev | has_next)[..., None], line, torch.zeros_like(line))
     return torch.where(infill_mask[..., None], line, clean)
+
+
+def _tangent_correction(clean, is_known, prev, nxt, before, after, tau: float) -> torch.Tensor:
+    """What turns the line of an inner run into a curve that leaves each boundary frame with the known
+    motion's own velocity there (its last step), the difference fading over tau frames: the cubic
+    Hermite basis d (1 - d / L)^2 times exp(-d / tau), d the distance from that boundary frame, L the
+    run's length + 1. Zero at both boundary frames; a boundary frame without a known neighbour outside
+    the run keeps the line's slope there."""
+    frames = clean.shape[1]
+    index = torch.arange(frames, device=clean.device).expand_as(prev)
+    gather = lambda i: clean.gather(1, i.clamp(0, frames - 1)[..., None].expand_as(clean))  # noqa: E731
+    known_at = lambda i: is_known.gather(1, i.clamp(0, frames - 1)) & (i >= 0) & (i < frames)  # noqa: E731
+    inner = ((prev >= 0) & (nxt < frames))[..., None]
+    span = (nxt - prev).clamp(min=1).to(clean.dtype)[..., None]
+    slope = (after - before) / span
+    v_in = torch.where((known_at(prev - 1) & inner[..., 0])[..., None], before - gather(prev - 1), slope)
+    v_out = torch.where((known_at(nxt + 1) & inner[..., 0])[..., None], gather(nxt + 1) - after, slope)
+
+    def basis(d: torch.Tensor) -> torch.Tensor:
+        d = d.to(clean.dtype)[..., None]
+        return d * (1 - d / span) ** 2 * torch.exp(-d / tau)
+
+    correction = (v_in - slope) * basis(index - prev) - (v_out - slope) * basis(nxt - index)
+    return torch.where(inner, correction, torch.zeros_like(correction))
 
 
 def sway_timesteps(steps: int, sway: float, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -237,8 +272,10 @@ def sample(
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     x0 = torch.randn(batch, frames, dim, generator=generator).to(device)
     x = x0
-    fill, prediction = _config(model).context_fill, _config(model).prediction
-    _, cond_net = network_input(x0, known, times[0], infill_mask, fill=fill, valid=motion_mask)
+    config = _config(model)
+    _, cond_net = network_input(
+        x0, known, times[0], infill_mask, fill=config.context_fill, valid=motion_mask, fps=config.fps
+    )
 
     # Speech, masks and timing are the same at every step: their share of the network (the speech
     # side of every cross-attention, RoPE tables, attention masks) is computed once here.
@@ -267,7 +304,7 @@ def sample(
                 out = o_speech + guidance * (o_speech - o_blind)
             else:
                 out = model(x_t, cond_in, None, t, cache=cache).float()
-            v, _ = read_output(out, x_t, cond_net, t, prediction)
+            v, _ = read_output(out, x_t, cond_net, t, config.prediction)
             x = x_t + (times[step + 1] - t) * v
             if progress is not None:
                 progress(step + 1, steps)

@@ -21,7 +21,7 @@ class ScriptedVelocity(nn.Module):
     def __init__(self, fn, motion_dim: int = 75):
         super().__init__()
         self.fn = fn
-        self.config = FacEDiTConfig.tiny(motion_dim=motion_dim, prediction="velocity")
+        self.config = FacEDiTConfig.tiny(motion_dim=motion_dim, prediction="velocity", context_fill="line")
         self.anchor = nn.Parameter(torch.zeros(()))
         self.calls: list[dict] = []
 
@@ -193,7 +193,7 @@ def test_euler_integrates_a_constant_and_a_linear_field_exactly():
     torch.testing.assert_close(out, noise * float(torch.prod(1 - times.diff())))
 
 
-@pytest.mark.parametrize("fill", ["line", "zeros"])
+@pytest.mark.parametrize("fill", ["smooth", "line", "zeros"])
 def test_sampler_calls_the_model_at_the_sway_times_with_the_configured_cond(fill):
     model = ScriptedVelocity(lambda x, t: torch.zeros_like(x))
     model.config = model.config.replace(context_fill=fill)
@@ -206,9 +206,9 @@ def test_sampler_calls_the_model_at_the_sway_times_with_the_configured_cond(fill
     assert torch.equal(seen[~mask], cond[~mask])
     if fill == "zeros":
         assert not seen[mask].any()
-    else:  # frames 2, 3, 4 on the line from frame 1 to frame 5
-        line = cond[0, 1] + (cond[0, 5] - cond[0, 1]) * torch.tensor([0.25, 0.5, 0.75])[:, None]
-        torch.testing.assert_close(seen[mask], line)
+    else:  # frames 2, 3, 4 on the line from frame 1 to frame 5 (bent to the boundary velocities: "smooth")
+        fade = 0.8 * model.config.fps if fill == "smooth" else None
+        torch.testing.assert_close(seen, boundary_fill(cond, mask, tangent_frames=fade))
     assert all(torch.equal(c["cond"], seen) for c in model.calls)
     assert torch.equal(out[~mask], cond[~mask])
 
@@ -242,6 +242,31 @@ def test_boundary_fill_draws_lines_between_known_frames_and_holds_at_the_ends():
     padded = boundary_fill(values, mask[..., 0], valid)
     assert padded[0, 5, 0] == 4 and padded[0, 6, 0] == 6
     assert not boundary_fill(values, torch.ones(2, 8, dtype=torch.bool)).any()
+
+
+def test_boundary_fill_with_tangents_leaves_each_boundary_with_the_known_velocity():
+    x = (0.1 * torch.arange(12.0) ** 2)[None, :, None].repeat(1, 1, 2)  # a quadratic: the line cuts its corners
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, 4:8] = True
+    hermite = boundary_fill(x, mask, tangent_frames=1e9)  # no fading: the cubic Hermite curve
+    d = torch.arange(1.0, 5.0)  # distance from frame 3; the run is L = 5 steps long
+    phi = lambda d: d * (1 - d / 5) ** 2  # noqa: E731
+    line = 0.9 + (6.4 - 0.9) * d / 5
+    expected = line + (0.5 - 1.1) * phi(d) - (1.7 - 1.1) * phi(5 - d)  # velocities 0.9 - 0.4, 8.1 - 6.4; slope 1.1
+    torch.testing.assert_close(hermite[0, 4:8, 0], expected)
+    assert (hermite[0, 4:8, 0] - x[0, 4:8, 0]).abs().max() < 0.25 * (line - x[0, 4:8, 0]).abs().max()
+    assert torch.equal(hermite[~mask], x[~mask])
+    faded = boundary_fill(x, mask, tangent_frames=2.0)
+    assert ((faded - boundary_fill(x, mask)).abs() < (hermite - boundary_fill(x, mask)).abs() + 1e-6).all()
+    # a straight known motion stays the line; runs at the clip's ends are held; a lone boundary frame keeps the slope
+    straight = torch.arange(12.0)[None, :, None]
+    torch.testing.assert_close(boundary_fill(straight, mask, tangent_frames=3.0), straight)
+    ends = torch.zeros(1, 12, dtype=torch.bool)
+    ends[0, :3] = ends[0, 9:] = True
+    torch.testing.assert_close(boundary_fill(x, ends, tangent_frames=3.0), boundary_fill(x, ends))
+    lone = mask.clone()
+    lone[0, :3] = True  # frame 3 is known but frame 2 is not
+    torch.testing.assert_close(boundary_fill(x, lone, tangent_frames=1e9)[0, 4:8, 0], line - (1.7 - 1.1) * phi(5 - d))
 
 
 def test_guidance_mixes_speech_and_speech_blind_velocities():
@@ -495,7 +520,7 @@ def test_infill_handles_minutes_of_motion_with_the_block_local_path(monkeypatch)
 
 def test_context_fill_is_kept_in_saved_configs_and_old_configs_load_as_zeros():
     config = FacEDiTConfig.tiny()
-    assert config.context_fill == "line"
+    assert config.context_fill == "smooth"
     assert FacEDiTConfig.from_dict(config.replace(context_fill="zeros").to_dict()).context_fill == "zeros"
     old = config.to_dict()
     del old["context_fill"]

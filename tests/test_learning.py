@@ -186,23 +186,18 @@ def scores(trained):
     return {"pinned": _scores(model, held, _pinned), "drifting": _scores(model, held, _drifting_infill)}
 
 
-def test_small_model_infills_mouth_from_speech_and_pinning_smooths_the_seams(trained, scores):
-    """Measured (600 steps, one thread, context_fill "line"): mouth 0.08 against 0.99 for the best blind
-    baseline; worst seam 1.41x the clip's median change with the known frames pinned, 3.5x with the old
-    drifting sampler."""
+def test_small_model_infills_mouth_from_speech(trained, scores):
     _, _, losses = trained
     assert sum(losses[-20:]) / 20 < 0.3 * sum(losses[:20]) / 20
     print({k: {n: round(v, 4) for n, v in d.items()} for k, d in scores.items()})
     assert _checks(scores["pinned"])["a_mouth"] and _checks(scores["drifting"])["a_mouth"]
-    seam = {k: max(d["seam_in"], d["seam_out"]) for k, d in scores.items()}
-    assert seam["pinned"] < 0.85 * seam["drifting"], seam
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet met: after 600 CPU steps the small model (context_fill 'line') has pose error 0.15 against "
-    "0.10 for linear interpolation and seams 1.3-1.4x the clip's median change (issue 19 asks <= 1.0x and <= 1.2x)",
-)
-def test_small_model_continues_the_pose_from_the_context(scores):
-    """The issue's full criteria (a), (b), (c) for the fixed sampler; strict, so it reports when it starts passing."""
+def test_small_model_continues_the_pose_from_the_context_and_the_old_sampler_fails_the_seams(scores):
+    """The issue's criteria (a), (b), (c) for the sampler; the drifting one fails (c) with the same model.
+
+    Measured (600 steps, one thread; context_fill "smooth", prediction "motion"): mouth 0.072 against
+    0.99 for the best blind baseline; pose 0.032 against 0.096 for linear interpolation; seams 1.03x
+    and 1.18x the clip's median change, against 1.26x and 1.36x with the old drifting sampler."""
     assert _checks(scores["pinned"]) == {"a_mouth": True, "b_pose": True, "c_seams": True}, scores["pinned"]
+    assert not _checks(scores["drifting"])["c_seams"], scores["drifting"]
