@@ -114,12 +114,11 @@ def read_output(
     """The network's output as (velocity, estimate of x1) at flow time t (scalar or (B,)).
 
     "velocity" (the paper's): the output is v and x1_hat = x_t + (1 - t) v. "motion": the output is
-    what to add to the network's own masked-motion input cond (with context_fill "line": the line
-    between the boundary frames) to get x1_hat, and v = (x1_hat - x_t) / (1 - t), the velocity that
-    reaches x1_hat at t = 1. An untrained "motion" network so starts at the line, and the noise in x_t
-    reaches the result only through what the network learns to take from it: a draw stays near the
-    posterior mean where the context pins the motion. v is not used where t = 1 (training computes
-    its loss on x1_hat; the sampler never evaluates at t = 1).
+    what to add to the network's own masked-motion input cond (under the mask: the context fill) to
+    get x1_hat, and v = (x1_hat - x_t) / (1 - t), the velocity that reaches x1_hat at t = 1. So an
+    untrained "motion" network already lands on the fill, and the sampler's noise reaches the result
+    only through what the network learns to take from x_t. v is not used at t = 1 (training computes
+    its loss on x1_hat; the sampler never evaluates there).
     """
     tt = t.reshape(-1, 1, 1) if t.ndim else t
     if prediction == "velocity":
@@ -146,8 +145,9 @@ def network_input(
     training). Known frames always sit on their conditional path (1 - t) x0 + t x1, the only states
     training ever shows them in; integrating them with the network's velocity (which is never trained
     on them) lets them drift off it and puts the seams on inputs the network never saw. cond carries
-    the known frames clean and, under the mask, `boundary_fill`'s line (fill "line") or zeros ("zeros":
-    the paper's masked input); the model's config.context_fill says which it was trained with.
+    the known frames clean and, under the mask, `boundary_fill`'s line (fill "line"), that line bent to
+    the boundary velocities fading over TANGENT_FADE_S at fps frames a second ("smooth") or zeros
+    ("zeros": the paper's masked input); the model's config.context_fill says which it was trained with.
     valid (B, T): True for real frames (None: all); padding never anchors the line.
     """
     tt = t.reshape(-1, 1, 1) if t.ndim else t
