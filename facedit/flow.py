@@ -20,6 +20,7 @@ from .model import FacEDiT
 
 SWAY_RANGE = (-1.0, 1.0 / (math.pi / 2 - 1))  # outside it the Sway schedule stops being monotonic
 ProgressFn = Callable[[int, int], None]
+TANGENT_FADE_S = 0.8  # context_fill "smooth": how fast the boundary velocity's pull fades into the span
 
 
 def cfm_loss(
@@ -42,11 +43,13 @@ def cfm_loss(
 
     x1: (B, T, D) normalised ground-truth motion; infill_mask (B, T) True where the model must
     generate (its input there is zeroed); motion_mask / speech_mask (B, T) / (B, N) True for real
-    frames (None: all real). cfm is the velocity MSE over generated, real frames only.
+    frames (None: all real). cfm is the flow-matching MSE over generated, real frames only: of the
+    velocity (config.prediction "velocity", eq. 1) or of the motion estimate x1_hat ("motion": the same
+    regression weighted by (1 - t)^2, see `read_output`).
 
     ts is eq. 4's L1 on consecutive-frame differences of the estimate of x1, but formed from the
-    network as x1_hat = x_t + (1 - t) v (the paper's printed F0 + (Ft - F0) / t contains no network
-    output and so could not train anything). Known frames are put back into x1_hat, as the sampler
+    network's output (x1_hat = x_t + (1 - t) v; the paper's printed F0 + (Ft - F0) / t contains no
+    network output and so could not train anything). Known frames are put back into x1_hat, as the sampler
     does, and only pairs of real frames that touch a generated frame count: so the loss also rewards
     seamless joins at the span boundaries. Both terms average over the motion dims.
 
@@ -76,18 +79,22 @@ def cfm_loss(
     x0 = draw(tuple(x1.shape), normal=True) if noise is None else noise.to(device, torch.float32)
     drop = draw((batch,), normal=False) < speech_drop_prob if speech_drop_prob > 0 else False
 
-    tt = t[:, None, None]
-    x_t, cond = network_input(x0, x1, t, infill_mask, fill=_config(model).context_fill, valid=valid)
-    v = model(
+    config = _config(model)
+    x_t, cond = network_input(x0, x1, t, infill_mask, fill=config.context_fill, valid=valid, fps=config.fps)
+    out = model(
         x_t, cond, speech, t, motion_mask=valid, speech_mask=speech_mask, speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, drop_speech=drop,
     ).float()  # fmt: skip
+    v, x1_hat = read_output(out, x_t, cond, t, config.prediction)
 
     target = infill_mask & valid
-    per_frame = ((v - (x1 - x0)) ** 2).mean(dim=-1)  # (B, T)
+    if config.prediction == "motion":
+        per_frame = ((x1_hat - x1) ** 2).mean(dim=-1)  # (B, T)
+    else:
+        per_frame = ((v - (x1 - x0)) ** 2).mean(dim=-1)
     cfm = (per_frame * target).sum() / target.sum().clamp(min=1)
 
-    x1_hat = torch.where(infill_mask[..., None], x_t + (1 - tt) * v, x1)
+    x1_hat = torch.where(infill_mask[..., None], x1_hat, x1)
     pairs = valid[:, 1:] & valid[:, :-1] & (infill_mask[:, 1:] | infill_mask[:, :-1])
     step = (x1_hat[:, 1:] - x1_hat[:, :-1]).abs().mean(dim=-1)  # (B, T - 1)
     ts = (step * pairs).sum() / pairs.sum().clamp(min=1)
@@ -101,6 +108,25 @@ def _config(model: torch.nn.Module) -> Any:
     return model.config
 
 
+def read_output(
+    out: torch.Tensor, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, prediction: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's output as (velocity, estimate of x1) at flow time t (scalar or (B,)).
+
+    "velocity" (the paper's): the output is v and x1_hat = x_t + (1 - t) v. "motion": the output is
+    what to add to the network's own masked-motion input cond (under the mask: the context fill) to
+    get x1_hat, and v = (x1_hat - x_t) / (1 - t), the velocity that reaches x1_hat at t = 1. So an
+    untrained "motion" network already lands on the fill, and the sampler's noise reaches the result
+    only through what the network learns to take from x_t. v is not used at t = 1 (training computes
+    its loss on x1_hat; the sampler never evaluates there).
+    """
+    tt = t.reshape(-1, 1, 1) if t.ndim else t
+    if prediction == "velocity":
+        return out, x_t + (1 - tt) * out
+    x1_hat = cond + out
+    return (x1_hat - x_t) / (1 - tt), x1_hat
+
+
 def network_input(
     x0: torch.Tensor,
     x1: torch.Tensor,
@@ -109,6 +135,7 @@ def network_input(
     state: torch.Tensor | None = None,
     fill: str = "line",
     valid: torch.Tensor | None = None,
+    fps: float = 25.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's (x_t, cond) at flow time t: the one place training and sampling build them.
 
@@ -118,18 +145,26 @@ def network_input(
     training). Known frames always sit on their conditional path (1 - t) x0 + t x1, the only states
     training ever shows them in; integrating them with the network's velocity (which is never trained
     on them) lets them drift off it and puts the seams on inputs the network never saw. cond carries
-    the known frames clean and, under the mask, `boundary_fill`'s line (fill "line") or zeros ("zeros":
-    the paper's masked input); the model's config.context_fill says which it was trained with.
+    the known frames clean and, under the mask, `boundary_fill`'s line (fill "line"), that line bent to
+    the boundary velocities fading over TANGENT_FADE_S at fps frames a second ("smooth") or zeros
+    ("zeros": the paper's masked input); the model's config.context_fill says which it was trained with.
     valid (B, T): True for real frames (None: all); padding never anchors the line.
     """
     tt = t.reshape(-1, 1, 1) if t.ndim else t
     generated = infill_mask[..., None]
     on_path = (1 - tt) * x0 + tt * x1
     x_t = on_path if state is None else torch.where(generated, state, on_path)
-    return x_t, boundary_fill(x1, infill_mask, valid) if fill == "line" else x1.masked_fill(generated, 0.0)
+    if fill == "zeros":
+        return x_t, x1.masked_fill(generated, 0.0)
+    return x_t, boundary_fill(x1, infill_mask, valid, TANGENT_FADE_S * fps if fill == "smooth" else None)
 
 
-def boundary_fill(known: torch.Tensor, infill_mask: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def boundary_fill(
+    known: torch.Tensor,
+    infill_mask: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    tangent_frames: float | None = None,
+) -> torch.Tensor:
     """known (B, T, D) with every frame under infill_mask (B, T) replaced by the straight line between
     the known frames on either side of its run (the nearer one held where the run touches an end of the
     clip; zeros where no frame is known). Only the known real frames (valid, None: all) anchor it."""
@@ -145,10 +180,36 @@ def boundary_fill(known: torch.Tensor, infill_mask: torch.Tensor, valid: torch.T
     span = (nxt - prev).clamp(min=1).to(known.dtype)
     weight = ((index - prev).to(known.dtype) / span)[..., None]
     line = before + (after - before) * weight
+    if tangent_frames is not None:
+        line = line + _tangent_correction(clean, is_known, prev, nxt, before, after, tangent_frames)
     line = torch.where(has_prev[..., None], line, after)
     line = torch.where(has_next[..., None], line, torch.where(has_prev[..., None], before, line))
     line = torch.where((has_prev | has_next)[..., None], line, torch.zeros_like(line))
     return torch.where(infill_mask[..., None], line, clean)
+
+
+def _tangent_correction(clean, is_known, prev, nxt, before, after, tau: float) -> torch.Tensor:
+    """What turns the line of an inner run into a curve that leaves each boundary frame with the known
+    motion's own velocity there (its last step), the difference fading over tau frames: the cubic
+    Hermite basis d (1 - d / L)^2 times exp(-d / tau), d the distance from that boundary frame, L the
+    run's length + 1. Zero at both boundary frames; a boundary frame without a known neighbour outside
+    the run keeps the line's slope there."""
+    frames = clean.shape[1]
+    index = torch.arange(frames, device=clean.device).expand_as(prev)
+    gather = lambda i: clean.gather(1, i.clamp(0, frames - 1)[..., None].expand_as(clean))  # noqa: E731
+    known_at = lambda i: is_known.gather(1, i.clamp(0, frames - 1)) & (i >= 0) & (i < frames)  # noqa: E731
+    inner = ((prev >= 0) & (nxt < frames))[..., None]
+    span = (nxt - prev).clamp(min=1).to(clean.dtype)[..., None]
+    slope = (after - before) / span
+    v_in = torch.where((known_at(prev - 1) & inner[..., 0])[..., None], before - gather(prev - 1), slope)
+    v_out = torch.where((known_at(nxt + 1) & inner[..., 0])[..., None], gather(nxt + 1) - after, slope)
+
+    def basis(d: torch.Tensor) -> torch.Tensor:
+        d = d.to(clean.dtype)[..., None]
+        return d * (1 - d / span) ** 2 * torch.exp(-d / tau)
+
+    correction = (v_in - slope) * basis(index - prev) - (v_out - slope) * basis(nxt - index)
+    return torch.where(inner, correction, torch.zeros_like(correction))
 
 
 def sway_timesteps(steps: int, sway: float, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -215,8 +276,10 @@ def sample(
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     x0 = torch.randn(batch, frames, dim, generator=generator).to(device)
     x = x0
-    fill = _config(model).context_fill
-    _, cond_net = network_input(x0, known, times[0], infill_mask, fill=fill, valid=motion_mask)
+    config = _config(model)
+    _, cond_net = network_input(
+        x0, known, times[0], infill_mask, fill=config.context_fill, valid=motion_mask, fps=config.fps
+    )
 
     # Speech, masks and timing are the same at every step: their share of the network (the speech
     # side of every cross-attention, RoPE tables, attention masks) is computed once here.
@@ -240,11 +303,12 @@ def sample(
                 cancel()
             t = times[step]
             x_t, _ = network_input(x0, known, t, infill_mask, state=x)
-            if guidance > 0:
-                v_speech, v_blind = model(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
-                v = v_speech + guidance * (v_speech - v_blind)
+            if guidance > 0:  # v is affine in the output at fixed x_t, t: mixing outputs mixes velocities
+                o_speech, o_blind = model(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
+                out = o_speech + guidance * (o_speech - o_blind)
             else:
-                v = model(x_t, cond_in, None, t, cache=cache).float()
+                out = model(x_t, cond_in, None, t, cache=cache).float()
+            v, _ = read_output(out, x_t, cond_net, t, config.prediction)
             x = x_t + (times[step + 1] - t) * v
             if progress is not None:
                 progress(step + 1, steps)

@@ -21,7 +21,7 @@ class ScriptedVelocity(nn.Module):
     def __init__(self, fn, motion_dim: int = 75):
         super().__init__()
         self.fn = fn
-        self.config = FacEDiTConfig.tiny(motion_dim=motion_dim)
+        self.config = FacEDiTConfig.tiny(motion_dim=motion_dim, prediction="velocity", context_fill="line")
         self.anchor = nn.Parameter(torch.zeros(()))
         self.calls: list[dict] = []
 
@@ -92,6 +92,25 @@ def test_cfm_loss_matches_hand_computation():
     cfm = ((v_np - (x1_np - noise_np)) ** 2).mean(-1)[target].mean()
     t_np = t.numpy()[:, None, None].astype(np.float64)
     hat = np.where(m[..., None], xt_np + (1 - t_np) * v_np, x1_np)
+    pairs = ok[:, 1:] & ok[:, :-1] & (m[:, 1:] | m[:, :-1])
+    ts = np.abs(np.diff(hat, axis=1)).mean(-1)[pairs].mean()
+    assert out["cfm"].item() == pytest.approx(cfm, rel=1e-5)
+    assert out["ts"].item() == pytest.approx(ts, rel=1e-5)
+    assert out["loss"].item() == pytest.approx(cfm + 0.2 * ts, rel=1e-5)
+
+
+def test_cfm_loss_with_motion_prediction_regresses_the_line_plus_the_output_on_x1():
+    x1, noise, infill_mask, valid = _batch()
+    t = torch.tensor([0.25, 0.8])
+    model = ScriptedVelocity(lambda x, t: torch.sin(3 * x))
+    model.config = model.config.replace(prediction="motion")
+    out = cfm_loss(model, x1, infill_mask, valid, torch.zeros(2, 24, 768), None, t=t, noise=noise, lambda_ts=0.2)
+
+    x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * x1
+    line = boundary_fill(x1, infill_mask, valid)
+    m, ok = infill_mask.numpy(), valid.numpy()
+    hat = np.where(m[..., None], (line + torch.sin(3 * x_t)).numpy(), x1.numpy()).astype(np.float64)
+    cfm = ((hat - x1.numpy()) ** 2).mean(-1)[m & ok].mean()
     pairs = ok[:, 1:] & ok[:, :-1] & (m[:, 1:] | m[:, :-1])
     ts = np.abs(np.diff(hat, axis=1)).mean(-1)[pairs].mean()
     assert out["cfm"].item() == pytest.approx(cfm, rel=1e-5)
@@ -174,7 +193,7 @@ def test_euler_integrates_a_constant_and_a_linear_field_exactly():
     torch.testing.assert_close(out, noise * float(torch.prod(1 - times.diff())))
 
 
-@pytest.mark.parametrize("fill", ["line", "zeros"])
+@pytest.mark.parametrize("fill", ["smooth", "line", "zeros"])
 def test_sampler_calls_the_model_at_the_sway_times_with_the_configured_cond(fill):
     model = ScriptedVelocity(lambda x, t: torch.zeros_like(x))
     model.config = model.config.replace(context_fill=fill)
@@ -187,11 +206,29 @@ def test_sampler_calls_the_model_at_the_sway_times_with_the_configured_cond(fill
     assert torch.equal(seen[~mask], cond[~mask])
     if fill == "zeros":
         assert not seen[mask].any()
-    else:  # frames 2, 3, 4 on the line from frame 1 to frame 5
-        line = cond[0, 1] + (cond[0, 5] - cond[0, 1]) * torch.tensor([0.25, 0.5, 0.75])[:, None]
-        torch.testing.assert_close(seen[mask], line)
+    else:  # frames 2, 3, 4 on the line from frame 1 to frame 5 (bent to the boundary velocities: "smooth")
+        fade = 0.8 * model.config.fps if fill == "smooth" else None
+        torch.testing.assert_close(seen, boundary_fill(cond, mask, tangent_frames=fade))
     assert all(torch.equal(c["cond"], seen) for c in model.calls)
     assert torch.equal(out[~mask], cond[~mask])
+
+
+@pytest.mark.parametrize("guidance", [0.0, 0.5])
+def test_motion_prediction_lands_on_the_line_plus_the_output(guidance):
+    """With prediction "motion" every Euler step moves toward x1_hat = cond + output and the last one
+    reaches it, whatever the noise: an output of zero gives the line between the boundary frames."""
+    shift = torch.linspace(-1, 1, 75)
+    model = ScriptedVelocity(lambda x, t: shift.expand_as(x))
+    model.config = model.config.replace(prediction="motion")
+    cond = torch.randn(1, 8, 75, generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(1, 8, dtype=torch.bool)
+    mask[0, 2:5] = True
+    out = sample(model, cond, mask, torch.zeros(1, 16, 768), steps=5, seed=4, guidance=guidance)
+    line = cond[0, 1] + (cond[0, 5] - cond[0, 1]) * torch.tensor([0.25, 0.5, 0.75])[:, None]
+    torch.testing.assert_close(out[mask], line + shift)
+    assert torch.equal(out[~mask], cond[~mask])
+    first, second = (c["x_t"][:1][mask] for c in model.calls[:2])
+    assert (second - first).abs().max() > 0.1  # it did integrate from the noise
 
 
 def test_boundary_fill_draws_lines_between_known_frames_and_holds_at_the_ends():
@@ -205,6 +242,31 @@ def test_boundary_fill_draws_lines_between_known_frames_and_holds_at_the_ends():
     padded = boundary_fill(values, mask[..., 0], valid)
     assert padded[0, 5, 0] == 4 and padded[0, 6, 0] == 6
     assert not boundary_fill(values, torch.ones(2, 8, dtype=torch.bool)).any()
+
+
+def test_boundary_fill_with_tangents_leaves_each_boundary_with_the_known_velocity():
+    x = (0.1 * torch.arange(12.0) ** 2)[None, :, None].repeat(1, 1, 2)  # a quadratic: the line cuts its corners
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, 4:8] = True
+    hermite = boundary_fill(x, mask, tangent_frames=1e9)  # no fading: the cubic Hermite curve
+    d = torch.arange(1.0, 5.0)  # distance from frame 3; the run is L = 5 steps long
+    phi = lambda d: d * (1 - d / 5) ** 2  # noqa: E731
+    line = 0.9 + (6.4 - 0.9) * d / 5
+    expected = line + (0.5 - 1.1) * phi(d) - (1.7 - 1.1) * phi(5 - d)  # velocities 0.9 - 0.4, 8.1 - 6.4; slope 1.1
+    torch.testing.assert_close(hermite[0, 4:8, 0], expected)
+    assert (hermite[0, 4:8, 0] - x[0, 4:8, 0]).abs().max() < 0.25 * (line - x[0, 4:8, 0]).abs().max()
+    assert torch.equal(hermite[~mask], x[~mask])
+    faded = boundary_fill(x, mask, tangent_frames=2.0)
+    assert ((faded - boundary_fill(x, mask)).abs() < (hermite - boundary_fill(x, mask)).abs() + 1e-6).all()
+    # a straight known motion stays the line; runs at the clip's ends are held; a lone boundary frame keeps the slope
+    straight = torch.arange(12.0)[None, :, None]
+    torch.testing.assert_close(boundary_fill(straight, mask, tangent_frames=3.0), straight)
+    ends = torch.zeros(1, 12, dtype=torch.bool)
+    ends[0, :3] = ends[0, 9:] = True
+    torch.testing.assert_close(boundary_fill(x, ends, tangent_frames=3.0), boundary_fill(x, ends))
+    lone = mask.clone()
+    lone[0, :3] = True  # frame 3 is known but frame 2 is not
+    torch.testing.assert_close(boundary_fill(x, lone, tangent_frames=1e9)[0, 4:8, 0], line - (1.7 - 1.1) * phi(5 - d))
 
 
 def test_guidance_mixes_speech_and_speech_blind_velocities():
@@ -482,10 +544,21 @@ def test_infill_handles_minutes_of_motion_with_the_block_local_path(monkeypatch)
 
 def test_context_fill_is_kept_in_saved_configs_and_old_configs_load_as_zeros():
     config = FacEDiTConfig.tiny()
-    assert config.context_fill == "line"
+    assert config.context_fill == "smooth"
     assert FacEDiTConfig.from_dict(config.replace(context_fill="zeros").to_dict()).context_fill == "zeros"
     old = config.to_dict()
     del old["context_fill"]
     assert FacEDiTConfig.from_dict(old).context_fill == "zeros"
     with pytest.raises(ValueError, match="context_fill must be one of"):
         config.replace(context_fill="spline")
+
+
+def test_prediction_is_kept_in_saved_configs_and_old_configs_load_as_velocity():
+    config = FacEDiTConfig.tiny()
+    assert config.prediction == "motion"
+    assert FacEDiTConfig.from_dict(config.replace(prediction="velocity").to_dict()).prediction == "velocity"
+    old = config.to_dict()
+    del old["prediction"]
+    assert FacEDiTConfig.from_dict(old).prediction == "velocity"
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        config.replace(prediction="noise")

@@ -135,6 +135,7 @@ def span_scores(
         guesses (linear interpolation of the boundary frames, holding the nearer one, the mean known frame)
     seam_in / seam_out   the result's frame-to-frame change (L2) into / out of the span over the clip's
         median true change; 1 is a seam as smooth as the clip itself
+    truth_seam_in / truth_seam_out   the true motion's change at the same two seams over the same median
     seam_excess   mean | |x[k] - x[k-1]| - the true motion's | at both seams (L1 over dims, normalised):
         `facedit.training.validate`'s boundary_excess, the motion analogue of the paper's M_continuity
     """
@@ -150,7 +151,7 @@ def span_scores(
     weights = torch.linspace(0, 1, length + 2)[1:-1, None]
     nearer = torch.cat([torch.full((length // 2,), before), torch.full((length - length // 2,), after)])
     sums: dict[str, float] = {}
-    seams, excess = torch.zeros(2), 0.0
+    seams, excess = torch.zeros(4), 0.0
     for k in range(clips):
         s = 100 + 150 * k
         truth = held_motion[s : s + clip]
@@ -169,12 +170,12 @@ def span_scores(
             sums[f"{name}_mouth"] = sums.get(f"{name}_mouth", 0.0) + err[:, :MOUTH].mean().item() / clips
             sums[f"{name}_pose"] = sums.get(f"{name}_pose", 0.0) + err[:, MOUTH:].mean().item() / clips
         steps = (z_out[1:] - z_out[:-1]).norm(dim=-1)
-        median = (z_truth[1:] - z_truth[:-1]).norm(dim=-1).median()
-        seams += torch.stack([steps[before], steps[after - 1]]) / median / clips
+        own = (z_truth[1:] - z_truth[:-1]).norm(dim=-1)
+        seams += torch.stack([steps[before], steps[after - 1], own[before], own[after - 1]]) / own.median() / clips
         at = [before, after - 1]  # transitions k - 1 -> k at both seams, indexed by k - 1
         jump = (z_out[1:] - z_out[:-1]).abs().mean(-1)[at]
         true_jump = (z_truth[1:] - z_truth[:-1]).abs().mean(-1)[at]
         excess += (jump - true_jump).abs().mean().item() / clips
-    sums["seam_in"], sums["seam_out"] = seams.tolist()
+    sums["seam_in"], sums["seam_out"], sums["truth_seam_in"], sums["truth_seam_out"] = seams.tolist()
     sums["seam_excess"] = excess
     return sums
