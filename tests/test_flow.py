@@ -542,23 +542,16 @@ def test_infill_handles_minutes_of_motion_with_the_block_local_path(monkeypatch)
     assert set(chunks) == {model.chunk_frames}
 
 
-def test_context_fill_is_kept_in_saved_configs_and_old_configs_load_as_zeros():
+@pytest.mark.parametrize(
+    ("field", "default", "other", "old", "bad"),
+    [("context_fill", "smooth", "zeros", "zeros", "spline"), ("prediction", "motion", "velocity", "velocity", "noise")],
+)
+def test_new_config_fields_are_kept_in_saved_configs_and_old_configs_load_as_before(field, default, other, old, bad):
     config = FacEDiTConfig.tiny()
-    assert config.context_fill == "smooth"
-    assert FacEDiTConfig.from_dict(config.replace(context_fill="zeros").to_dict()).context_fill == "zeros"
-    old = config.to_dict()
-    del old["context_fill"]
-    assert FacEDiTConfig.from_dict(old).context_fill == "zeros"
-    with pytest.raises(ValueError, match="context_fill must be one of"):
-        config.replace(context_fill="spline")
-
-
-def test_prediction_is_kept_in_saved_configs_and_old_configs_load_as_velocity():
-    config = FacEDiTConfig.tiny()
-    assert config.prediction == "motion"
-    assert FacEDiTConfig.from_dict(config.replace(prediction="velocity").to_dict()).prediction == "velocity"
-    old = config.to_dict()
-    del old["prediction"]
-    assert FacEDiTConfig.from_dict(old).prediction == "velocity"
-    with pytest.raises(ValueError, match="prediction must be one of"):
-        config.replace(prediction="noise")
+    assert getattr(config, field) == default
+    assert getattr(FacEDiTConfig.from_dict(config.replace(**{field: other}).to_dict()), field) == other
+    saved = config.to_dict()
+    del saved[field]
+    assert getattr(FacEDiTConfig.from_dict(saved), field) == old
+    with pytest.raises(ValueError, match=f"{field} must be one of"):
+        config.replace(**{field: bad})
