@@ -113,10 +113,7 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
         check_inputs("FacEDiT Save Edited Video", plan=(plan, "FACEDIT_PLAN"))
         if pix_fmt not in PIX_FMTS:
             raise ValueError(f"pix_fmt: expected one of {PIX_FMTS}, got {pix_fmt!r}")
-        if pix_fmt != "auto" and format == "same":
-            raise ValueError(f"pix_fmt: {pix_fmt} needs a full re-encode, but format 'same' copies the source's GOPs "
-                             "and re-encodes the rest in the source's own pixel format; set pix_fmt to auto, or "
-                             "choose format lossless, prores_hq, prores_4444, h264 or h265")  # fmt: skip
+        output = OutputFormat(kind=format, crf=crf, pix_fmt=None if pix_fmt == "auto" else pix_fmt)
         src = source_path(source_video)
         frames = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
         if frames.ndim != 4 or frames.shape[0] != plan.target_frames:
@@ -126,7 +123,6 @@ class FacEDiTSaveEditedVideo(io.ComfyNode):
             raise ValueError("audio: expected an AUDIO dict with 'waveform' [B, C, S] and 'sample_rate'")
         wave = audio["waveform"][0].float().cpu().numpy()
         out = next_free_path(_comfy.output_directory(), filename_prefix, container)
-        output = OutputFormat(kind=format, crf=crf, pix_fmt=None if pix_fmt == "auto" else pix_fmt)
         report = write_edited_video(out, src, plan, frames, audio=wave, sample_rate=int(audio["sample_rate"]),
                                     output=output, progress=_comfy.progress(len(frames)))  # fmt: skip
         text = "\n".join([report.summary(), *report.messages])

@@ -224,6 +224,14 @@ def test_cli_spans_error_is_one_line_naming_the_option(tmp_path, capsys):
                    "number)"]  # fmt: skip
 
 
+def test_cli_pix_fmt_with_format_same_is_refused_not_ignored(tmp_path, capsys):
+    """`same` copies the source's GOPs in its own pixel format, so a pixel format there could only be ignored."""
+    assert main(_edit_args(tmp_path, "--spans", "1 2 1", "--pix-fmt", "yuv444p")) == 1
+    err = capsys.readouterr().err
+    assert "pix_fmt: yuv444p needs a full re-encode, but format 'same' copies the source's GOPs" in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
 def test_cli_device_without_cuda_is_checked_up_front(tmp_path, capsys):
     assert main(_edit_args(tmp_path, "--spans", "1 2 1", "--device", "cuda")) == 1
