@@ -83,9 +83,11 @@ class OutputFormat:
         if not 0 <= int(self.crf) <= 51 or not 0 <= int(self.reencode_crf) <= 51:
             raise ValueError(f"crf: expected 0..51, got crf={self.crf}, reencode_crf={self.reencode_crf}")
         if self.kind == "same" and self.pix_fmt is not None:
-            raise ValueError(f"pix_fmt: {self.pix_fmt} needs a full re-encode, but format 'same' copies the source's "
-                             "GOPs and re-encodes the rest in the source's own pixel format; leave the pixel format "
-                             "unset (auto), or choose format lossless, prores_hq, prores_4444, h264 or h265")  # fmt: skip
+            raise ValueError(
+                f"pix_fmt: {self.pix_fmt} needs a full re-encode, but format 'same' copies the source's GOPs and "
+                "re-encodes the rest in the source's own pixel format; leave the pixel format unset (auto), or "
+                "choose format lossless, prores_hq, prores_4444, h264 or h265"
+            )
 
 
 @dataclass(frozen=True)
