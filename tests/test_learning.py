@@ -33,7 +33,12 @@ from facedit.flow import network_input, read_output, sway_timesteps
 from facedit.model import FacEDiT
 from facedit.training import synthetic as synthetic
 
-CLIPS, ODE_STEPS = 8, 16
+CLIPS, ODE_STEPS = 128, 8
+HELD_SECONDS = 800  # enough held-out motion for CLIPS clips of synthetic.span_scores
+# The test's own run, about 50 s on one thread: more, smaller batches than synthetic.Recipe's defaults
+# (which bench/bench_seams.py and README's ablation table use) and a stronger smoothness loss.
+RECIPE = synthetic.Recipe(steps=600, batch=4, lr=2e-3, lambda_ts=0.6)
+SEAMS = ("in", "out")
 
 
 @torch.no_grad()
@@ -57,9 +62,9 @@ def trained():
     try:
         world = synthetic.World()
         motion, speech = world.stream(4000, seed=10)
-        held = world.stream(200, seed=11)
+        held = world.stream(HELD_SECONDS, seed=11)
         model = synthetic.make_model(FacEDiTConfig.small(speech_dim=synthetic.SPEECH_DIM), motion)
-        losses = synthetic.train(model, motion, speech)
+        losses = synthetic.train(model, motion, speech, RECIPE)
         yield model, held, losses
     finally:
         torch.set_num_threads(threads)
@@ -70,8 +75,20 @@ def _checks(scores: dict[str, float]) -> dict[str, bool]:
     return {
         "a_mouth": 3 * scores["model_mouth"] < blind,
         "b_pose": scores["model_pose"] <= scores["line_pose"],
-        "c_seams": max(scores[f"seam_{side}"] / scores[f"truth_seam_{side}"] for side in ("in", "out")) <= 1.2,
+        "c_seams": max(scores[f"seam_{side}_median"] for side in SEAMS) <= 1.2,
+        "c_relative": max(scores[f"seam_{side}"] / scores[f"truth_seam_{side}"] for side in SEAMS) <= 1.2,
     }
+
+
+def _seam_readings(scores: dict[str, float]) -> str:
+    def pair(key: str) -> str:
+        return " / ".join(f"{scores[key.format(side)]:.3f}" for side in SEAMS)
+
+    relative = " / ".join(f"{scores[f'seam_{s}'] / scores[f'truth_seam_{s}']:.3f}" for s in SEAMS)
+    return (
+        f"seams (in / out), median over clips: {pair('seam_{}_median')} (truth {pair('truth_seam_{}_median')}); "
+        f"mean: {pair('seam_{}')} (truth {pair('truth_seam_{}')}); mean over the truth's: {relative}"
+    )
 
 
 def test_network_input_is_the_path_in_training_and_pins_known_frames_in_sampling():
@@ -100,6 +117,8 @@ def test_small_model_infills_mouth_from_speech(trained, scores):
     _, _, losses = trained
     assert sum(losses[-20:]) / 20 < 0.3 * sum(losses[:20]) / 20
     print({k: {n: round(v, 4) for n, v in d.items()} for k, d in scores.items()})
+    for name, sampler_scores in scores.items():
+        print(f"{name}: {_seam_readings(sampler_scores)}")
     assert _checks(scores["pinned"])["a_mouth"] and _checks(scores["drifting"])["a_mouth"]
 
 
@@ -110,5 +129,5 @@ def test_small_model_continues_the_pose_from_the_context_and_the_old_sampler_fai
     0.99 for the best blind baseline; pose 0.030 against 0.096 for linear interpolation; seams 1.13x
     and 1.01x the clip's own change there (1.18x and 1.20x its median), against 1.42x and 1.22x with
     the old drifting sampler."""
-    assert _checks(scores["pinned"]) == {"a_mouth": True, "b_pose": True, "c_seams": True}, scores["pinned"]
+    assert all(_checks(scores["pinned"]).values()), (_checks(scores["pinned"]), scores["pinned"])
     assert not _checks(scores["drifting"])["c_seams"], scores["drifting"]

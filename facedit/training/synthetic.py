@@ -180,7 +180,7 @@ def span_scores(
         true_jump = (z_truth[1:] - z_truth[:-1]).abs().mean(-1)[at]
         excess += (jump - true_jump).abs().mean().item() / clips
     names = ("seam_in", "seam_out", "truth_seam_in", "truth_seam_out")
-    for name, mean, median in zip(names, seams.mean(0).tolist(), seams.quantile(0.5, dim=0).tolist()):
+    for name, mean, median in zip(names, seams.mean(0).tolist(), seams.quantile(0.5, dim=0).tolist(), strict=True):
         sums[name], sums[f"{name}_median"] = mean, median
     sums["seam_excess"] = excess
     return sums
