@@ -9,18 +9,28 @@ held-out clips, and:
 (a) its mouth error beats every speech-blind baseline (linear interpolation of the boundary frames,
     holding the nearer boundary frame, the clip's mean known frame) by 3x;
 (b) its pose error is no worse than linear interpolation of the boundary frames;
-(c) the frame-to-frame change at each seam (both of them) is within 1.2x of the clip's own change
-    there (averaged over the clips, each in multiples of its median change). The issue's wording,
-    "within 1.2x of the clip's own median change", cannot be met reliably by any sampler: the held-out
-    clips' own changes at these seams are 1.04x and 1.19x their median (1.10x-1.23x over 16-32
-    clips: a mean of step sizes sits above their median), so the true motion itself would pass or
-    fail it by chance. Both numbers are printed; the model's are about 1.18x and 1.20x the median.
+(c) the frame-to-frame change at each seam (both of them) is within 1.2x of the clip's own median
+    change, as the issue words it: per clip, r = seam step / that clip's median true step, and the
+    median of r over 128 held-out clips (the typical clip's seam) must be <= 1.2 at both seams. The
+    relative reading is kept too: the mean of r over the true motion's mean r at the same seam, <= 1.2.
+
+Why the median over so many clips: r is widely spread (its 10-90% range is 0.4-1.9 for the true
+motion), so a mean of r sits above 1 even for the truth (1.09x / 1.18x here), and a median over 16-32
+clips moves by about 0.14 (sd) from one set of clips to the next (the truth read 0.98x / 1.17x on the
+32 clips this test used before). Over these 128 clips the true motion reads 0.98x / 1.10x.
+
+Measured (one thread, the test's RECIPE: 600 steps of 4 crops, lambda_ts 0.6; 8 ODE steps): mouth
+0.112 against 1.090 for the best blind baseline; pose 0.019 against 0.074 for linear interpolation;
+seams 1.11x / 1.13x the clip's median (mean 1.16x / 1.15x, relative 1.07 / 0.97), 0.07 inside the
+bound. About 80 s in all on this project's shared 2-core CPU, 53 s of it training (the Recipe defaults
+took about 3 minutes; 450 steps took 46 s but left the old sampler only 0.01 over the bound).
 
 It can fail: the same trained model also runs through the old sampler, which integrated the known
 frames with the network's velocity instead of holding them on their conditional path; its seams
-fail (c). The paper's velocity prediction over the straight-line fill fails (b) and (c) on this
-bench (pose 0.153 against 0.096 for the line, seams up to 1.51x); what meets them is the defaults'
-motion prediction over the "smooth" fill (see FacEDiTConfig for the measured table).
+read 1.25x / 1.20x the clip's median (relative 1.21 / 1.10) and fail (c), 0.05 over the bound. The paper's velocity
+prediction over the straight-line fill failed (b) and (c) on this bench under synthetic.Recipe's
+defaults (pose 0.153 against 0.096 for the line, seams up to 1.51x on 8 clips); what meets them is the
+defaults' motion prediction over the "smooth" fill (see FacEDiTConfig for the measured table).
 """
 
 from __future__ import annotations
@@ -125,9 +135,6 @@ def test_small_model_infills_mouth_from_speech(trained, scores):
 def test_small_model_continues_the_pose_from_the_context_and_the_old_sampler_fails_the_seams(scores):
     """The issue's criteria (a), (b), (c) for the sampler; the drifting one fails (c) with the same model.
 
-    Measured (600 steps, one thread; context_fill "smooth", prediction "motion"): mouth 0.068 against
-    0.99 for the best blind baseline; pose 0.030 against 0.096 for linear interpolation; seams 1.13x
-    and 1.01x the clip's own change there (1.18x and 1.20x its median), against 1.42x and 1.22x with
-    the old drifting sampler."""
+    Measured figures: the module docstring."""
     assert all(_checks(scores["pinned"]).values()), (_checks(scores["pinned"]), scores["pinned"])
     assert not _checks(scores["drifting"])["c_seams"], scores["drifting"]
