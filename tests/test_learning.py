@@ -27,10 +27,10 @@ took about 3 minutes; 450 steps took 46 s but left the old sampler only 0.01 ove
 
 It can fail: the same trained model also runs through the old sampler, which integrated the known
 frames with the network's velocity instead of holding them on their conditional path; its seams
-read 1.25x / 1.20x the clip's median (relative 1.21 / 1.10) and fail (c), 0.05 over the bound. The paper's velocity
-prediction over the straight-line fill failed (b) and (c) on this bench under synthetic.Recipe's
-defaults (pose 0.153 against 0.096 for the line, seams up to 1.51x on 8 clips); what meets them is the
-defaults' motion prediction over the "smooth" fill (see FacEDiTConfig for the measured table).
+read 1.25x / 1.20x the clip's median (relative 1.21 / 1.10) and fail (c), 0.05 over the bound.
+The paper's velocity prediction over the straight-line fill failed (b) and (c) on this bench under
+synthetic.Recipe's defaults (pose 0.153 against 0.096 for the line, seams up to 1.51x on 8 clips);
+what meets them is the defaults' motion prediction over the "smooth" fill (FacEDiTConfig's table).
 """
 
 from __future__ import annotations
