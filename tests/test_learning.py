@@ -22,8 +22,8 @@ clips moves by about 0.14 (sd) from one set of clips to the next (the truth read
 Measured (one thread, the test's RECIPE: 600 steps of 4 crops, lambda_ts 0.6; 8 ODE steps): mouth
 0.112 against 1.090 for the best blind baseline; pose 0.019 against 0.074 for linear interpolation;
 seams 1.11x / 1.13x the clip's median (mean 1.16x / 1.15x, relative 1.07 / 0.97), 0.07 inside the
-bound. About 80 s in all on this project's shared 2-core CPU, 53 s of it training (the Recipe defaults
-took about 3 minutes; 450 steps took 46 s but left the old sampler only 0.01 over the bound).
+bound. 68-88 s in all on this project's shared 2-core CPU, about 50 s of it training (the Recipe
+defaults took about 3 minutes; 450 steps took 46 s but left the old sampler only 0.01 over the bound).
 
 It can fail: the same trained model also runs through the old sampler, which integrated the known
 frames with the network's velocity instead of holding them on their conditional path; its seams
