@@ -20,7 +20,8 @@ frame-to-frame change at a seam over the clip's median change, the worse of the 
 the clip); and seam excess, | change at the seam - the true change there | (L1 over dims), the motion
 analogue of the paper's M_continuity (`facedit.training.validate`'s boundary_excess). The world, the held-out
 clips and the sampler seeds are fixed; a seed sets the model's initialisation and its training draws, and
-seed 0 of "full" at 600 steps is exactly the model of tests/test_learning.py.
+seed 0 of "full" at 600 steps is exactly the model tests/test_learning.py trained before it got its own
+quicker recipe (600 steps of 4 crops, lambda_ts 0.6).
 
 Time (1 thread, this project's 2-core CPU): a run of 400 steps takes 2.5-5 min depending on the load, so the
 defaults (5 variants, one seed) take 13-25 min; --quick takes seconds. Measured table: README.md ("Seam devices").
