@@ -7,6 +7,7 @@ clip, and keeps the expensive LivePortrait decoder on the frames that changed.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -407,6 +408,91 @@ def _iter_window(
             yield frame
 
 
+class EditedFrames:
+    """The edited clip's target frames (H, W, 3) float32 as a lazy sequence, read in increasing order.
+
+    ``frames`` is any indexable sequence of source frames (an array, or a lazy reader such as
+    :class:`~facedit.video_io.VideoFrames`): a frame outside every edit window is read only when it is asked for,
+    and each window is held as crops and motion only while it is being read. A writer that copies the untouched
+    GOPs asks only for the frames it re-encodes, so the rest of a long clip is never converted and a window
+    nobody asks for is never rendered. ``fps``: the frames' rate (default: a reader's ``info.fps``); a plan made
+    for another rate or frame count, or speech shorter than the plan's, is refused here.
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[np.ndarray] | np.ndarray,
+        plan: EditPlan,
+        models: Models,
+        speech: SpeechFeatures,
+        options: EditOptions = EditOptions(),
+        *,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
+        name: str = "frames",
+        fps: float | None = None,
+    ):
+        if fps is None:
+            info = getattr(frames, "info", None)
+            fps = float(info.fps) if info is not None else plan.fps
+        try:
+            plan.check_matches(len(frames), float(fps))
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+        if speech.duration_s + 1.0 / plan.fps < plan.edited_duration_s - 1e-6:
+            raise ValueError(
+                f"the speech features cover {speech.duration_s:.3f} s but the plan's edited speech lasts "
+                f"{plan.edited_duration_s:.3f} s: encode the edited speech the plan was built for"
+            )
+        self._frames, self._plan, self._name = frames, plan, name
+        self._window_args = (models, speech, options, progress, cancel, name)
+        self._cancel = cancel
+        self._windows = _windows_for(plan, plan.fps, options)
+        self._starts = [w.start for w in self._windows]
+        self._next = 0
+        self._open: tuple[Window, Iterator[np.ndarray]] | None = None
+        self._open_next = 0  # the open window's next target frame
+
+    def __len__(self) -> int:
+        return self._plan.target_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for k in range(self._next, len(self)):
+            yield self[k]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self._name}: edited frame {index} is outside the plan's {len(self)} target frames")
+        if index < self._next:
+            raise IndexError(f"{self._name}: edited frames are made in increasing order; frame {index} was asked for "
+                             f"after frame {self._next - 1}")  # fmt: skip
+        self._next = index + 1
+        at = bisect.bisect_right(self._starts, index) - 1
+        window = self._windows[at] if at >= 0 and index < self._windows[at].end else None
+        if window is None:
+            self._close()
+            return np.asarray(self._frames[int(self._plan.source_time[index])], dtype=np.float32)
+        if self._open is None or self._open[0] is not window:
+            self._close()
+            if self._cancel is not None:
+                self._cancel()
+            self._open = (window, _iter_window(self._frames, self._plan, window, *self._window_args))
+            self._open_next = window.start
+        while True:
+            frame = next(self._open[1])
+            self._open_next += 1
+            if self._open_next > index:
+                if self._open_next == window.end:
+                    self._close()
+                return frame
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+
+
 def iter_edit(
     frames: Sequence[np.ndarray] | np.ndarray,
     plan: EditPlan,
@@ -419,35 +505,9 @@ def iter_edit(
     name: str = "frames",
     fps: float | None = None,
 ) -> Iterator[np.ndarray]:
-    """Target frames (H, W, 3) float32 one by one, in order.
-
-    ``frames`` is any indexable sequence of source frames (an array, or a lazy reader): a frame outside every
-    edit window is read and yielded as it is, so only the windows are ever held whole. ``fps``: the frames'
-    rate (default: a reader's ``info.fps``); a plan made for another rate or frame count is refused.
-    """
-    if fps is None:
-        info = getattr(frames, "info", None)
-        fps = float(info.fps) if info is not None else plan.fps
-    try:
-        plan.check_matches(len(frames), float(fps))
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from err
-    if speech.duration_s + 1.0 / plan.fps < plan.edited_duration_s - 1e-6:
-        raise ValueError(
-            f"the speech features cover {speech.duration_s:.3f} s but the plan's edited speech lasts "
-            f"{plan.edited_duration_s:.3f} s: encode the edited speech the plan was built for"
-        )
-    windows = _windows_for(plan, plan.fps, options)
-    cursor = 0
-    for window in windows:
-        for k in range(cursor, window.start):
-            yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)
-        if cancel is not None:
-            cancel()
-        yield from _iter_window(frames, plan, window, models, speech, options, progress, cancel, name)
-        cursor = window.end
-    for k in range(cursor, plan.target_frames):
-        yield np.asarray(frames[int(plan.source_time[k])], dtype=np.float32)
+    """Every target frame of :class:`EditedFrames` in order (the same arguments; they are checked here)."""
+    return iter(EditedFrames(frames, plan, models, speech, options, progress=progress, cancel=cancel, name=name,
+                             fps=fps))  # fmt: skip
 
 
 def edit(
@@ -593,7 +653,7 @@ def edit_file(
     if on_plan is not None:
         on_plan(plan)
     features = encode_speech(models, edited, progress, plan, options)
-    target = iter_edit(frames, plan, models, features, options, progress=progress, cancel=cancel, name=str(video))
+    target = EditedFrames(frames, plan, models, features, options, progress=progress, cancel=cancel, name=str(video))
     wave = edited["waveform"][0].float().numpy()
     write_edited_video(out, video, plan, target, audio=wave, sample_rate=edited["sample_rate"],
                        output=output or OutputFormat(), progress=_stage(progress, "write"), source_fps=fps)  # fmt: skip

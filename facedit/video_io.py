@@ -277,6 +277,22 @@ def iter_frames(
     """
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"dtype: expected 'float32' or 'uint8', got {dtype!r}")
+    last, rgb = None, None
+    for _, frame, flags, retimed in _decoded(path, start, stop, fps):
+        if frame is not last:
+            last, rgb = frame, _frame_to_rgb(frame, flags)
+        if dtype == "float32":
+            yield uint8_to_float(rgb)
+        else:  # a retimed frame may repeat: each gets its own array
+            yield rgb.copy() if retimed else rgb
+
+
+def _decoded(
+    path: str | os.PathLike, start: int = 0, stop: int | None = None, fps: float | Fraction | str | None = None
+) -> Iterator[tuple[int, Any, Any, bool]]:
+    """(index, PyAV frame, colour flags, retimed) for the indices in [start, stop) of :func:`iter_frames`, decoded
+    but not converted, so a frame nobody looks at costs its decode only. A retimed (variable-rate) file may give
+    one PyAV frame several indices."""
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"frame range: expected 0 <= start <= stop, got start={start}, stop={stop}")
     path = _check_path(path)
@@ -292,20 +308,14 @@ def iter_frames(
             indexed = _retimed(decoded, timing, info.fps, info.frame_count, path)
         else:
             indexed = enumerate(decoded)
-        last, rgb, index = None, None, -1
+        index = -1
         av = _av()
         try:
             for index, frame in indexed:
                 if stop is not None and index >= stop:
                     return
-                if index < start:
-                    continue
-                if frame is not last:
-                    last, rgb = frame, _frame_to_rgb(frame, flags)
-                if dtype == "float32":
-                    yield uint8_to_float(rgb)
-                else:  # a retimed frame may repeat: each gets its own array
-                    yield rgb if timing is None else rgb.copy()
+                if index >= start:
+                    yield index, frame, flags, timing is not None
         except av.error.FFmpegError as exc:
             raise ValueError(f"{path}: cannot decode frame {index + 1} of {info.frame_count} ({exc}); the file is "
                              "damaged or truncated") from exc  # fmt: skip
@@ -481,17 +491,17 @@ class VideoFrames:
 
     Access is cheap in increasing order (one forward decoder); a step back beyond the small cache reopens the
     file. The editing pipeline reads frames in time order, so a whole clip is never held in memory. The cache
-    holds the decoded uint8 frames (a quarter of float32: 25 MB, not 100 MB, a 4K frame); each read converts
-    its frame exactly as :func:`iter_frames` does, into a new array.
+    holds the last decoded frames, each converted to RGB uint8 only once asked for (a quarter of float32: 25 MB,
+    not 100 MB, a 4K frame); each read converts its frame exactly as :func:`iter_frames` does, into a new array.
     """
 
     def __init__(self, path: str | os.PathLike, cache_frames: int = 16, fps: float | Fraction | str | None = None):
         self.info = probe_video(path, fps)
         self.path = os.fspath(path)
         self._fps = fps
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[int, np.ndarray | tuple[Any, Any]] = {}  # converted, or (PyAV frame, flags) not yet
         self._cache_frames = max(1, int(cache_frames))
-        self._reader: Iterator[np.ndarray] | None = None
+        self._reader: Iterator[tuple[int, Any, Any, bool]] | None = None
         self._next = 0
 
     def __len__(self) -> int:
@@ -502,23 +512,25 @@ class VideoFrames:
 
     def uint8(self, index: int) -> np.ndarray:
         """Frame ``index`` as decoded, RGB uint8 (H, W, 3); ``frames[i]`` is this divided by 255 in float32.
-        The array is the cache's own: do not write to it."""
+        The array is the cache's own: do not write to it. Frames stepped over on the way are decoded but not
+        converted (a writer that copies the untouched GOPs skips most of a long clip)."""
         index = int(index)
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is outside {self.path}'s {len(self)} frames")
-        if index in self._cache:
-            return self._cache[index]
-        if self._reader is None or index < self._next:
-            self._reader = iter_frames(self.path, start=index, dtype="uint8", fps=self._fps)
-            self._next = index
-        frame = None
-        while self._next <= index:
-            try:
-                frame = next(self._reader)
-            except StopIteration:
-                raise IndexError(f"{self.path} ended before frame {index} (probed {len(self)} frames)") from None
-            self._cache[self._next] = frame
-            if len(self._cache) > self._cache_frames:
-                del self._cache[min(self._cache)]
-            self._next += 1
-        return frame
+        if index not in self._cache:
+            if self._reader is None or index < self._next:
+                self._reader = _decoded(self.path, start=index, fps=self._fps)
+                self._next = index
+            while self._next <= index:
+                try:
+                    _, frame, flags, _ = next(self._reader)
+                except StopIteration:
+                    raise IndexError(f"{self.path} ended before frame {index} (probed {len(self)} frames)") from None
+                self._cache[self._next] = (frame, flags)
+                if len(self._cache) > self._cache_frames:
+                    del self._cache[min(self._cache)]
+                self._next += 1
+        entry = self._cache[index]
+        if isinstance(entry, tuple):
+            entry = self._cache[index] = _frame_to_rgb(*entry)
+        return entry

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -204,3 +205,66 @@ def test_window_frames_say_which_folder_has_no_room(monkeypatch):
     ):
         window[0]
     assert "No space left" in str(err.value) and "TMPDIR" in str(err.value)
+
+
+def _gop_clip(path, frames: np.ndarray, fps: int, gop: int):
+    """An x264 clip with a keyframe every ``gop`` frames, so that a smart render can copy most of it."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt, s.options = "yuv420p", {"preset": "ultrafast", "g": str(gop), "bf": "2"}
+        for i, frame in enumerate((frames * 255).round().astype(np.uint8)):
+            f = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, fps)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    return path
+
+
+def test_a_smart_render_makes_only_the_frames_of_the_gops_it_re_encodes(quick_decoder, tmp_path):
+    """edit_file's lazy EditedFrames: frames in copied GOPs are never asked of the source nor made; the file is
+    the one every frame made in order gives."""
+    import av
+
+    from facedit.pipeline import EditedFrames
+    from facedit.video import write_edited_video
+
+    fps, n = 25, 96
+    src = _gop_clip(tmp_path / "src.mp4", _clip(n), fps, gop=12)
+    plan = make_plan(fps=fps, source_frames=n, original_duration_s=n / fps, edited_duration_s=n / fps + 0.2,
+                     spans=[(1.6, 1.8, 0.4)], context_frames=1)  # fmt: skip
+    speech = quick_decoder.wavlm.encode(_speech(n / fps + 0.2))
+    options = EditOptions(steps=1, motion_context_s=0.2, face_box=FACE_BOX, stitching=False)
+    lazy_reader = _Reader(VideoFrames(src))
+    lazy = EditedFrames(lazy_reader, plan, quick_decoder, speech, options)
+    report = write_edited_video(tmp_path / "lazy.mp4", src, plan, lazy, audio=None, sample_rate=None)
+    full_reader = _Reader(VideoFrames(src))
+    whole = iter_edit(full_reader, plan, quick_decoder, speech, options)
+    write_edited_video(tmp_path / "whole.mp4", src, plan, whole, audio=None, sample_rate=None)
+
+    assert report.mode == "smart" and report.copied_gops >= 5, report
+    assert full_reader.reads == list(range(n))
+    needed = set()
+    for s, e in report.reencoded_spans:
+        needed |= {int(np.floor(t)) for t in plan.source_time[s:e]} | {int(np.ceil(t)) for t in plan.source_time[s:e]}
+    window = _windows_for(plan, plan.fps, options)[0]
+    times = plan.source_time[window.start : window.end]
+    needed |= set(range(int(np.floor(times.min())), int(np.ceil(times.max())) + 1))
+    assert set(lazy_reader.reads) <= needed and len(lazy_reader.reads) < n / 2, lazy_reader.reads
+
+    def decoded(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray() for f in c.decode(video=0)]
+
+    lazy_frames, whole_frames = decoded(tmp_path / "lazy.mp4"), decoded(tmp_path / "whole.mp4")
+    assert len(lazy_frames) == len(whole_frames) == plan.target_frames
+    assert all(np.array_equal(a, b) for a, b in zip(lazy_frames, whole_frames, strict=True))
+
+    again = EditedFrames(_Reader(VideoFrames(src)), plan, quick_decoder, speech, options)
+    again[50]
+    with pytest.raises(IndexError, match="made in increasing order; frame 10 was asked for after frame 50"):
+        again[10]
+    with pytest.raises(IndexError, match=f"outside the plan's {plan.target_frames} target frames"):
+        again[plan.target_frames]

@@ -336,3 +336,21 @@ def test_evenly_spaced_frames_are_read_at_their_own_rate_not_the_declared_one(tm
     info = probe_video(path)
     assert info.fps == 25 and info.frame_count == 20 and not info.retimed and not info.variable_frame_rate
     assert [marker(f) for f in iter_frames(path, dtype="uint8")] == list(range(20))
+
+
+def test_video_frames_convert_only_the_frames_asked_for(tmp_path, monkeypatch):
+    """A frame stepped over is decoded but not converted to RGB (a smart render skips most of a long clip); a
+    frame asked for later from the cache is converted then, and every frame equals iter_frames' own."""
+    import facedit.video_io as video_io
+    from facedit.video_io import VideoFrames
+
+    path = write_video(tmp_path / "clip.mp4", _frames(40), 25)
+    expected = np.stack(list(iter_frames(path, dtype="uint8")))
+    converted = []
+    convert = video_io._frame_to_rgb
+    monkeypatch.setattr(video_io, "_frame_to_rgb", lambda frame, flags: converted.append(1) or convert(frame, flags))
+    frames = VideoFrames(path, cache_frames=8)
+    assert np.array_equal(frames.uint8(30), expected[30]) and len(converted) == 1
+    assert np.array_equal(frames.uint8(25), expected[25]) and len(converted) == 2  # from the cache, no reopening
+    assert frames.uint8(25) is frames.uint8(25) and len(converted) == 2
+    assert np.array_equal(frames[5], expected[5] / np.float32(255)) and len(converted) == 3  # a step back reopens

@@ -577,6 +577,7 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
             raise ValueError(f"frames: got {len(frames)} frames, the plan has {plan.target_frames} target frames")
         wanted = np.flatnonzero(seg_of >= 0)
         pairs = ((int(k), frames[int(k)]) for k in wanted)
+        pairs = _progress_iter(pairs, len(wanted), progress)  # counts the frames the re-encoded GOPs need
         count = plan.target_frames
     else:
         pairs = enumerate(_progress_iter(_iter_input_frames(frames), plan.target_frames, progress))
