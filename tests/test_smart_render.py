@@ -598,3 +598,37 @@ def test_save_node_refuses_a_plan_made_for_a_vfr_files_stored_frames(tmp_path, m
     with pytest.raises(ValueError, match=r"variable frame rate.*150 frames"):
         video.FacEDiTSaveEditedVideo.execute(str(src), plan, frames, audio, "clips/edit", "same", "mp4", 18)
     assert not (tmp_path / "output").exists() or not list((tmp_path / "output").rglob("*.mp4"))
+
+
+def test_audio_encoded_ahead_in_a_thread_is_the_audio_encoded_in_step(tmp_path):
+    """The smart render encodes the audio in a thread while it makes the video: the same packets, and an encoder
+    error comes back to the writer as an error about the output file."""
+    from facedit.video.render import _AudioWriter, _Output
+
+    wave = np.random.default_rng(1).uniform(-0.3, 0.3, (2, 17000 * 3)).astype(np.float32)
+    packets = {}
+    for ahead in (False, True):
+        path = tmp_path / f"ahead_{ahead}.mp4"
+        with _Output(str(path)) as out:
+            writer = _AudioWriter(out, ".mp4", wave, 17000)
+            if ahead:
+                writer.start_ahead()
+                writer.join()
+            for k in range(1, 80):
+                writer.write_until(k * 0.04)
+            writer.finish()
+        with av.open(str(path)) as c:
+            packets[ahead] = [(p.pts, bytes(p)) for p in c.demux(audio=0) if p.size]
+    assert len(packets[True]) > 40 and packets[True] == packets[False], (len(packets[True]), len(packets[False]))
+
+    class Broken:
+        def encode(self, frame):
+            raise av.error.InvalidDataError(errno.EINVAL, "broken encoder")
+
+    path = tmp_path / "broken.mp4"
+    with pytest.raises(OSError, match="broken encoder") as caught, _Output(str(path)) as out:
+        writer = _AudioWriter(out, ".mp4", wave, 17000)
+        writer.stream = Broken()
+        writer.start_ahead()
+        writer.finish()
+    assert caught.value.filename == str(path)

@@ -20,6 +20,7 @@ import errno
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -499,6 +500,11 @@ class _AudioWriter:
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.out_rate)
         self.pos = 0
         self.messages = []
+        self._thread: threading.Thread | None = None  # the ahead encoding (start_ahead), its packets, how many muxed
+        self._ahead: list[Any] = []
+        self._muxed = 0
+        self._failed: BaseException | None = None
+        self._stop = threading.Event()
         if self.out_rate != rate:
             self.messages.append(f"audio resampled from {rate} Hz to {self.out_rate} Hz for {self.codec}")
 
@@ -506,9 +512,9 @@ class _AudioWriter:
         for frame in frames:
             self.container.encode(self.stream, frame)
 
-    def write_until(self, seconds: float) -> None:
+    def _frames(self, stop: int) -> Iterator[Any]:
+        """The resampled frames of the wave up to sample ``stop``, from where the last call ended."""
         av = _av()
-        stop = min(self.wave.shape[1], math.ceil(seconds * self.rate))
         while self.pos < stop:
             end = min(self.pos + 1024, stop)
             chunk = np.ascontiguousarray(self.wave[:, self.pos : end])
@@ -516,10 +522,57 @@ class _AudioWriter:
             frame.sample_rate = self.rate
             frame.pts = self.pos
             frame.time_base = Fraction(1, self.rate)
-            self._mux(self.resampler.resample(frame))
+            yield from self.resampler.resample(frame)
             self.pos = end
 
+    def start_ahead(self) -> None:
+        """Encode the whole track now, in a thread (PyAV lets go of the GIL while it encodes), so that it runs
+        beside the video's decoding, rendering and encoding; `write_until` then muxes its packets."""
+
+        def run() -> None:
+            try:
+                for frame in self._frames(self.wave.shape[1]):
+                    if self._stop.is_set():
+                        return
+                    self._ahead.extend(self.container._call(self.stream.encode, frame))
+                for frame in [*self.resampler.resample(None), None]:
+                    self._ahead.extend(self.container._call(self.stream.encode, frame))
+            except BaseException as err:  # re-raised in the writing thread
+                self._failed = err
+
+        self._thread = threading.Thread(target=run, name="facedit-audio", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Let an ahead encoding end (after an error elsewhere) and wait for it."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+    def join(self) -> None:
+        """Wait for an ahead encoding, and raise its error. Call it before the first mux: writing the header reads
+        the audio encoder's settings."""
+        if self._thread is not None:
+            self._thread.join()
+            if self._failed is not None:
+                raise self._failed
+
+    def _mux_ahead(self, seconds: float | None) -> None:
+        self.join()
+        packets, n = self._ahead, self._muxed
+        while n < len(packets) and (seconds is None or packets[n].pts * packets[n].time_base < seconds):
+            self.container.mux(packets[n])
+            n += 1
+        self._muxed = n
+
+    def write_until(self, seconds: float) -> None:
+        if self._thread is not None:
+            return self._mux_ahead(seconds)
+        self._mux(self._frames(min(self.wave.shape[1], math.ceil(seconds * self.rate))))
+
     def finish(self) -> None:
+        if self._thread is not None:
+            return self._mux_ahead(None)
         self.write_until(self.wave.shape[1] / self.rate)
         self._mux(self.resampler.resample(None))
         self.container.encode(self.stream, None)
@@ -539,7 +592,10 @@ def _progress_iter(
             progress(count, total)
 
 
-def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
+def _joined_packets(src_container, source: _Source, plan: EditPlan, frames, output, progress):
+    """The smart render's video: the re-encoded segments encoded, joined with the copied GOPs' packets in target
+    order. Returns (notes, covered target frames, re-encoded segments, [(pts frame, data, key, kind)] in decode
+    order, the decode delay in frames)."""
     av = _av()
     notes = _choose_copies(source, plan)
     if source.hidden:
@@ -641,25 +697,39 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
     if sorted(t for t, *_ in order) != list(range(plan.target_frames)):
         raise RuntimeError("smart render: the joined packets do not cover every target frame once")
     delay = max(0, max(n - t for n, (t, *_) in enumerate(order)))
+    return notes, covered, segments, order, delay
 
+
+def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
+    av = _av()
     with _Output(tmp) as out:
         vstream = out.add_stream_from_template(source.stream)
         vstream.time_base = source.time_base
         writer = _AudioWriter(out, ext, *audio) if audio is not None else None
-        seconds_per_frame = float(source.time_base * source.frame_dur)
-        for n, (t, data, key, _) in enumerate(order):
-            packet = av.Packet(data)
-            packet.stream = vstream
-            packet.time_base = source.time_base
-            packet.pts = t * source.frame_dur
-            packet.dts = (n - delay) * source.frame_dur
-            packet.duration = source.frame_dur
-            packet.is_keyframe = key
-            out.mux(packet)
-            if writer is not None:
-                writer.write_until((n - delay + 1) * seconds_per_frame)
         if writer is not None:
-            writer.finish()
+            writer.start_ahead()
+        try:
+            notes, covered, segments, order, delay = _joined_packets(src_container, source, plan, frames, output,
+                                                                     progress)  # fmt: skip
+            if writer is not None:
+                writer.join()
+            seconds_per_frame = float(source.time_base * source.frame_dur)
+            for n, (t, data, key, _) in enumerate(order):
+                packet = av.Packet(data)
+                packet.stream = vstream
+                packet.time_base = source.time_base
+                packet.pts = t * source.frame_dur
+                packet.dts = (n - delay) * source.frame_dur
+                packet.duration = source.frame_dur
+                packet.is_keyframe = key
+                out.mux(packet)
+                if writer is not None:
+                    writer.write_until((n - delay + 1) * seconds_per_frame)
+            if writer is not None:
+                writer.finish()
+        finally:
+            if writer is not None:
+                writer.stop()
     copied = [g for g in source.gops if g.shift is not None]
     return WriteReport(
         path="",
