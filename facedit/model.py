@@ -50,6 +50,7 @@ from .attention import (
     zero_invalid_keys,
 )
 from .config import FacEDiTConfig
+from .fused import linear
 from .normalization import MotionNormalizer
 
 ATTENTION_MODES = ("auto", "dense", "local")
@@ -122,18 +123,18 @@ class Attention(nn.Module):
 
     def project_kv(self, context, k_rope, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys (with RoPE) and values of context, token-major (B, L, H, d), padding keys zeroed."""
-        k = _rotate(self._split(self.to_k(context)), k_rope)
-        return zero_invalid_keys(k, self._split(self.to_v(context)), plan)
+        k = _rotate(self._split(linear(context, self.to_k)), k_rope)
+        return zero_invalid_keys(k, self._split(linear(context, self.to_v)), plan)
 
     def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan, kv=None) -> torch.Tensor:
         """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used).
 
         The keys are gathered per query chunk here, in every call, rather than held gathered: on the
         block-local path neighbouring chunks share keys, so a gathered cache would be larger."""
-        q = _rotate(self._split(self.to_q(x)), q_rope)
+        q = _rotate(self._split(linear(x, self.to_q)), q_rope)
         k, v = self.project_kv(context, k_rope, plan) if kv is None else kv
         out = attend_gathered(q, *gather_kv(k, v, plan, zeroed=True), plan).reshape(x.shape[0], x.shape[1], -1)
-        return self.dropout(self.to_out(out))
+        return self.dropout(linear(out, self.to_out))
 
 
 class FeedForward(nn.Sequential):
@@ -141,6 +142,11 @@ class FeedForward(nn.Sequential):
         super().__init__(
             nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, dim)
         )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self[2].p > 0:
+            return super().forward(x)
+        return linear(linear(x, self[0], gelu_tanh=True), self[3])  # the GELU fused where `fused.linear` can
 
 
 class FacEDiTBlock(nn.Module):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from facedit import fused
 from facedit.attention import apply_rope, local_attention, plan_attention, rope_cos_sin
 from facedit.config import FacEDiTConfig
 from facedit.model import FacEDiT, count_parameters
@@ -419,3 +420,18 @@ def test_model_cast_keeps_statistics_exact():
     model.to(torch.bfloat16)
     assert model.dtype == torch.bfloat16 and torch.equal(model.normalizer.mean, mean)
     assert math.isfinite(float(model.normalize(torch.ones(75)).sum()))
+
+
+@pytest.mark.skipif(not fused._has_onednn_linear(), reason="no native bfloat16 oneDNN linear on this CPU")
+def test_fused_bfloat16_linears_match_the_plain_ones(monkeypatch):
+    model = random_model(dtype=torch.bfloat16)
+    x_t, cond, speech, t = random_inputs(model)
+    calls = []
+    original = torch.ops.mkldnn._linear_pointwise
+    with torch.no_grad():
+        monkeypatch.setattr(fused.torch.ops.mkldnn, "_linear_pointwise", lambda *a: calls.append(a[3]) or original(*a))
+        out = model(x_t, cond, speech, t).float()
+        monkeypatch.setattr(fused, "_has_onednn_linear", lambda: False)
+        plain = model(x_t, cond, speech, t).float()
+    assert "gelu" in calls and "none" in calls
+    assert (out - plain).abs().max() <= 0.02 * plain.abs().max()
