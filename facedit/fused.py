@@ -50,3 +50,10 @@ def linear(x: torch.Tensor, layer: torch.nn.Linear, gelu_tanh: bool = False) -> 
         return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, algorithm[0], [], algorithm[1])
     y = F.linear(x, layer.weight, layer.bias)
     return F.gelu(y, approximate="tanh") if gelu_tanh else y
+
+
+class Linear(torch.nn.Linear):
+    """nn.Linear (same parameters, same state dict) whose forward is `linear`, GELU fused on request."""
+
+    def forward(self, x: torch.Tensor, gelu_tanh: bool = False) -> torch.Tensor:
+        return linear(x, self, gelu_tanh)
