@@ -185,36 +185,50 @@ def _finish(plan: AttentionPlan, dtype: torch.dtype | None) -> AttentionPlan:
     return dataclasses.replace(plan, mask=mask)
 
 
-def _head_major(
+def _rows(
     x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, before: int, after: int, invalid=None
 ) -> torch.Tensor:
-    """Token-major x [B, L, H, d] (RoPE'd if rope, rows `invalid` [B, L, 1, 1] zeroed) as head-major
-    [B, H, before + L + after, d] with zero rows before and after."""
+    """Token-major x [B, L, H, d], RoPE'd if rope, rows `invalid` [B, L, 1, 1] zeroed, with zero rows
+    before and after: [B, before + L + after, H, d]."""
     batch, length, heads, head_dim = x.shape
     if torch.is_grad_enabled() and x.requires_grad:  # out= has no autograd: the same values, functionally
         y = x if rope is None else apply_rope(x, rope[0][:, None], rope[1][:, None])
         y = y if invalid is None else y.masked_fill(invalid, 0.0)
-        return F.pad(y.transpose(1, 2), (0, 0, before, after)).contiguous()
-    buffer = x.new_empty(batch, heads, before + length + after, head_dim)
-    buffer[:, :, :before].zero_()
-    buffer[:, :, before + length :].zero_()
-    view = buffer[:, :, before : before + length].transpose(1, 2)
+        return F.pad(y, (0, 0, 0, 0, before, after))
+    buffer = x.new_empty(batch, before + length + after, heads, head_dim)
+    buffer[:, :before].zero_()
+    buffer[:, before + length :].zero_()
+    view = buffer[:, before : before + length]
     if rope is None:
         view.copy_(x)
-    else:
+    else:  # written token-major (contiguous writes are ~1.4x faster than into the head-major layout)
         apply_rope(x, rope[0][:, None], rope[1][:, None], out=view)
     if invalid is not None:
         view.masked_fill_(invalid, 0.0)
     return buffer
 
 
+def _head_major(x, rope, before: int, after: int, invalid=None) -> torch.Tensor:
+    """`_rows`, laid out head-major [B, H, before + L + after, d]."""
+    if rope is None and not (torch.is_grad_enabled() and x.requires_grad):
+        batch, length, heads, head_dim = x.shape
+        buffer = x.new_zeros(batch, heads, before + length + after, head_dim)
+        view = buffer[:, :, before : before + length].transpose(1, 2)
+        view.copy_(x)
+        if invalid is not None:
+            view.masked_fill_(invalid, 0.0)
+        return buffer
+    return _rows(x, rope, before, after, invalid).transpose(1, 2).contiguous()
+
+
 def query_buffer(
     q: torch.Tensor, plan: AttentionPlan, rope: tuple[torch.Tensor, torch.Tensor] | None = None
 ) -> torch.Tensor:
-    """Token-major queries q [B, Lq, H, d] (RoPE'd with `rope_cos_sin`'s tables if given) as the head-major
-    [B, H, Lq (padded with zeros to whole chunks), d] that `attend_buffers` takes."""
+    """Token-major queries q [B, Lq, H, d] (RoPE'd with `rope_cos_sin`'s tables if given) as the
+    [B, Lq (padded with zeros to whole chunks), H, d] that `attend_buffers` takes. (Queries stay
+    token-major: SDPA's kernel reads them once per key block, so their layout costs it little.)"""
     rows = plan.lq if plan.chunk is None else plan.n_chunks * plan.chunk
-    return _head_major(q, rope, 0, rows - plan.lq)
+    return _rows(q, rope, 0, rows - plan.lq)
 
 
 def key_buffers(
@@ -242,12 +256,12 @@ def _chunk_windows(buffer: torch.Tensor, n: int, rows: int, stride: int, first: 
 def attend_buffers(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
     """Attention of `query_buffer`'s q over `key_buffers`' k/v as `plan` lays it out; token-major
     [B, Lq, H * d]."""
-    batch, heads, _, head_dim = q.shape
+    batch, _, heads, head_dim = q.shape
     lq = plan.lq
     if plan.mask is None:  # no keys, or none within reach of any query
         return q.new_zeros(batch, lq, heads * head_dim)
     if plan.chunk is None:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask)  # [B, H, Lq, d]
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=plan.mask)  # [B, H, Lq, d]
         out = out.transpose(1, 2)
         if plan.empty_rows is not None:
             out = out.masked_fill(plan.empty_rows, 0.0)
@@ -255,7 +269,7 @@ def attend_buffers(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: Atte
     n, chunk, span = plan.n_chunks, plan.chunk, plan.span
     outs = []
     for b in range(batch):
-        q_b = _chunk_windows(q[b], n, chunk, chunk)
+        q_b = _chunk_windows(q[b].transpose(0, 1), n, chunk, chunk)
         if plan.stride:
             k_b, v_b = (_chunk_windows(x[b], n, span, plan.stride, plan.first) for x in (k, v))
         else:  # gathered per call: the rows each chunk reaches, [H, n_chunks * span, d] -> [n_chunks, H, span, d]

@@ -187,12 +187,13 @@ class FacEDiT(nn.Module):
     """Velocity network v_theta(x_t, t; speech, masked motion). See the module docstring."""
 
     # Above dense_max_frames motion frames the block-local attention path is used, in query blocks of
-    # chunk_frames. Measured at the paper size on an AVX-512/AMX CPU (bench/bench_model.py's shapes,
-    # one thread, loaded machine), 64-frame blocks match the dense path at 10 s of motion in float32 and
-    # beat it by ~20% in bfloat16, and beat 128-frame blocks at 60 s by ~7-15%: a block's keys reach
-    # little beyond its window, so less masked-out work is done.
+    # chunk_frames. Measured at the paper size on an AVX-512/AMX CPU (bench/bench_model.py's shapes, one
+    # thread, loaded machine, each setting timed next to the others): the block-local path beats the dense
+    # one at 10 s of motion by ~5% in float32 and ~15% in bfloat16, and 32-frame blocks beat 64-frame ones
+    # by 2-6% at 10 s and ~10% at 60 s in bfloat16 (SDPA's fused kernel pays per block, but a block's keys
+    # reach little beyond its window, so less masked-out work is done).
     dense_max_frames = 128
-    chunk_frames = 64
+    chunk_frames = 32
 
     def __init__(self, config: FacEDiTConfig):
         super().__init__()
