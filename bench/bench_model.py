@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from facedit import compiling  # noqa: E402
+from facedit import compiling, fused  # noqa: E402
 from facedit.config import FacEDiTConfig  # noqa: E402
 from facedit.flow import sample  # noqa: E402
 from facedit.fused import Linear  # noqa: E402
@@ -103,11 +103,14 @@ def network_flops(model: FacEDiT, inputs: tuple, kwargs: dict | None = None) -> 
         return original(q, k, v, *args, **kwargs)
 
     F.scaled_dot_product_attention = counted
+    fused_available = fused._has_onednn_linear
+    fused._has_onednn_linear = lambda: False  # the counter does not see oneDNN's fused linear: count F.linear's
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(*inputs, **(kwargs or {}))
     finally:
         F.scaled_dot_product_attention = original
+        fused._has_onednn_linear = fused_available
     return counter.get_total_flops() + attention
 
 
