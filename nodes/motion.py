@@ -264,10 +264,11 @@ class FacEDiTInfill(io.ComfyNode):
                     "compile",
                     default=False,
                     optional=True,
-                    tooltip="Run the FacEDiT network through torch.compile: faster steps after a first-call "
-                    "compilation (tens of seconds on a CPU) and one more for every new clip length; needs a C++ "
-                    "compiler on a CPU (none on a stock Windows install) or Triton on a GPU, else it runs as if off "
-                    "and logs why. Same motion either way. JoyVASA ignores it.",
+                    tooltip="Run the FacEDiT network through torch.compile: a first-call compilation (tens of "
+                    "seconds on a CPU) and one more for every new window length; needs a C++ compiler on a CPU (none "
+                    "on a stock Windows install) or Triton on a GPU, else it runs as if off and logs why. Not faster "
+                    "everywhere (on an AMX Xeon: eager's speed in fp32, slower in bf16). Same motion to float "
+                    "rounding. JoyVASA ignores it.",
                 ),
                 io.Audio.Input(
                     "audio",
