@@ -4,11 +4,14 @@ Prints the parameter count; this machine's dense-matmul throughput; and for each
 dtype: FLOPs and milliseconds per network evaluation, alone and as a sampler step (whose speech side
 is prepared once per sample); the achieved fraction of the matmul throughput; and milliseconds per
 full N-step sample (measured, or with --quick extrapolated from the step time, which the sampler's
-overhead barely exceeds).
+overhead barely exceeds). Next to each "% of matmul" stands the shape ceiling: the same fraction for the
+network's linears alone at the shapes it runs, timed beside it (`ShapeCeiling`). --compile adds the sampler
+step through torch.compile (`facedit.compiling`).
 
     python bench/bench_model.py                       # paper preset, 10 s and 60 s, float32 and bfloat16
     python bench/bench_model.py --quick --evals 2     # cheaper: no full samples
     python bench/bench_model.py --seconds 600 --dtypes float32 --quick   # 10 minutes of motion
+    python bench/bench_model.py --quick --threads 1 --compile            # eager and compiled side by side
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from facedit import compiling, fused  # noqa: E402
 from facedit.config import FacEDiTConfig  # noqa: E402
 from facedit.flow import sample  # noqa: E402
+from facedit.fused import Linear  # noqa: E402
 from facedit.liveportrait.layers import native_low_precision  # noqa: E402
 from facedit.model import FacEDiT, count_parameters  # noqa: E402
 
@@ -58,6 +63,35 @@ class Matmul:
         return self.flops / min(times)
 
 
+class ShapeCeiling:
+    """The network's own linears alone, at the shapes one evaluation runs (rows = batch x frames): the
+    fraction of the matmul yardstick that the model's matmuls themselves reach, which bounds the whole
+    network's figure (at 250 rows a bfloat16 matmul is far from the 2048^3 rate, at 1500 it is near)."""
+
+    def __init__(self, config: FacEDiTConfig, rows: int, dtype: torch.dtype, device: str):
+        dim, ffn = config.dim, config.ffn_dim
+        # per block: self q, k, v, out and cross q, out (speech keys/values are prepared once), FFN in and out
+        shapes = [(dim, dim, 6 * config.depth), (dim, ffn, config.depth), (ffn, dim, config.depth)]
+        self.layers = [
+            (Linear(i, o).to(device, dtype), torch.randn(1, rows, i).to(device, dtype), n) for i, o, n in shapes
+        ]
+        self.flops = sum(2 * rows * i * o * n for i, o, n in shapes)
+        self.device = device
+        self.seconds()
+
+    def seconds(self) -> float:
+        """Seconds for one evaluation's worth of these linears (each shape timed once, times its count)."""
+        total = 0.0
+        with torch.no_grad():
+            for layer, x, n in self.layers:
+                _sync(self.device)
+                start = time.perf_counter()
+                layer(x)
+                _sync(self.device)
+                total += (time.perf_counter() - start) * n
+        return total
+
+
 def network_flops(model: FacEDiT, inputs: tuple, kwargs: dict | None = None) -> int:
     """Matmul/conv FLOPs from torch's counter plus the attention FLOPs it cannot see on CPU."""
     attention = 0
@@ -69,32 +103,61 @@ def network_flops(model: FacEDiT, inputs: tuple, kwargs: dict | None = None) -> 
         return original(q, k, v, *args, **kwargs)
 
     F.scaled_dot_product_attention = counted
+    fused_available = fused._has_onednn_linear
+    fused._has_onednn_linear = lambda: False  # the counter does not see oneDNN's fused linear: count F.linear's
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(*inputs, **(kwargs or {}))
     finally:
         F.scaled_dot_product_attention = original
+        fused._has_onednn_linear = fused_available
     return counter.get_total_flops() + attention
 
 
-def _paired_time(fn, fn_args: tuple, fn_kwargs: dict, repeats: int, matmul: Matmul, flops: int) -> tuple[float, float]:
-    """Median seconds per call of fn, and the median over calls of its FLOP rate as a fraction of the
-    matmul rate measured just before it: on a shared machine the two then see the same load."""
-    times, fractions = [], []
+def _paired_time(
+    fn, fn_args: tuple, fn_kwargs: dict, repeats: int, matmul: Matmul, flops: int, ceiling: ShapeCeiling
+) -> tuple[float, float, float]:
+    """Median seconds per call of fn, the median over calls of its FLOP rate as a fraction of the matmul
+    rate measured just before it (on a shared machine the two then see the same load), and the median
+    of the shape ceiling's rate as the same fraction, timed next to it too."""
+    times, fractions, ceilings = [], [], []
     for _ in range(repeats):
         peak = matmul.flops_per_second()
+        ceilings.append(ceiling.flops / ceiling.seconds() / peak)
         _sync(matmul.device)
         start = time.perf_counter()
         fn(*fn_args, **fn_kwargs)
         _sync(matmul.device)
         times.append(time.perf_counter() - start)
         fractions.append(flops / times[-1] / peak)
-    return statistics.median(times), statistics.median(fractions)
+    return statistics.median(times), statistics.median(fractions), statistics.median(ceilings)
 
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def _compiled_step(args, model, inputs: tuple, cache, matmul: Matmul, flops: int, ceiling: ShapeCeiling) -> str:
+    """The sampler step through `facedit.compiling.compiled`: a clause of the setting's line ('' without --compile)."""
+    if not args.compile:
+        return ""
+    reason = compiling.unavailable_reason(args.device)
+    if reason is not None:
+        return f"; compiled: unavailable ({reason})"
+    network = compiling.compiled(model)
+    start = time.perf_counter()
+    network(*inputs, cache=cache)  # compiles
+    first = time.perf_counter() - start
+    if getattr(network, "fn", None) is None:
+        return "; compiled: compilation failed, eager (see the log)"
+    per_step, fraction, ceiling_fraction = _paired_time(
+        network, inputs, {"cache": cache}, args.evals, matmul, flops, ceiling
+    )
+    return (
+        f"; compiled {per_step * 1e3:.0f} ms/eval = {fraction:.0%} of matmul (shape ceiling {ceiling_fraction:.0%}; "
+        f"first call {first:.0f} s with the compilation)"
+    )
 
 
 def main() -> None:
@@ -108,6 +171,7 @@ def main() -> None:
     parser.add_argument("--full-max-seconds", type=float, default=10.0, help="longer motion is always extrapolated")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="also time the sampler step through torch.compile")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -139,20 +203,23 @@ def main() -> None:
             t = torch.full((1,), 0.5, device=args.device)
             inputs = (x, x, speech, t)
             flops = network_flops(model, inputs)  # this forward is also the warm-up
+            ceiling = ShapeCeiling(config, frames, dtype, args.device)
             with torch.no_grad():
                 cache = model.prepare(speech, frames)  # what the sampler does once per sample
                 step_flops = network_flops(model, (x, x, None, t), {"cache": cache})
-                per_eval, fraction = _paired_time(model, inputs, {}, args.evals, matmul, flops)
-                per_step, step_fraction = _paired_time(
-                    model, (x, x, None, t), {"cache": cache}, args.evals, matmul, step_flops
+                per_eval, fraction, eval_ceiling = _paired_time(model, inputs, {}, args.evals, matmul, flops, ceiling)
+                per_step, step_fraction, step_ceiling = _paired_time(
+                    model, (x, x, None, t), {"cache": cache}, args.evals, matmul, step_flops, ceiling
                 )
+                compiled_line = _compiled_step(args, model, (x, x, None, t), cache, matmul, step_flops, ceiling)
             step_times[name, seconds] = per_step
             path = "block-local" if frames > model.dense_max_frames else "dense"
             line = (
                 f"  {seconds:g} s = {frames} frames ({path} attention): {flops / 1e9:.1f} GFLOP/eval, "
-                f"{per_eval * 1e3:.0f} ms/eval, {flops / per_eval / 1e9:.1f} GFLOP/s = {fraction:.0%} of matmul; "
-                f"with the speech prepared once (sampler steps) {step_flops / 1e9:.1f} GFLOP, "
-                f"{per_step * 1e3:.0f} ms/eval = {step_fraction:.0%} of matmul"
+                f"{per_eval * 1e3:.0f} ms/eval, {flops / per_eval / 1e9:.1f} GFLOP/s = {fraction:.0%} of matmul "
+                f"(shape ceiling {eval_ceiling:.0%}); with the speech prepared once (sampler steps) "
+                f"{step_flops / 1e9:.1f} GFLOP, {per_step * 1e3:.0f} ms/eval = {step_fraction:.0%} of matmul "
+                f"(shape ceiling {step_ceiling:.0%}){compiled_line}"
             )
             mask = torch.ones(1, frames, dtype=torch.bool)
             if args.quick or seconds > args.full_max_seconds:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compiling import compiled
 from .model import FacEDiT
 
 SWAY_RANGE = (-1.0, 1.0 / (math.pi / 2 - 1))  # outside it the Sway schedule stops being monotonic
@@ -246,6 +247,7 @@ def sample(
     cancel: Callable[[], None] | None = None,
     attention: str = "auto",
     cache_speech: bool = True,
+    compile: bool = False,
 ) -> torch.Tensor:
     """Euler ODE from noise to motion in NORMALISED space; returns (B, T, D) float32.
 
@@ -260,6 +262,8 @@ def sample(
     cache_speech: hold every block's speech keys/values for the whole sample (`FacEDiT.prepare`;
     2 * depth * B * N * dim values, ~540 MB per minute of speech at the paper size in float32, doubled
     by guidance); False recomputes them at every step instead, for the same result bit for bit.
+    compile: evaluate the network through `torch.compile` (`facedit.compiling`: a compilation on the
+    first call and for every new length, an eager fallback with a logged reason where it cannot).
     """
     if cond.ndim != 3:
         raise ValueError(f"cond must be (B, T, D), got {tuple(cond.shape)}")
@@ -298,16 +302,17 @@ def sample(
     model.eval()
     try:
         cache = model.prepare(speech_in, frames, cache_speech=cache_speech, **kwargs)
+        network = compiled(model) if compile else model
         for step in range(steps):
             if cancel is not None:
                 cancel()
             t = times[step]
             x_t, _ = network_input(x0, known, t, infill_mask, state=x)
             if guidance > 0:  # v is affine in the output at fixed x_t, t: mixing outputs mixes velocities
-                o_speech, o_blind = model(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
+                o_speech, o_blind = network(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
                 out = o_speech + guidance * (o_speech - o_blind)
             else:
-                out = model(x_t, cond_in, None, t, cache=cache).float()
+                out = network(x_t, cond_in, None, t, cache=cache).float()
             v, _ = read_output(out, x_t, cond_net, t, config.prediction)
             x = x_t + (times[step + 1] - t) * v
             if progress is not None:
@@ -333,6 +338,7 @@ def infill(
     cancel: Callable[[], None] | None = None,
     attention: str = "auto",
     cache_speech: bool = True,
+    compile: bool = False,
 ) -> torch.Tensor | np.ndarray:
     """Generate the masked frames of RAW motion from speech; the other frames come back bit-identical.
 
@@ -345,6 +351,7 @@ def infill(
     offset + j / rate seconds (defaults: the object's values, else the model config's).
     The network runs on the model's device and dtype; the result has motion's type, shape, device and
     dtype (numpy in, numpy out). cache_speech: see `sample` (False for very long motion on little memory).
+    compile: see `sample`.
     """
     cfg = model.config
     if hasattr(speech, "features"):
@@ -397,7 +404,7 @@ def infill(
     generated = sample(
         model, normalised, mask.to(device), speech_t.to(device), speech_frame_rate=speech_frame_rate,
         speech_offset_s=speech_offset_s, steps=steps, sway=sway, guidance=guidance, seed=seed, progress=progress,
-        cancel=cancel, attention=attention, cache_speech=cache_speech,
+        cancel=cancel, attention=attention, cache_speech=cache_speech, compile=compile,
     )  # fmt: skip
     raw = model.denormalize(generated).to(result.device, result.dtype)
     result[mask] = raw[mask]

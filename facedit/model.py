@@ -42,14 +42,14 @@ from torch import nn
 from .attention import (
     AttentionPlan,
     all_true,
-    apply_rope,
-    attend_gathered,
-    gather_kv,
+    attend_buffers,
+    key_buffers,
     plan_attention,
+    query_buffer,
     rope_cos_sin,
-    zero_invalid_keys,
 )
 from .config import FacEDiTConfig
+from .fused import Linear
 from .normalization import MotionNormalizer
 
 ATTENTION_MODES = ("auto", "dense", "local")
@@ -61,12 +61,6 @@ def _norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale1: torch.Tensor, e
     if x.shape[0] == 1:
         return F.layer_norm(x, x.shape[-1:], scale1[0], shift[0], eps)
     return torch.addcmul(shift[:, None], F.layer_norm(x, x.shape[-1:], eps=eps), scale1[:, None])
-
-
-def _rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """RoPE on token-major x (B, L, H, d) with `rope_cos_sin`'s (L, d) tables."""
-    cos, sin = rope
-    return apply_rope(x, cos[:, None], sin[:, None])
 
 
 class TimestepEmbedding(nn.Module):
@@ -111,36 +105,37 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
         self.heads = heads
-        self.to_q = nn.Linear(dim, dim)
-        self.to_k = nn.Linear(dim, dim)
-        self.to_v = nn.Linear(dim, dim)
-        self.to_out = nn.Linear(dim, dim)
+        self.to_q = Linear(dim, dim)
+        self.to_k = Linear(dim, dim)
+        self.to_v = Linear(dim, dim)
+        self.to_out = Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
     def _split(self, h: torch.Tensor) -> torch.Tensor:
         return h.view(h.shape[0], h.shape[1], self.heads, h.shape[-1] // self.heads)  # token-major (B, L, H, d)
 
     def project_kv(self, context, k_rope, plan: AttentionPlan) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys (with RoPE) and values of context, token-major (B, L, H, d), padding keys zeroed."""
-        k = _rotate(self._split(self.to_k(context)), k_rope)
-        return zero_invalid_keys(k, self._split(self.to_v(context)), plan)
+        """Keys (with RoPE) and values of context as `key_buffers` lays them out, padding keys zeroed."""
+        return key_buffers(self._split(self.to_k(context)), self._split(self.to_v(context)), plan, k_rope)
 
     def forward(self, x, context, q_rope, k_rope, plan: AttentionPlan, kv=None) -> torch.Tensor:
         """kv: `project_kv(context, k_rope, plan)` computed beforehand (context is then not used).
 
-        The keys are gathered per query chunk here, in every call, rather than held gathered: on the
-        block-local path neighbouring chunks share keys, so a gathered cache would be larger."""
-        q = _rotate(self._split(self.to_q(x)), q_rope)
+        RoPE writes the queries and keys straight into the head-major buffers SDPA reads; on the
+        block-local path each query chunk reads its keys as a strided window of those buffers."""
+        q = query_buffer(self._split(self.to_q(x)), plan, q_rope)
         k, v = self.project_kv(context, k_rope, plan) if kv is None else kv
-        out = attend_gathered(q, *gather_kv(k, v, plan, zeroed=True), plan).reshape(x.shape[0], x.shape[1], -1)
-        return self.dropout(self.to_out(out))
+        return self.dropout(self.to_out(attend_buffers(q, k, v, plan)))
 
 
 class FeedForward(nn.Sequential):
     def __init__(self, dim: int, hidden: int, dropout: float):
-        super().__init__(
-            nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, dim)
-        )
+        super().__init__(Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self[2].p > 0:
+            return super().forward(x)
+        return self[3](self[0](x, gelu_tanh=True))  # the GELU fused where `fused.linear` can
 
 
 class FacEDiTBlock(nn.Module):
@@ -192,12 +187,13 @@ class FacEDiT(nn.Module):
     """Velocity network v_theta(x_t, t; speech, masked motion). See the module docstring."""
 
     # Above dense_max_frames motion frames the block-local attention path is used, in query blocks of
-    # chunk_frames. Measured at the paper size on an AVX-512/AMX CPU (bench/bench_model.py's shapes,
-    # one thread, loaded machine), 64-frame blocks match the dense path at 10 s of motion in float32 and
-    # beat it by ~20% in bfloat16, and beat 128-frame blocks at 60 s by ~7-15%: a block's keys reach
-    # little beyond its window, so less masked-out work is done.
+    # chunk_frames. Measured at the paper size on an AVX-512/AMX CPU (bench/bench_model.py's shapes, one
+    # thread, loaded machine, each setting timed next to the others): the block-local path beats the dense
+    # one at 10 s of motion by ~5% in float32 and ~15% in bfloat16, and 32-frame blocks beat 64-frame ones
+    # by 2-6% at 10 s and ~10% at 60 s in bfloat16 (SDPA's fused kernel pays per block, but a block's keys
+    # reach little beyond its window, so less masked-out work is done).
     dense_max_frames = 128
-    chunk_frames = 64
+    chunk_frames = 32
 
     def __init__(self, config: FacEDiTConfig):
         super().__init__()

@@ -53,6 +53,8 @@ class EditOptions:
     sway: float = -1.0
     guidance: float = 0.0
     seed: int = 0
+    compile: bool = False
+    """FacEDiT network through torch.compile (`facedit.compiling`); priors ignore it."""
     rerender_all: bool = False
     """Re-render every frame through LivePortrait (uniform look) instead of only the generated ones."""
     stitching: bool = True
@@ -178,7 +180,7 @@ def infill_timeline(
     total = len(windows) * options.steps
     pad_s = float(getattr(cfg, "cross_window_s", 0.5)) + 0.5
     prior = is_prior(model)
-    sampler = model.infill if prior else functools.partial(infill, model)
+    sampler = model.infill if prior else functools.partial(infill, model, compile=options.compile)
     for n, window in enumerate(windows):
         local_mask = mask[window.start : window.end]
         local = motion[window.start : window.end]

@@ -260,6 +260,16 @@ class FacEDiTInfill(io.ComfyNode):
                     tooltip="Seconds of known motion the model sees on each side of the generated frames (at most "
                     "the Extract node's motion_context_s). Ignored for generation, which sees everything.",
                 ),
+                io.Boolean.Input(
+                    "compile",
+                    default=False,
+                    optional=True,
+                    tooltip="Run the FacEDiT network through torch.compile: a first-call compilation (tens of "
+                    "seconds on a CPU) and one more for every new window length; needs a C++ compiler on a CPU (none "
+                    "on a stock Windows install) or Triton on a GPU, else it runs as if off and logs why. Not faster "
+                    "everywhere (on an AMX Xeon: eager's speed in fp32, slower in bf16). Same motion to float "
+                    "rounding. JoyVASA ignores it.",
+                ),
                 io.Audio.Input(
                     "audio",
                     optional=True,
@@ -274,7 +284,7 @@ class FacEDiTInfill(io.ComfyNode):
     def execute(
         cls, model: LoadedModel, motion: MotionTrack, speech: SpeechFeatures | None = None,
         plan: EditPlan | None = None, steps: int = 32, sway: float = -1.0, guidance: float = 0.0, seed: int = 0,
-        motion_context_s: float = 1.0, audio: dict | None = None,
+        motion_context_s: float = 1.0, audio: dict | None = None, compile: bool = False,
     ) -> io.NodeOutput:  # fmt: skip
         check_inputs("FacEDiT Infill", model=(model, "FACEDIT_MODEL"), motion=(motion, "FACEDIT_MOTION"),
                      speech=(speech, "FACEDIT_SPEECH"), plan=(plan, "FACEDIT_PLAN"))  # fmt: skip
@@ -304,7 +314,7 @@ class FacEDiTInfill(io.ComfyNode):
             )
         options = EditOptions(
             motion_context_s=float(motion_context_s), steps=int(steps), sway=float(sway), guidance=float(guidance),
-            seed=int(seed),
+            seed=int(seed), compile=bool(compile),
         )  # fmt: skip
         with _comfy.on_device(model.module(), model.device, model.offload):
             driving = infill_timeline(

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from facedit import compiling
 from facedit.config import FacEDiTConfig
 from facedit.flow import boundary_fill, cfm_loss, infill, sample, sway_timesteps
 from tests._model_helpers import random_inputs, random_model
@@ -555,3 +556,48 @@ def test_new_config_fields_are_kept_in_saved_configs_and_old_configs_load_as_bef
     assert getattr(FacEDiTConfig.from_dict(saved), field) == old
     with pytest.raises(ValueError, match=f"{field} must be one of"):
         config.replace(**{field: bad})
+
+
+# ---------------------------------------------------------------- torch.compile (opt-in)
+
+
+def _compile_case(dtype=torch.float32):
+    model = random_model(dtype=dtype)
+    model.chunk_frames = 8  # the block-local path, strided key windows
+    cond, mask = torch.randn(1, 20, 75), _span(20, 5, 15)[None]
+    return model, cond, mask, torch.randn(1, 40, 768)
+
+
+def test_compiled_sampling_matches_eager():
+    if compiling.unavailable_reason("cpu") is not None:
+        pytest.skip(compiling.unavailable_reason("cpu"))
+    model, cond, mask, speech = _compile_case()
+    eager = sample(model, cond, mask, speech, steps=2)
+    fast = sample(model, cond, mask, speech, steps=2, compile=True)
+    if model.__dict__["_facedit_compiled"].fn is None:
+        pytest.skip("inductor could not compile here (see the logged reason)")
+    torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-4)
+
+
+def test_compile_falls_back_to_eager_where_it_cannot_compile(monkeypatch, caplog):
+    model, cond, mask, speech = _compile_case()
+    eager = sample(model, cond, mask, speech, steps=2)
+    monkeypatch.setattr(compiling, "unavailable_reason", lambda device: "no C++ compiler found (test)")
+    with caplog.at_level("WARNING", logger="facedit.compiling"):
+        out = sample(model, cond, mask, speech, steps=2, compile=True)
+    assert torch.equal(out, eager) and "no C++ compiler found (test)" in caplog.text
+
+
+def test_compile_falls_back_to_eager_when_compilation_fails(monkeypatch, caplog):
+    model, cond, mask, speech = _compile_case()
+    eager = sample(model, cond, mask, speech, steps=3)
+    monkeypatch.setattr(compiling, "unavailable_reason", lambda device: None)
+
+    def failing(*args, **kwargs):
+        raise torch._dynamo.exc.InternalTorchDynamoError("inductor exploded (test)")
+
+    monkeypatch.setattr(compiling.torch, "compile", lambda model: failing)
+    with caplog.at_level("WARNING", logger="facedit.compiling"):
+        out = sample(model, cond, mask, speech, steps=3, compile=True)
+    assert torch.equal(out, eager)
+    assert caplog.text.count("inductor exploded (test)") == 1  # reported once, then eager for good

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from facedit import fused
 from facedit.attention import apply_rope, local_attention, plan_attention, rope_cos_sin
 from facedit.config import FacEDiTConfig
 from facedit.model import FacEDiT, count_parameters
@@ -419,3 +420,40 @@ def test_model_cast_keeps_statistics_exact():
     model.to(torch.bfloat16)
     assert model.dtype == torch.bfloat16 and torch.equal(model.normalizer.mean, mean)
     assert math.isfinite(float(model.normalize(torch.ones(75)).sum()))
+
+
+@pytest.mark.skipif(not fused._has_onednn_linear(), reason="no native bfloat16 oneDNN linear on this CPU")
+def test_fused_bfloat16_linears_match_the_plain_ones(monkeypatch):
+    model = random_model(dtype=torch.bfloat16)
+    x_t, cond, speech, t = random_inputs(model)
+    calls = []
+    original = torch.ops.mkldnn._linear_pointwise
+    with torch.no_grad():
+        monkeypatch.setattr(fused.torch.ops.mkldnn, "_linear_pointwise", lambda *a: calls.append(a[3]) or original(*a))
+        out = model(x_t, cond, speech, t).float()
+        monkeypatch.setattr(fused, "_has_onednn_linear", lambda: False)
+        plain = model(x_t, cond, speech, t).float()
+    assert "gelu" in calls and "none" in calls
+    assert (out - plain).abs().max() <= 0.02 * plain.abs().max()
+
+
+@pytest.mark.parametrize("rate, frames, strided", [(50.0, 45, True), (47.3, 45, True), (51.5625, 400, False)])
+def test_block_local_key_windows_strided_or_gathered_match_dense(rate, frames, strided):
+    # 51.5625 speech frames/s: a chunk of 8 frames advances 16.5 keys, a drift the strided windows do not take
+    model = random_model()
+    model.chunk_frames = 8
+    n_speech = int(frames * rate / 25) + 3
+    x_t, cond, speech, t = random_inputs(model, batch=2, frames=frames, speech_frames=n_speech)
+    motion_mask = torch.ones(2, frames, dtype=torch.bool)
+    motion_mask[1, frames * 2 // 3 :] = False
+    speech_mask = torch.ones(2, n_speech, dtype=torch.bool)
+    speech_mask[0, n_speech * 3 // 4 :] = False
+    kwargs = dict(motion_mask=motion_mask, speech_mask=speech_mask, speech_frame_rate=rate)
+    with torch.no_grad():
+        cache = model.prepare(speech, frames, attention="local", **kwargs)
+        local = model(x_t, cond, None, t, cache=cache)
+        dense = model(x_t, cond, speech, t, attention="dense", **kwargs)
+    plan = cache.speech["plan"]
+    assert (plan.stride > 0) == strided and (plan.index is None) == strided
+    assert cache.motion["plan"].stride == 8 and cache.motion["plan"].pad_left > 0
+    torch.testing.assert_close(local, dense, rtol=1e-5, atol=1e-5)
