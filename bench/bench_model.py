@@ -6,7 +6,7 @@ is prepared once per sample); the achieved fraction of the matmul throughput; an
 full N-step sample (measured, or with --quick extrapolated from the step time, which the sampler's
 overhead barely exceeds). Next to each "% of matmul" stands the shape ceiling: the same fraction for the
 network's linears alone at the shapes it runs, timed beside it (`ShapeCeiling`). --compile adds the sampler
-step through torch.compile (`facedit.compiling`).
+step through torch.compile (`facedit.accel.compiling`).
 
     python bench/bench_model.py                       # paper preset, 10 s and 60 s, float32 and bfloat16
     python bench/bench_model.py --quick --evals 2     # cheaper: no full samples
@@ -28,10 +28,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from facedit import compiling, fused  # noqa: E402
+from facedit.accel import compiling, fused  # noqa: E402
+from facedit.accel.fused import Linear  # noqa: E402
 from facedit.config import FacEDiTConfig  # noqa: E402
 from facedit.flow import sample  # noqa: E402
-from facedit.fused import Linear  # noqa: E402
 from facedit.liveportrait.layers import native_low_precision  # noqa: E402
 from facedit.model import FacEDiT, count_parameters  # noqa: E402
 
@@ -139,7 +139,8 @@ def _sync(device: str) -> None:
 
 
 def _compiled_step(args, model, inputs: tuple, cache, matmul: Matmul, flops: int, ceiling: ShapeCeiling) -> str:
-    """The sampler step through `facedit.compiling.compiled`: a clause of the setting's line ('' without --compile)."""
+    """The sampler step through `facedit.accel.compiling.compiled`: a clause of the setting's line ('' without
+    --compile)."""
     if not args.compile:
         return ""
     reason = compiling.unavailable_reason(args.device)

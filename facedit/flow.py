@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compiling import compiled
+from .accel.compiling import compiled
 from .model import FacEDiT
 
 SWAY_RANGE = (-1.0, 1.0 / (math.pi / 2 - 1))  # outside it the Sway schedule stops being monotonic
@@ -262,7 +262,7 @@ def sample(
     cache_speech: hold every block's speech keys/values for the whole sample (`FacEDiT.prepare`;
     2 * depth * B * N * dim values, ~540 MB per minute of speech at the paper size in float32, doubled
     by guidance); False recomputes them at every step instead, for the same result bit for bit.
-    compile: evaluate the network through `torch.compile` (`facedit.compiling`: a compilation on the
+    compile: evaluate the network through `torch.compile` (`facedit.accel.compiling`: a compilation on the
     first call and for every new length, an eager fallback with a logged reason where it cannot).
     """
     if cond.ndim != 3:

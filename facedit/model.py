@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .accel.fused import Linear
 from .attention import (
     AttentionPlan,
     all_true,
@@ -49,7 +50,6 @@ from .attention import (
     rope_cos_sin,
 )
 from .config import FacEDiTConfig
-from .fused import Linear
 from .normalization import MotionNormalizer
 
 ATTENTION_MODES = ("auto", "dense", "local")

@@ -54,7 +54,7 @@ class EditOptions:
     guidance: float = 0.0
     seed: int = 0
     compile: bool = False
-    """FacEDiT network through torch.compile (`facedit.compiling`); priors ignore it."""
+    """FacEDiT network through torch.compile (`facedit.accel.compiling`); priors ignore it."""
     rerender_all: bool = False
     """Re-render every frame through LivePortrait (uniform look) instead of only the generated ones."""
     stitching: bool = True

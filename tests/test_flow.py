@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from facedit import compiling
+from facedit.accel import compiling
 from facedit.config import FacEDiTConfig
 from facedit.flow import boundary_fill, cfm_loss, infill, sample, sway_timesteps
 from tests._model_helpers import random_inputs, random_model
@@ -583,7 +583,7 @@ def test_compile_falls_back_to_eager_where_it_cannot_compile(monkeypatch, caplog
     model, cond, mask, speech = _compile_case()
     eager = sample(model, cond, mask, speech, steps=2)
     monkeypatch.setattr(compiling, "unavailable_reason", lambda device: "no C++ compiler found (test)")
-    with caplog.at_level("WARNING", logger="facedit.compiling"):
+    with caplog.at_level("WARNING", logger="facedit.accel.compiling"):
         out = sample(model, cond, mask, speech, steps=2, compile=True)
     assert torch.equal(out, eager) and "no C++ compiler found (test)" in caplog.text
 
@@ -597,7 +597,7 @@ def test_compile_falls_back_to_eager_when_compilation_fails(monkeypatch, caplog)
         raise torch._dynamo.exc.InternalTorchDynamoError("inductor exploded (test)")
 
     monkeypatch.setattr(compiling.torch, "compile", lambda model: failing)
-    with caplog.at_level("WARNING", logger="facedit.compiling"):
+    with caplog.at_level("WARNING", logger="facedit.accel.compiling"):
         out = sample(model, cond, mask, speech, steps=3, compile=True)
     assert torch.equal(out, eager)
     assert caplog.text.count("inductor exploded (test)") == 1  # reported once, then eager for good

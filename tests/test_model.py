@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facedit import fused
+from facedit.accel import fused
 from facedit.attention import apply_rope, local_attention, plan_attention, rope_cos_sin
 from facedit.config import FacEDiTConfig
 from facedit.model import FacEDiT, count_parameters

@@ -16,7 +16,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from .liveportrait.layers import native_low_precision
+from ..liveportrait.layers import native_low_precision
 
 
 @functools.cache

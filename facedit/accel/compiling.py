@@ -7,7 +7,7 @@ compiler on a CPU (none on a stock Windows install) or Triton on a GPU. Where th
 compilation fails, `compiled` logs the reason once and the network runs eagerly: the same result, at
 eager speed. It is not a gain everywhere: on a Xeon with AVX-512 BF16 + AMX (torch 2.13, one thread) a paper-size
 sampler step ran at eager's speed in float32 and 1.3-2x slower in bfloat16, whose eager path already runs oneDNN's
-fused linears (`facedit.fused`); `bench/bench_model.py --compile` measures it.
+fused linears (`facedit.accel.fused`); `bench/bench_model.py --compile` measures it.
 """
 
 from __future__ import annotations
