@@ -501,15 +501,11 @@ def iter_edit(
     models: Models,
     speech: SpeechFeatures,
     options: EditOptions = EditOptions(),
-    *,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-    name: str = "frames",
-    fps: float | None = None,
+    **keywords: Any,
 ) -> Iterator[np.ndarray]:
-    """Every target frame of :class:`EditedFrames` in order (the same arguments; they are checked here)."""
-    return iter(EditedFrames(frames, plan, models, speech, options, progress=progress, cancel=cancel, name=name,
-                             fps=fps))  # fmt: skip
+    """Every target frame of :class:`EditedFrames` in order (the same arguments, keywords ``progress``, ``cancel``,
+    ``name``, ``fps``; they are checked here, not at the first frame)."""
+    return iter(EditedFrames(frames, plan, models, speech, options, **keywords))
 
 
 def edit(
