@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 log = logging.getLogger(__name__)
+_reported: set[str] = set()  # the reasons `compiled` has logged
 
 
 def unavailable_reason(device: torch.device | str) -> str | None:
@@ -59,7 +60,9 @@ def compiled(model: torch.nn.Module) -> Callable:
     """A callable with model's signature: compiled where `unavailable_reason` allows, else model itself."""
     reason = unavailable_reason(next(model.parameters()).device)
     if reason is not None:
-        log.warning("torch.compile unavailable, running the FacEDiT network eagerly: %s", reason)
+        if reason not in _reported:  # an edit samples once per window: say it once, not every time
+            _reported.add(reason)
+            log.warning("torch.compile unavailable, running the FacEDiT network eagerly: %s", reason)
         return model
     wrapper = model.__dict__.get("_facedit_compiled")
     if wrapper is None:  # kept on the model (not a submodule: no state dict entry), so compiled code is reused
