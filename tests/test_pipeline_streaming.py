@@ -207,7 +207,7 @@ def test_window_frames_say_which_folder_has_no_room(monkeypatch):
     assert "No space left" in str(err.value) and "TMPDIR" in str(err.value)
 
 
-def _gop_clip(path, frames: np.ndarray, fps: int, gop: int):
+def _gop_clip(path, frames: np.ndarray, fps: Fraction, gop: int):
     """An x264 clip with a keyframe every ``gop`` frames, so that a smart render can copy most of it."""
     import av
 
@@ -217,22 +217,23 @@ def _gop_clip(path, frames: np.ndarray, fps: int, gop: int):
         s.pix_fmt, s.options = "yuv420p", {"preset": "ultrafast", "g": str(gop), "bf": "2"}
         for i, frame in enumerate((frames * 255).round().astype(np.uint8)):
             f = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, fps)
+            f.pts, f.time_base = i, 1 / fps
             c.mux(s.encode(f))
         c.mux(s.encode(None))
     return path
 
 
-def test_a_smart_render_makes_only_the_frames_of_the_gops_it_re_encodes(quick_decoder, tmp_path):
+@pytest.mark.parametrize("rate", [Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30)])
+def test_a_smart_render_makes_only_the_frames_of_the_gops_it_re_encodes(quick_decoder, tmp_path, rate):
     """edit_file's lazy EditedFrames: frames in copied GOPs are never asked of the source nor made; the file is
-    the one every frame made in order gives."""
+    the one every frame made in order gives, and its frames outside the re-encoded GOPs are the source's."""
     import av
 
     from facedit.pipeline import EditedFrames
     from facedit.video import write_edited_video
 
-    fps, n = 25, 96
-    src = _gop_clip(tmp_path / "src.mp4", _clip(n), fps, gop=12)
+    fps, n = float(rate), 96
+    src = _gop_clip(tmp_path / "src.mp4", _clip(n), rate, gop=12)
     plan = make_plan(fps=fps, source_frames=n, original_duration_s=n / fps, edited_duration_s=n / fps + 0.2,
                      spans=[(1.6, 1.8, 0.4)], context_frames=1)  # fmt: skip
     speech = quick_decoder.wavlm.encode(_speech(n / fps + 0.2))
@@ -261,6 +262,14 @@ def test_a_smart_render_makes_only_the_frames_of_the_gops_it_re_encodes(quick_de
     lazy_frames, whole_frames = decoded(tmp_path / "lazy.mp4"), decoded(tmp_path / "whole.mp4")
     assert len(lazy_frames) == len(whole_frames) == plan.target_frames
     assert all(np.array_equal(a, b) for a, b in zip(lazy_frames, whole_frames, strict=True))
+    source_frames = decoded(src)
+    reencoded = np.zeros(plan.target_frames, dtype=bool)
+    for s, e in report.reencoded_spans:
+        reencoded[s:e] = True
+    kept = np.flatnonzero(~reencoded)
+    assert len(kept) == report.copied_frames > 0
+    for k in kept:
+        assert np.array_equal(lazy_frames[k], source_frames[int(plan.source_time[k])]), k
 
     again = EditedFrames(_Reader(VideoFrames(src)), plan, quick_decoder, speech, options)
     again[50]
