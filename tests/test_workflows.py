@@ -386,6 +386,9 @@ def test_ui_workflow_is_valid_and_matches_its_api_twin(path, models_dir):
 # beside outputs) and 24 px per widget, plus 14 px padding; a node saved smaller than that is grown on load and can
 # cover the node below it (Infill once hid its last widget under Render's title).
 TITLE_H, SLOT_H, WIDGET_H, PADDING = 30, 20, 24, 14
+# It also draws a custom node's source badge ("FacEDiT") about 20 px high just above the title bar, over whatever
+# lies there (it once hid Infill's last widget, Render's badge sitting 4 px below it).
+BADGE_H = 20
 
 
 def _sockets(cls):
@@ -398,7 +401,8 @@ def _sockets(cls):
 
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
 def test_ui_workflow_nodes_keep_clear_of_each_other(path):
-    """Saved with every socket the node has and at least the height the frontend gives it, no node covers another."""
+    """Saved with every socket the node has and at least the height the frontend gives it, no node (with its
+    title bar and source badge) covers another."""
     pack = load_pack()
     graph = json.loads(path.read_text())
     boxes = {}
@@ -411,7 +415,8 @@ def test_ui_workflow_nodes_keep_clear_of_each_other(path):
             least = max(len(inputs), outputs) * SLOT_H + len(node.get("widgets_values") or []) * WIDGET_H + PADDING
             assert node["size"][1] >= least, f"node {label} saved {node['size'][1]} px high, the frontend needs {least}"
         x, y = node["pos"]
-        boxes[label] = (x, y - TITLE_H, x + node["size"][0], y + node["size"][1])
+        top = y - TITLE_H - (BADGE_H if node["type"] in pack.NODE_CLASS_MAPPINGS else 0)
+        boxes[label] = (x, top, x + node["size"][0], y + node["size"][1])
     names = sorted(boxes)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
