@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .accel.compiling import compiled
+from .accel.fused import prepacked
 from .model import FacEDiT
 
 SWAY_RANGE = (-1.0, 1.0 / (math.pi / 2 - 1))  # outside it the Sway schedule stops being monotonic
@@ -301,22 +302,23 @@ def sample(
     was_training = model.training
     model.eval()
     try:
-        cache = model.prepare(speech_in, frames, cache_speech=cache_speech, **kwargs)
-        network = compiled(model) if compile else model
-        for step in range(steps):
-            if cancel is not None:
-                cancel()
-            t = times[step]
-            x_t, _ = network_input(x0, known, t, infill_mask, state=x)
-            if guidance > 0:  # v is affine in the output at fixed x_t, t: mixing outputs mixes velocities
-                o_speech, o_blind = network(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
-                out = o_speech + guidance * (o_speech - o_blind)
-            else:
-                out = network(x_t, cond_in, None, t, cache=cache).float()
-            v, _ = read_output(out, x_t, cond_net, t, config.prediction)
-            x = x_t + (times[step + 1] - t) * v
-            if progress is not None:
-                progress(step + 1, steps)
+        with prepacked():  # the weights packed once for the row count of this sample
+            cache = model.prepare(speech_in, frames, cache_speech=cache_speech, **kwargs)
+            network = compiled(model) if compile else model
+            for step in range(steps):
+                if cancel is not None:
+                    cancel()
+                t = times[step]
+                x_t, _ = network_input(x0, known, t, infill_mask, state=x)
+                if guidance > 0:  # v is affine in the output at fixed x_t, t: mixing outputs mixes velocities
+                    o_speech, o_blind = network(torch.cat((x_t, x_t)), cond_in, None, t, cache=cache).float().chunk(2)
+                    out = o_speech + guidance * (o_speech - o_blind)
+                else:
+                    out = network(x_t, cond_in, None, t, cache=cache).float()
+                v, _ = read_output(out, x_t, cond_net, t, config.prediction)
+                x = x_t + (times[step + 1] - t) * v
+                if progress is not None:
+                    progress(step + 1, steps)
     finally:
         model.train(was_training)
     return torch.where(infill_mask[..., None], x, known)

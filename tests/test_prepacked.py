@@ -1,0 +1,137 @@
+"""`facedit.accel.fused.prepacked`: weights packed once per sample for the linears, same results, nothing kept."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _model_helpers import random_inputs, random_model
+
+from facedit.accel import fused
+from facedit.flow import sample
+
+KINDS = {
+    torch.float32: pytest.mark.skipif(not fused._has_mkl_packed_linear(), reason="no MKL packed GEMM in this build"),
+    torch.bfloat16: pytest.mark.skipif(not fused._has_onednn_linear(), reason="no native bfloat16 oneDNN linear"),
+}
+DTYPES = [pytest.param(dtype, marks=mark, id=str(dtype).removeprefix("torch.")) for dtype, mark in KINDS.items()]
+
+
+@pytest.fixture
+def reorders(monkeypatch):
+    """Every weight packing, as (kind, out_features, rows)."""
+    calls = []
+    packers = (("mkldnn", "_reorder_linear_weight", "onednn"), ("mkl", "_mkl_reorder_linear_weight", "mkl"))
+    for namespace, name, kind in packers:
+        ops = getattr(torch.ops, namespace)
+        original = getattr(ops, name)
+
+        def counted(weight, rows, original=original, kind=kind):
+            calls.append((kind, weight.shape[0], rows))
+            return original(weight, rows)
+
+        monkeypatch.setattr(ops, name, counted)
+    return calls
+
+
+def _tolerance(dtype: torch.dtype) -> dict:
+    # MKL's packed float32 GEMM sums in another order than the unpacked one; oneDNN's bfloat16 result is the same bits
+    return dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("gelu", [False, True])
+def test_linear_packs_on_the_second_call_and_gives_the_same_result(dtype, gelu, reorders):
+    torch.manual_seed(0)
+    layer = fused.Linear(48, 80).to(dtype)
+    x = torch.randn(2, 37, 48).to(dtype)
+    with torch.no_grad():
+        plain = layer(x, gelu_tanh=gelu)
+        with fused.prepacked():
+            first = layer(x, gelu_tanh=gelu)
+            assert reorders == []  # a layer called once is not copied
+            later = [layer(x, gelu_tanh=gelu) for _ in range(3)]
+        assert len(reorders) == 1 and reorders[0][1:] == (80, 74)  # packed once, for the 2 x 37 rows
+    torch.testing.assert_close(first, plain, rtol=0, atol=0)
+    for out in later:
+        torch.testing.assert_close(out, plain, **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_changed_or_replaced_weight_and_a_new_row_count_are_packed_again(dtype, reorders):
+    torch.manual_seed(0)
+    layer = fused.Linear(32, 64, bias=False).to(dtype)
+    x, y = torch.randn(1, 20, 32).to(dtype), torch.randn(1, 9, 32).to(dtype)
+    with torch.no_grad(), fused.prepacked():
+        layer(x), layer(x)
+        layer.weight.mul_(-2.0)  # in place: same tensor, new version
+        for _ in range(2):
+            torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight), **_tolerance(dtype))
+        layer.weight = torch.nn.Parameter(torch.randn(64, 32).to(dtype))
+        for _ in range(2):
+            torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight), **_tolerance(dtype))
+        for _ in range(2):
+            torch.testing.assert_close(layer(y), torch.nn.functional.linear(y, layer.weight), **_tolerance(dtype))
+    assert [rows for _, _, rows in reorders] == [20, 20, 20, 9]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nothing_is_kept_after_the_scope_and_parameters_are_untouched(dtype):
+    torch.manual_seed(0)
+    layer = fused.Linear(16, 16).to(dtype)
+    before = {name: p.clone() for name, p in layer.named_parameters()}
+    x = torch.randn(5, 16).to(dtype)
+    assert fused._packs.get() is None
+    with torch.no_grad(), fused.prepacked():
+        with fused.prepacked():  # nested: the outer scope's packs
+            layer(x), layer(x)
+        packs = fused._packs.get()
+        assert packs is not None and any(entry.packed is not None for entry in packs.values())
+    assert fused._packs.get() is None
+    for name, p in layer.named_parameters():
+        assert torch.equal(p, before[name]) and p.dtype == dtype and p.is_contiguous()
+
+
+def test_training_and_gradients_bypass_the_packs(reorders):
+    torch.manual_seed(0)
+    layer = fused.Linear(16, 8)
+    x = torch.randn(4, 16, requires_grad=True)
+    with fused.prepacked():
+        for _ in range(3):
+            layer(x).sum().backward()
+    assert reorders == [] and x.grad is not None and layer.weight.grad is not None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_runs_on_packed_weights_and_keeps_its_result(dtype, reorders, monkeypatch):
+    model = random_model(dtype=dtype)
+    _, cond, speech, _ = random_inputs(model, batch=1, frames=30)
+    mask = torch.zeros(1, 30, dtype=torch.bool)
+    mask[:, 10:20] = True
+    packed = sample(model, cond, mask, speech, steps=4, seed=3)
+    assert reorders, "no weight was packed"
+    assert {rows for _, _, rows in reorders} == {30}  # the motion rows; the speech side is prepared once, not packed
+    assert len(reorders) == 8 * model.config.depth  # each block's 8 motion-side linears, once for the whole sample
+    assert fused._packs.get() is None
+    monkeypatch.setattr(fused, "_packed_kind", lambda *a: None)
+    plain = sample(model, cond, mask, speech, steps=4, seed=3)
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=0, atol=0)
+    torch.testing.assert_close(packed, plain, **tolerance)
+
+
+def test_the_scope_leaves_torch_compile_one_graph():
+    model = random_model()
+    _, cond, speech, t = random_inputs(model, batch=1, frames=30)
+    with torch.no_grad(), fused.prepacked():
+        cache = model.prepare(speech, 30)
+        explained = torch._dynamo.explain(model)(cond, cond, None, t, cache=cache)
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_long_inputs_are_not_packed(dtype, reorders, monkeypatch):
+    monkeypatch.setattr(fused, "PACKED_MAX_ROWS", 16)
+    layer = fused.Linear(8, 8).to(dtype)
+    with torch.no_grad(), fused.prepacked():
+        for rows in (17, 17, 16, 16):
+            layer(torch.randn(rows, 8).to(dtype))
+    assert [rows for _, _, rows in reorders] == [16]
