@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .accel import fused
 from .accel.fused import Linear
 from .attention import (
     AttentionPlan,
@@ -94,7 +95,7 @@ class ConvPositionEmbedding(nn.Module):
         h = x.transpose(1, 2)  # (B, dim, T)
         h = h if pad is None else h.masked_fill(pad, 0.0)
         for conv in (self.conv1, self.conv2):
-            h = F.mish(conv(h))
+            h = F.mish(fused.conv1d(h, conv))
             h = h if pad is None else h.masked_fill(pad, 0.0)
         return h.transpose(1, 2)
 

@@ -135,3 +135,34 @@ def test_long_inputs_are_not_packed(dtype, reorders, monkeypatch):
         for rows in (17, 17, 16, 16):
             layer(torch.randn(rows, 8).to(dtype))
     assert [rows for _, _, rows in reorders] == [16]
+
+
+@pytest.mark.skipif(not fused._has_onednn_linear(), reason="no native bfloat16 oneDNN kernels")
+@pytest.mark.parametrize("stride, groups, padding", [(1, 16, 15), (2, 4, 3), (1, 1, 0)])
+def test_bfloat16_conv1d_as_channels_last_conv2d_is_the_same_bits(stride, groups, padding, reorders):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(32, 48, 31 if padding == 15 else 7, stride=stride, groups=groups, padding=padding)
+    conv = conv.to(torch.bfloat16)
+    tokens = torch.randn(2, 90, 32).to(torch.bfloat16)  # token-major, as the model holds it
+    x = tokens.transpose(1, 2)
+    with torch.no_grad():
+        plain = conv(x)
+        fast = fused.conv1d(x, conv)
+        with fused.prepacked():
+            packed = [fused.conv1d(x, conv) for _ in range(3)]
+            (entry,) = fused._packs.get().values()
+            assert entry.weight is conv.weight and entry.packed is not None  # laid out once, kept for the scope
+    assert fast.shape == plain.shape and torch.equal(fast, plain)
+    assert all(torch.equal(out, plain) for out in packed)
+    assert len(reorders) == 0  # the conv weight is laid out by a reshape, not a linear packing
+    if stride == 1:
+        assert fast.transpose(1, 2).is_contiguous()  # back to token-major without a copy
+
+
+def test_conv1d_elsewhere_is_the_module_itself():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(8, 8, 3, padding=1)
+    x = torch.randn(1, 8, 20, requires_grad=True)
+    torch.testing.assert_close(fused.conv1d(x, conv), conv(x), rtol=0, atol=0)
+    fused.conv1d(x, conv).sum().backward()
+    assert x.grad is not None
