@@ -166,3 +166,22 @@ def test_conv1d_elsewhere_is_the_module_itself():
     torch.testing.assert_close(fused.conv1d(x, conv), conv(x), rtol=0, atol=0)
     fused.conv1d(x, conv).sum().backward()
     assert x.grad is not None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weights_made_in_inference_mode_are_packed_too(dtype, reorders):
+    # ComfyUI runs nodes under torch.inference_mode: weights loaded there are inference tensors, without a version
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        layer = fused.Linear(24, 40).to(dtype)
+        conv = torch.nn.Conv1d(24, 24, 5, padding=2, groups=4).to(dtype)
+        x = torch.randn(1, 30, 24).to(dtype)
+        plain, plain_conv = torch.nn.functional.linear(x, layer.weight, layer.bias), conv(x.transpose(1, 2))
+        with fused.prepacked():
+            outs = [layer(x) for _ in range(3)]
+            convs = [fused.conv1d(x.transpose(1, 2), conv) for _ in range(3)]
+    assert len(reorders) == 1
+    for out in outs:
+        torch.testing.assert_close(out, plain, **_tolerance(dtype))
+    for out in convs:
+        torch.testing.assert_close(out, plain_conv, **_tolerance(dtype))

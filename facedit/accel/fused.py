@@ -111,13 +111,19 @@ def _packed_kind(x: torch.Tensor, weight: torch.Tensor, rows: int) -> str | None
 def _packed_weight(packs: dict[int, _Packed], weight: torch.Tensor, rows: int, kind: str) -> torch.Tensor | None:
     """The packed copy of weight for `rows` rows, made on its second call with the same weight and row count."""
     entry = packs.get(id(weight))
-    state = (weight._version, weight.data_ptr(), rows)
+    state = (_version(weight), weight.data_ptr(), rows)
     if entry is None or entry.weight is not weight or (entry.version, entry.data_ptr, entry.rows) != state:
         packs[id(weight)] = _Packed(weight, *state)
         return None
     if entry.packed is None:
         entry.packed = _PACKERS[kind](weight.detach(), rows)
     return entry.packed
+
+
+def _version(weight: torch.Tensor) -> int:
+    """The in-place version counter; weights made under torch.inference_mode (ComfyUI loads models so) have none:
+    there the parameter's identity and storage are what is checked."""
+    return -1 if weight.is_inference() else weight._version
 
 
 def _conv_weight_2d(weight: torch.Tensor, rows: int = 0) -> torch.Tensor:
