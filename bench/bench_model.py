@@ -5,8 +5,9 @@ dtype: FLOPs and milliseconds per network evaluation, alone and as a sampler ste
 is prepared once per sample); the achieved fraction of the matmul throughput; and milliseconds per
 full N-step sample (measured, or with --quick extrapolated from the step time, which the sampler's
 overhead barely exceeds). Next to each "% of matmul" stands the shape ceiling: the same fraction for the
-network's linears alone at the shapes it runs, timed beside it (`ShapeCeiling`). --compile adds the sampler
-step through torch.compile (`facedit.accel.compiling`).
+network's linears alone at the shapes it runs, timed beside it (`ShapeCeiling`). Both are timed inside
+`facedit.accel.fused.prepacked()`, on weights packed once for their row count, as `sample` runs them. --compile
+adds the sampler step through torch.compile (`facedit.accel.compiling`).
 
     python bench/bench_model.py                       # paper preset, 10 s and 60 s, float32 and bfloat16
     python bench/bench_model.py --quick --evals 2     # cheaper: no full samples
