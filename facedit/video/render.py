@@ -38,6 +38,7 @@ from ..video_io import (
     fps_to_fraction,
     probe_video,
 )
+from .audio_copy import SourceAudio, joined_audio_packets, source_audio
 from .nal import HEVC_END_OF_SEQUENCE, annexb_to_length_prefixed, h264_idr, hevc_cra, hevc_leading, parameter_sets
 from .safe_write import atomic_output, check_output_path
 
@@ -104,6 +105,9 @@ class WriteReport:
     reencoded_spans: tuple[tuple[int, int], ...] = ()
     audio_codec: str | None = None
     audio_rate: int | None = None
+    copied_audio_packets: int = 0
+    """AAC packets of the audio copied from the source (`facedit.video.audio_copy`), of ``audio_packets``."""
+    audio_packets: int = 0
     messages: tuple[str, ...] = field(default=())
 
     def summary(self) -> str:
@@ -118,6 +122,9 @@ class WriteReport:
             text = f"full re-encode ({self.video_codec}): every frame encoded, target frames {spans}"
         if self.audio_codec:
             text += f"; audio {self.audio_codec} {self.audio_rate} Hz"
+            if self.copied_audio_packets:
+                text += (f" ({self.copied_audio_packets} of {self.audio_packets} packets copied from the source, "
+                         "where the speech is its sound)")  # fmt: skip
         return text
 
 
@@ -486,17 +493,26 @@ def nearest_aac_rate(rate: int) -> int:
 class _AudioWriter:
     """Encodes the edited speech next to the video, interleaved by time."""
 
-    def __init__(self, container, ext: str, wave: np.ndarray, rate: int):
+    def __init__(self, container, ext: str, wave: np.ndarray, rate: int,
+                 copy_from: tuple[SourceAudio, Any] | None = None, shifts: Iterable[int] = (0,)):  # fmt: skip
+        """``copy_from``: the source's AAC track and its stream, whose packets are copied where the wave is its
+        sound (`facedit.video.audio_copy`; only ahead, see `start_ahead`); ``shifts``: the offsets to try."""
         av = _av()
         self.container, self.wave, self.rate = container, wave, rate
         channels = wave.shape[0]
         self.layout = _LAYOUTS[channels]
+        self.copy_from, self.shifts = copy_from, tuple(shifts)
+        self.copied, self.packets = 0, 0
         if ext in _PCM_CONTAINERS:
             self.codec, self.out_rate = "pcm_s16le", rate
         else:
             self.codec, self.out_rate = "aac", nearest_aac_rate(rate)
-        self.stream = container.add_stream(self.codec, rate=self.out_rate)
-        self.stream.layout = self.layout
+        if copy_from is not None:
+            self.stream = container.add_stream_from_template(copy_from[1])
+            self.stream.time_base = Fraction(1, rate)
+        else:
+            self.stream = container.add_stream(self.codec, rate=self.out_rate)
+            self.stream.layout = self.layout
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.out_rate)
         self.pos = 0
         self.messages = []
@@ -531,6 +547,12 @@ class _AudioWriter:
 
         def run() -> None:
             try:
+                if self.copy_from is not None:
+                    packets, self.copied = joined_audio_packets(self.copy_from[0], self.wave, self.shifts, self._stop)
+                    for packet in packets:
+                        packet.stream = self.stream
+                    self._ahead, self.packets = packets, len(packets)
+                    return
                 for frame in self._frames(self.wave.shape[1]):
                     if self._stop.is_set():
                         return
@@ -566,11 +588,15 @@ class _AudioWriter:
         self._muxed = n
 
     def write_until(self, seconds: float) -> None:
+        if self._thread is None and self.copy_from is not None:
+            self.start_ahead()
         if self._thread is not None:
             return self._mux_ahead(seconds)
         self._mux(self._frames(min(self.wave.shape[1], math.ceil(seconds * self.rate))))
 
     def finish(self) -> None:
+        if self._thread is None and self.copy_from is not None:
+            self.start_ahead()
         if self._thread is not None:
             return self._mux_ahead(None)
         self.write_until(self.wave.shape[1] / self.rate)
@@ -700,12 +726,28 @@ def _joined_packets(src_container, source: _Source, plan: EditPlan, frames, outp
     return notes, covered, segments, order, delay
 
 
+def _smart_audio(out: _Output, ext: str, src_container, plan: EditPlan, audio) -> _AudioWriter:
+    """The writer of a smart render's audio: the source's AAC packets copied where the edited speech is their
+    sound, at the offsets of the video's copies (and 0), when the source's track is what would be written."""
+    wave, rate = audio
+    found, why = source_audio(src_container, src_container.name, ext, rate, _LAYOUTS[wave.shape[0]])
+    if found is None:
+        log.debug("audio encoded, not copied: %s", why)
+        return _AudioWriter(out, ext, wave, rate)
+    per_frame = Fraction(rate) / fps_to_fraction(plan.fps)
+    st = plan.source_time
+    whole = np.flatnonzero(~plan.infill_mask & (st == np.round(st)))
+    frame_shifts = np.unique(whole - st[whole].astype(np.int64)).tolist()
+    shifts = {0} | {int(d * per_frame) for d in frame_shifts if (d * per_frame).denominator == 1}
+    return _AudioWriter(out, ext, wave, rate, copy_from=(found, src_container.streams.audio[0]), shifts=shifts)
+
+
 def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
     av = _av()
     with _Output(tmp) as out:
         vstream = out.add_stream_from_template(source.stream)
         vstream.time_base = source.time_base
-        writer = _AudioWriter(out, ext, *audio) if audio is not None else None
+        writer = _smart_audio(out, ext, src_container, plan, audio) if audio is not None else None
         if writer is not None:
             writer.start_ahead()
         try:
@@ -741,6 +783,8 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
         reencoded_spans=tuple(segments),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
+        copied_audio_packets=writer.copied if writer else 0,
+        audio_packets=writer.packets if writer else 0,
         messages=tuple(notes) + (tuple(writer.messages) if writer else ()),
     )
 
