@@ -38,6 +38,7 @@ log = logging.getLogger("facedit.video")
 __all__ = [
     "VideoData",
     "VideoInfo",
+    "audio_seconds",
     "fps_to_fraction",
     "iter_frames",
     "probe_video",
@@ -388,6 +389,59 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
             elif shift < 0:
                 audio = audio[:, -shift:]
         return np.ascontiguousarray(audio), rate
+
+
+def audio_seconds(path: str | os.PathLike) -> float | None:
+    """Seconds of the audio :func:`read_audio` gives (its samples / its rate), or None when there is no audio track.
+
+    For AAC, read from the packets' timestamps and durations, decoding only the first packets (a 10 min track
+    decodes in a quarter of a second; its packets are read in a quarter of that). The track is decoded in full
+    for other codecs, and when the packets cannot say: packets without timestamps or durations, an index that lists
+    more packets than the file holds, or durations that promise more samples than the packets decode to."""
+    av = _av()
+    path = _check_path(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        rate, frame_size = int(ctx.sample_rate), int(ctx.frame_size or 0)
+        exact = ctx.name == "aac" and frame_size > 0 and rate > 0 and stream.time_base is not None
+        first_time = first_tick = end_tick = None
+        held = shown = 0
+        try:
+            for packet in container.demux(stream) if exact else ():
+                if packet.size == 0:
+                    continue
+                if packet.pts is None or not packet.duration:
+                    exact = False
+                    break
+                held += 1
+                end = packet.pts + packet.duration
+                end_tick = end if end_tick is None else max(end_tick, end)
+                if packet.is_discard:
+                    continue
+                shown += 1
+                if first_tick is None:
+                    first_tick = packet.pts
+                if first_time is None:
+                    frame = next((f for f in packet.decode() if f.pts is not None), None)
+                    first_time = None if frame is None else Fraction(frame.pts) * frame.time_base
+        except av.error.FFmpegError:
+            exact = False
+        if exact and not (stream.frames and stream.frames > held) and first_time is not None:
+            tb = Fraction(stream.time_base)
+            decodes = shown * frame_size - round((first_time - first_tick * tb) * rate)  # less what the decoder skips
+            keep = round((end_tick * tb - first_time) * rate)
+            if 0 < keep <= decodes:
+                video_start = None
+                if container.streams.video and container.streams.video[0].start_time is not None:
+                    vstream = container.streams.video[0]
+                    video_start = Fraction(vstream.start_time) * vstream.time_base
+                shift = round((first_time - video_start) * rate) if video_start is not None else 0
+                return max(0, keep + shift) / rate
+    found = read_audio(path)
+    return None if found is None else found[0].shape[-1] / found[1]
 
 
 def read_video(

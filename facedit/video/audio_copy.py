@@ -84,11 +84,14 @@ def source_audio(container, path: str, ext: str, rate: int, layout: str) -> tupl
     return SourceAudio(path, stream.index, rate, layout, encoder.frame_size, origin), ""
 
 
-def _source_packets(source: SourceAudio) -> tuple[dict[int, Any], np.ndarray | None, np.ndarray]:
-    """Source packets by target position, the decoded track on target positions ``[0, len)`` (None: the packets
-    are not on one grid of whole packets from target sample 0) and which of its samples were decoded."""
+def _source_packets(
+    source: SourceAudio, wave: np.ndarray, shifts: list[int], stop: threading.Event | None
+) -> tuple[dict[int, Any], dict[int, np.ndarray]]:
+    """Source packets by target position (shift 0), and for each shift, per packet-sized block of ``wave``: is it
+    the decoded source that much earlier. Nothing (``{}, {}``) when the packets are not on one grid of whole
+    packets from target sample 0. The track is compared as it is decoded, never held."""
     av = _av()
-    n = source.frame_size
+    n, total = source.frame_size, wave.shape[1]
     packets: dict[int, Any] = {}
     with av.open(source.path) as container:
         stream = container.streams.audio[0]
@@ -97,43 +100,33 @@ def _source_packets(source: SourceAudio) -> tuple[dict[int, Any], np.ndarray | N
             if packet.size == 0:
                 continue
             if packet.pts is None:
-                return {}, None, np.zeros(0, bool)
+                return {}, {}
             position = (packet.pts * tb - source.origin) * source.rate
             if position.denominator != 1 or int(position) % n or int(position) in packets:
-                return {}, None, np.zeros(0, bool)
+                return {}, {}
             packets[int(position)] = packet
-        if not packets:
-            return {}, None, np.zeros(0, bool)
-        end = max(packets) + n
-        decoded = np.zeros((stream.codec_context.channels, max(end, 0)), np.float32)
-        have = np.zeros(max(end, 0), bool)
+        blocks = -(-total // n)
+        same = {shift: np.zeros(blocks, bool) for shift in shifts}
         decoder = stream.codec_context
         for position in sorted(packets):
+            if stop is not None and stop.is_set():
+                return {}, {}
             try:
                 frames = decoder.decode(packets[position])
             except av.error.FFmpegError:
-                continue  # a damaged packet is never copied (its samples stay undecoded)
+                continue  # a damaged packet is never copied: its block stays unmatched
             for frame in frames:
-                at = (Fraction(frame.pts) * Fraction(frame.time_base) - source.origin) * source.rate
-                if frame.pts is None or at.denominator != 1:
+                at = (Fraction(frame.pts or 0) * Fraction(frame.time_base) - source.origin) * source.rate
+                if frame.pts is None or at.denominator != 1 or int(at) % n:
                     continue
-                lo, samples = int(at), frame.to_ndarray().reshape(decoded.shape[0], -1)
-                a, b = max(lo, 0), min(lo + samples.shape[1], end)
-                if a < b:
-                    decoded[:, a:b] = samples[:, a - lo : b - lo]
-                    have[a:b] = True
-    return packets, decoded, have
-
-
-def _matching(wave: np.ndarray, decoded: np.ndarray, have: np.ndarray, shift: int) -> np.ndarray:
-    """Per target sample: the edited speech equals the decoded source ``shift`` samples earlier."""
-    total = wave.shape[1]
-    out = np.zeros(total, bool)
-    lo, hi = max(0, shift), min(total, decoded.shape[1] + shift)
-    if lo < hi:
-        diff = np.abs(wave[:, lo:hi] - decoded[:, lo - shift : hi - shift]).max(axis=0)
-        out[lo:hi] = (diff <= MATCH_TOLERANCE) & have[lo - shift : hi - shift]
-    return out
+                samples = frame.to_ndarray().reshape(wave.shape[0], -1)
+                for shift in shifts:
+                    t = int(at) + shift
+                    size = min(n, total - t)
+                    if t >= 0 and 0 < size <= samples.shape[1]:
+                        diff = np.abs(wave[:, t : t + size] - samples[:, :size]).max()
+                        same[shift][t // n] = diff <= MATCH_TOLERANCE
+    return packets, same
 
 
 def _encoded_run(source: SourceAudio, wave: np.ndarray, first: int, stop: int | None) -> list[Any]:
@@ -164,21 +157,19 @@ def joined_audio_packets(
     that are not whole packets are skipped."""
     av = _av()
     n, total = source.frame_size, wave.shape[1]
-    packets, decoded, have = _source_packets(source)
     shifts = sorted({int(s) for s in shifts if int(s) % n == 0})
+    packets, same = _source_packets(source, wave, shifts, stop)
     copies: dict[int, Any] = {}  # target position -> source packet
-    if decoded is not None:
+    if same:
         for shift in shifts:
-            matching = _matching(wave, decoded, have, shift)
-            misses = np.concatenate([[0], np.cumsum(~matching)])
-            for t in range(0, total - n + 1, n):
-                if t in copies or (t - shift) not in packets or packets[t - shift].duration not in (None, n):
+            ok = np.concatenate([[True], same[shift], [True]])  # (beyond the track nothing is heard)
+            for m in range(total // n):
+                t = m * n
+                source_packet = packets.get(t - shift)
+                if t in copies or source_packet is None or source_packet.duration not in (None, n):
                     continue
-                a, b = max(0, t - n), min(total, t + 2 * n)
-                if misses[b] == misses[a]:
-                    copies[t] = packets[t - shift]
-            if stop is not None and stop.is_set():
-                return [], 0
+                if ok[m] and ok[m + 1] and ok[m + 2]:  # blocks m - 1, m, m + 1: the samples [t - N, t + 2N)
+                    copies[t] = source_packet
         priming = sorted(p for p in packets if p < 0)
         if 0 in copies and copies[0] is packets.get(0) and priming == list(range(-n * len(priming), 0, n)) and priming:
             copies.update({p: packets[p] for p in priming})
