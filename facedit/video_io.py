@@ -325,6 +325,14 @@ def _decoded(
                              "damaged or truncated")  # fmt: skip
 
 
+def _video_start(container) -> Fraction | None:
+    """The first video frame's time (s), where :func:`read_audio` puts sample 0; None without a video stream."""
+    if not container.streams.video or container.streams.video[0].start_time is None:
+        return None
+    stream = container.streams.video[0]
+    return Fraction(stream.start_time) * stream.time_base
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
     """The first audio stream as float32 ``[C, S]`` and its sample rate, or None when there is none.
 
@@ -338,11 +346,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
             return None
         stream = container.streams.audio[0]
         rate = int(stream.codec_context.sample_rate)
-        video_start = None
-        if container.streams.video:
-            vstream = container.streams.video[0]
-            if vstream.start_time is not None:
-                video_start = Fraction(vstream.start_time) * vstream.time_base
+        video_start = _video_start(container)
         resampler = None
         chunks: list[np.ndarray] = []
         first_time: Fraction | None = None
@@ -434,10 +438,7 @@ def audio_seconds(path: str | os.PathLike) -> float | None:
             decodes = shown * frame_size - round((first_time - first_tick * tb) * rate)  # less what the decoder skips
             keep = round((end_tick * tb - first_time) * rate)
             if 0 < keep <= decodes:
-                video_start = None
-                if container.streams.video and container.streams.video[0].start_time is not None:
-                    vstream = container.streams.video[0]
-                    video_start = Fraction(vstream.start_time) * vstream.time_base
+                video_start = _video_start(container)
                 shift = round((first_time - video_start) * rate) if video_start is not None else 0
                 return max(0, keep + shift) / rate
     found = read_audio(path)
