@@ -22,7 +22,9 @@ iterable of frames for the same reason.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import logging
 import math
 import os
@@ -34,6 +36,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 log = logging.getLogger("facedit.video")
+
+SEEK_AHEAD = 250
+"""A frame further ahead of a reader than this is reached by seeking to the keyframe before it, not by decoding
+every frame between (a reader that steps back seeks too)."""
 
 __all__ = [
     "VideoData",
@@ -186,7 +192,8 @@ def _scan(path: str, requested: Fraction | None):
 
 @functools.lru_cache(maxsize=32)
 def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | None):
-    """(VideoInfo, FrameTiming or None): the info, and the timing a retimed reader follows."""
+    """(VideoInfo, FrameTiming or None, SeekPoints or None): the info, the timing a retimed reader follows, and
+    where a constant-rate reader may start decoding."""
     from .video.timing import output_count, output_rate, source_indices, stream_timing
 
     with _open(path) as container:
@@ -240,7 +247,44 @@ def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | No
             note=note,
             truncated=truncated,
         )
-        return info, timing if retimed else None
+        seek = None
+        if timing is not None and not retimed and not truncated:
+            keys = sorted((p.pts, p.dts) for p in packets if p.is_keyframe and not p.is_discard and p.dts is not None)
+            seek = _SeekPoints(np.sort(np.asarray(pts, np.int64)), np.asarray(keys, np.int64).reshape(-1, 2))
+        return info, timing if retimed else None, seek
+
+
+@dataclass(frozen=True)
+class _SeekPoints:
+    """The shown frames' pts in presentation order, and the keyframes' (pts, dts) by pts."""
+
+    pts: np.ndarray
+    keys: np.ndarray
+
+
+def _from_keyframe(container, stream, points: _SeekPoints, start: int) -> Iterator[tuple[int, Any]] | None:
+    """(index, frame) from frame ``start`` on, decoding from the last keyframe at or before it instead of from the
+    first frame; None where that keyframe is the first one, or when decoding from it does not give frame
+    ``start`` (by its pts) as the first frame at or after its time.
+
+    Frames after a keyframe in both decode and presentation order decode as they do from the start (an IDR picture
+    or a CRA / recovery point clears what came before); the leading pictures that look past it come before it in
+    presentation order and are dropped here, as is every frame before ``start``."""
+    target = int(points.pts[start])
+    at = int(np.searchsorted(points.keys[:, 0], target, side="right")) - 1
+    if at < 0 or points.keys[at, 0] <= points.pts[0]:
+        return None
+    container.seek(int(points.keys[at, 1]), stream=stream, backward=True, any_frame=False)
+    decoded = container.decode(stream)
+    try:
+        for frame in decoded:
+            if frame.pts is None or frame.pts > target:
+                return None
+            if frame.pts == target:
+                return itertools.chain([(start, frame)], enumerate(decoded, start + 1))
+    except _av().error.FFmpegError:
+        return None
+    return None
 
 
 def _retimed(decoded: Iterable[Any], timing, fps: Fraction, count: int, path: str) -> Iterator[tuple[int, Any]]:
@@ -272,8 +316,9 @@ def iter_frames(
 ) -> Iterator[np.ndarray]:
     """Yield RGB frames ``[H, W, 3]`` with indices in ``[start, stop)``, one at a time.
 
-    ``dtype`` is ``"float32"`` (0..1) or ``"uint8"``. Frames before ``start`` are decoded and dropped,
-    which is exact (no keyframe seeking) and costs decode time but no memory. Indices count frames at the
+    ``dtype`` is ``"float32"`` (0..1) or ``"uint8"``. Decoding starts at the last keyframe at or before ``start``
+    (a constant-rate file with timestamps; else at the first frame), the frames before ``start`` are decoded and
+    dropped; the frames are the same as when decoding from the first frame. Indices count frames at the
     rate :func:`probe_video` reports for the same ``fps`` (a variable-rate file is retimed).
     """
     if dtype not in ("float32", "uint8"):
@@ -297,18 +342,19 @@ def _decoded(
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"frame range: expected 0 <= start <= stop, got start={start}, stop={stop}")
     path = _check_path(path)
-    info, timing = _scan(path, None if fps is None else fps_to_fraction(fps))
-    with _open(path) as container:
-        if not container.streams.video:
-            raise ValueError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+    info, timing, seek = _scan(path, None if fps is None else fps_to_fraction(fps))
+    with contextlib.ExitStack() as files:
+        container, stream = _video_stream(files, path)
         flags = _accurate_flags(reading=True)
-        decoded = container.decode(stream)
-        if timing is not None:
-            indexed = _retimed(decoded, timing, info.fps, info.frame_count, path)
-        else:
-            indexed = enumerate(decoded)
+        indexed = None
+        if timing is None and seek is not None and 0 < start < len(seek.pts):
+            indexed = _from_keyframe(container, stream, seek, start)
+            if indexed is None:  # decode from the start, in a file opened afresh
+                container, stream = _video_stream(files, path)
+        if indexed is None and timing is not None:
+            indexed = _retimed(container.decode(stream), timing, info.fps, info.frame_count, path)
+        elif indexed is None:
+            indexed = enumerate(container.decode(stream))
         index = -1
         av = _av()
         try:
@@ -323,6 +369,16 @@ def _decoded(
         if index + 1 < min(info.frame_count, stop if stop is not None else info.frame_count):
             raise ValueError(f"{path}: decoding ended after {index + 1} of its {info.frame_count} frames; the file is "
                              "damaged or truncated")  # fmt: skip
+
+
+def _video_stream(files: contextlib.ExitStack, path: str):
+    """(container, its first video stream) of ``path``, opened for decoding; closed with ``files``."""
+    container = files.enter_context(_open(path))
+    if not container.streams.video:
+        raise ValueError(f"{path}: has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
 
 
 def _video_start(container) -> Fraction | None:
@@ -544,8 +600,8 @@ def write_video(
 class VideoFrames:
     """A video file as a read-only sequence of float32 RGB frames at ``info.fps``, decoded on demand.
 
-    Access is cheap in increasing order (one forward decoder); a step back beyond the small cache reopens the
-    file. The editing pipeline reads frames in time order, so a whole clip is never held in memory. The cache
+    Access is cheap in increasing order (one forward decoder); a step back beyond the small cache, or a jump of
+    more than ``SEEK_AHEAD`` frames, reopens the file at the keyframe before the frame. The editing pipeline reads frames in time order, so a whole clip is never held in memory. The cache
     holds the last decoded frames, each converted to RGB uint8 only once asked for (a quarter of float32: 25 MB,
     not 100 MB, a 4K frame); each read converts its frame exactly as :func:`iter_frames` does, into a new array.
     """
@@ -573,7 +629,7 @@ class VideoFrames:
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is outside {self.path}'s {len(self)} frames")
         if index not in self._cache:
-            if self._reader is None or index < self._next:
+            if self._reader is None or index < self._next or index >= self._next + SEEK_AHEAD:
                 self._reader = _decoded(self.path, start=index, fps=self._fps)
                 self._next = index
             while self._next <= index:

@@ -30,8 +30,10 @@ import numpy as np
 
 from ..edits import EditPlan
 from ..video_io import (
+    SEEK_AHEAD,
     VideoInfo,
     _accurate_flags,
+    _decoded,
     _frame_to_rgb,
     _frame_to_uint8,
     _iter_input_frames,
@@ -308,44 +310,38 @@ def _choose_copies(source: _Source, plan: EditPlan) -> list[str]:
 
 
 class _SourceFrames:
-    """Decoded source frames by index, forward only with a small cache (reopens on a step back)."""
+    """Decoded source frames by index, forward only with a small cache; a step back or a jump decodes again from
+    the keyframe before the frame (`facedit.video_io` seeks exactly)."""
 
     def __init__(self, path: str, cache: int = 8):
         self.path, self.cache_size = path, cache
         self.cache: dict[int, Any] = {}
-        self.container = None
-        self.next = 0
-
-    def _open(self) -> None:
-        self.close()
-        self.container = _av().open(self.path)
-        self.frames = self.container.decode(video=0)
+        self.frames: Iterator[tuple[int, Any, Any, bool]] | None = None
         self.next = 0
 
     def get(self, index: int):
         if index in self.cache:
             return self.cache[index]
-        if self.container is None or index < self.next:
-            self._open()
+        if self.frames is None or index < self.next or index >= self.next + SEEK_AHEAD:
+            self.close()
+            self.frames, self.next = _decoded(self.path, start=index), index
         while self.next <= index:
             try:
-                frame = next(self.frames)
+                self.cache[self.next] = next(self.frames)[1]
             except StopIteration:
                 raise ValueError(f"source: {self.path}: decoding ended before frame {index + 1}; the file is damaged "
                                  "or truncated") from None  # fmt: skip
-            except _av().error.FFmpegError as exc:
-                raise ValueError(f"source: {self.path}: cannot decode frame {self.next + 1} ({exc}); the file is "
-                                 "damaged or truncated") from exc  # fmt: skip
-            self.cache[self.next] = frame
+            except ValueError as exc:
+                raise ValueError(f"source: {exc}") from exc
             if len(self.cache) > self.cache_size:
                 del self.cache[min(self.cache)]
             self.next += 1
         return self.cache[index]
 
     def close(self) -> None:
-        if self.container is not None:
-            self.container.close()
-            self.container = None
+        if self.frames is not None:
+            self.frames.close()
+            self.frames = None
 
 
 def _indexable(frames: Any) -> bool:
