@@ -15,6 +15,7 @@ frame count that differs from the plan) falls back to a full re-encode, and the 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import logging
@@ -515,6 +516,7 @@ class _AudioWriter:
         self._thread: threading.Thread | None = None  # the ahead encoding (start_ahead), its packets, how many muxed
         self._ahead: list[Any] = []
         self._muxed = 0
+        self._times: list[float] | None = None  # each ahead packet's start (s), once they are all there
         self._failed: BaseException | None = None
         self._stop = threading.Event()
         if self.out_rate != rate:
@@ -576,12 +578,16 @@ class _AudioWriter:
                 raise self._failed
 
     def _mux_ahead(self, seconds: float | None) -> None:
+        """Mux the ahead packets that start before ``seconds`` (None: all), in one call (a long clip has
+        thousands, and this runs after every video packet)."""
         self.join()
-        packets, n = self._ahead, self._muxed
-        while n < len(packets) and (seconds is None or packets[n].pts * packets[n].time_base < seconds):
-            self.container.mux(packets[n])
-            n += 1
-        self._muxed = n
+        if self._times is None:
+            self._times = [p.pts * float(p.time_base) for p in self._ahead]
+        n = self._muxed
+        m = len(self._ahead) if seconds is None else bisect.bisect_left(self._times, seconds, lo=n)
+        if m > n:
+            self.container.mux(self._ahead[n:m])
+            self._muxed = m
 
     def write_until(self, seconds: float) -> None:
         if self._thread is None and self.copy_from is not None:
