@@ -8,8 +8,10 @@ Each clip runs through ``facedit.pipeline.edit_file`` (what ``python -m facedit 
 encoding, motion extraction and infill of the edit windows, LivePortrait render, smart render of the file) with
 random-weight stand-in models (``load_models(allow_random=True)``: LivePortrait ``tiny``, a small WavLM, FacEDiT
 ``tiny``), so the figures are the pack's own costs, not a real network's. The face box is given, as
-``--face-box`` would be, since a random picture has no face to detect. Every clip runs in its own process, so
-its peak resident memory is its own. Sources and speech are made once and cached beside ``--work``.
+``--face-box`` would be, since a random picture has no face to detect. The edited speech is what a speech edit
+(``facedit.tts.edit_speech``) gives back: the clip's own track, decoded, with the 3 s span re-spoken, as a 16-bit
+wav, so the smart render copies the track's AAC packets outside the edit. Every clip runs in its own process, so
+its peak resident memory is its own. Sources and speech are made once and cached in ``--work``.
 """
 
 from __future__ import annotations
