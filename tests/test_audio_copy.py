@@ -159,3 +159,19 @@ def test_a_failed_audio_copy_keeps_the_previous_output(tmp_path, monkeypatch):
         _write(tmp_path, src, [(1.0, 1.6, 0.6)], decoded)
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]
+
+
+def test_a_stopped_audio_copy_returns_nothing(tmp_path):
+    import threading
+
+    from facedit.video.audio_copy import joined_audio_packets, source_audio
+
+    src, wave = _source(tmp_path / "src.mp4")
+    with av.open(str(src)) as container:
+        found, why = source_audio(container, str(src), ".mp4", RATE, "mono")
+    assert found is not None, why
+    packets, copied = joined_audio_packets(found, np.ascontiguousarray(wave[:, :-100]))
+    assert len(packets) > 40 and copied == 0  # the pre-encode wave is not the track's sound: all encoded
+    stop = threading.Event()
+    stop.set()
+    assert joined_audio_packets(found, np.ascontiguousarray(wave[:, :-100]), stop=stop) == ([], 0)

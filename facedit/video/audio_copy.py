@@ -129,9 +129,12 @@ def _source_packets(
     return packets, same
 
 
-def _encoded_run(source: SourceAudio, wave: np.ndarray, first: int, stop: int | None) -> list[Any]:
+def _encoded_run(
+    source: SourceAudio, wave: np.ndarray, first: int, stop: int | None, cancel: threading.Event | None = None
+) -> list[Any]:
     """Packets at grid positions ``[first, stop)`` (None: to the end of the track, its last partial packet
-    included) encoded from ``wave``, fed from two packets before ``first`` and two after ``stop``."""
+    included) encoded from ``wave``, fed from two packets before ``first`` and two after ``stop``; nothing once
+    ``cancel`` is set."""
     av = _av()
     n, total = source.frame_size, wave.shape[1]
     encoder = _encoder(source.rate, source.layout)
@@ -139,6 +142,8 @@ def _encoded_run(source: SourceAudio, wave: np.ndarray, first: int, stop: int | 
     end = total if stop is None else min(total, stop + 2 * n)
     out = []
     for x in range(start, end, n):
+        if cancel is not None and cancel.is_set():
+            return []
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, x : min(x + n, end)]), format="fltp",
                                            layout=source.layout)  # fmt: skip
         frame.sample_rate, frame.pts, frame.time_base = source.rate, x, Fraction(1, source.rate)
@@ -191,8 +196,10 @@ def joined_audio_packets(
             continue
         at = bisect.bisect_right(positions, t)
         following = positions[at] if at < len(positions) else None
-        out.extend(_encoded_run(source, wave, t, following))
+        out.extend(_encoded_run(source, wave, t, following, stop))
         if following is None:
             break
         t = following
+    if stop is not None and stop.is_set():
+        return [], 0
     return out, len(copies)
