@@ -601,9 +601,10 @@ class VideoFrames:
     """A video file as a read-only sequence of float32 RGB frames at ``info.fps``, decoded on demand.
 
     Access is cheap in increasing order (one forward decoder); a step back beyond the small cache, or a jump of
-    more than ``SEEK_AHEAD`` frames, reopens the file at the keyframe before the frame. The editing pipeline reads frames in time order, so a whole clip is never held in memory. The cache
-    holds the last decoded frames, each converted to RGB uint8 only once asked for (a quarter of float32: 25 MB,
-    not 100 MB, a 4K frame); each read converts its frame exactly as :func:`iter_frames` does, into a new array.
+    more than ``SEEK_AHEAD`` frames, reopens the file at the keyframe before the frame. The editing pipeline reads
+    frames in time order, so a whole clip is never held in memory. The cache holds the last decoded frames, each
+    converted to RGB uint8 only once asked for (a quarter of float32: 25 MB, not 100 MB, a 4K frame); each read
+    converts its frame exactly as :func:`iter_frames` does, into a new array.
     """
 
     def __init__(self, path: str | os.PathLike, cache_frames: int = 16, fps: float | Fraction | str | None = None):
