@@ -8,8 +8,10 @@ Each clip runs through ``facedit.pipeline.edit_file`` (what ``python -m facedit 
 encoding, motion extraction and infill of the edit windows, LivePortrait render, smart render of the file) with
 random-weight stand-in models (``load_models(allow_random=True)``: LivePortrait ``tiny``, a small WavLM, FacEDiT
 ``tiny``), so the figures are the pack's own costs, not a real network's. The face box is given, as
-``--face-box`` would be, since a random picture has no face to detect. Every clip runs in its own process, so
-its peak resident memory is its own. Sources and speech are made once and cached beside ``--work``.
+``--face-box`` would be, since a random picture has no face to detect. The edited speech is what a speech edit
+(``facedit.tts.edit_speech``) gives back: the clip's own track, decoded, with the 3 s span re-spoken, as a 16-bit
+wav, so the smart render copies the track's AAC packets outside the edit. Every clip runs in its own process, so
+its peak resident memory is its own. Sources and speech are made once and cached in ``--work``.
 """
 
 from __future__ import annotations
@@ -32,16 +34,32 @@ SPAN = (4.0, 7.0)
 SAMPLE_RATE = 16000
 
 
-def make_clip(video: Path, speech: Path, seconds: float, width: int, height: int) -> None:
-    """A moving-gradient x264 clip (keyint 250, B-frames) with a speech-like AAC track, and that speech as wav."""
-    import av
+def _speech_like(t: np.ndarray, pitch: float) -> np.ndarray:
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t)
+    return (0.2 * envelope * np.sin(2 * np.pi * pitch * t * (1 + 0.1 * np.sin(t)))).astype(np.float32)
+
+
+def make_speech(video: Path, speech: Path) -> None:
+    """The edited speech as a speech edit gives it back (16-bit wav): the clip's own track, decoded, with the 3 s
+    span re-spoken (here another pitch)."""
     import soundfile as sf
 
+    from facedit.video_io import read_audio
+
+    wave, rate = read_audio(video)
+    a, b = int(SPAN[0] * rate), int(SPAN[1] * rate)
+    wave[:, a:b] = _speech_like(np.arange(b - a) / rate, 240.0)
+    tmp = speech.with_name(speech.stem + ".partial" + speech.suffix)
+    sf.write(str(tmp), wave.T, rate, subtype="PCM_16")
+    tmp.replace(speech)
+
+
+def make_clip(video: Path, seconds: float, width: int, height: int) -> None:
+    """A moving-gradient x264 clip (keyint 250, B-frames) with a speech-like AAC track."""
+    import av
+
     frames = int(round(seconds * FPS))
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t)
-    wave = (0.2 * envelope * np.sin(2 * np.pi * 180 * t * (1 + 0.1 * np.sin(t)))).astype(np.float32)
-    sf.write(str(speech), wave, SAMPLE_RATE)
+    wave = _speech_like(np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE, 180.0)
     x, y = np.arange(width + 4 * frames) % 512, np.arange(height + 2 * frames) % 512
     red = (127 + 100 * np.sin(x / 60.0)).astype(np.uint8)
     green = (127 + 100 * np.cos(y / 50.0)).astype(np.uint8)
@@ -139,11 +157,13 @@ def main() -> None:
     results = {}
     for seconds in (args.short, args.minutes * 60) if args.minutes > 0 else (args.short,):
         tag = f"{width}x{height}_{seconds:g}s"
-        video, speech = work / f"edit_src_{tag}.mp4", work / f"edit_speech_{tag}.wav"
-        if not (video.exists() and speech.exists()):
+        video, speech = work / f"edit_src_{tag}.mp4", work / f"edit_speech_spliced_{tag}.wav"
+        if not video.exists():
             t = time.perf_counter()
-            make_clip(video, speech, seconds, width, height)
+            make_clip(video, seconds, width, height)
             print(f"  made the {seconds:g} s source in {time.perf_counter() - t:.0f} s")
+        if not speech.exists():
+            make_speech(video, speech)
         out = work / f"edit_out_{tag}.mp4"
         cmd = [sys.executable, os.path.abspath(__file__), "--one", str(video), str(speech), str(out),
                "--size", args.size, "--threads", str(args.threads)]  # fmt: skip

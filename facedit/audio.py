@@ -108,7 +108,10 @@ def to_mono(
 ) -> MonoAudio:
     """Any AUDIO dict or array -> mono float32 at ``target_rate`` (channels averaged, then resampled)."""
     wave, rate = unpack_audio(audio, sample_rate, batch_index)
-    mono = wave.astype(np.float64).mean(axis=0).astype(np.float32)
+    if wave.shape[0] == 1:  # the same values as the float64 mean of one channel, without two copies of a long clip
+        mono = np.array(wave[0], dtype=np.float32)
+    else:
+        mono = wave.astype(np.float64).mean(axis=0).astype(np.float32)
     return MonoAudio(resample(mono, rate, target_rate), target_rate, wave.shape[-1] / rate)
 
 

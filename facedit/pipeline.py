@@ -602,10 +602,10 @@ def write_clip(path: Any, frames: Any, count: int, fps: float, audio: dict[str, 
 
 def original_speech_duration(video: Any, frame_count: int, fps: float) -> float:
     """Seconds of a video's own speech: its audio track's length, else its frames' duration."""
-    from .video_io import read_audio
+    from .video_io import audio_seconds
 
-    found = read_audio(video)
-    return found[0].shape[-1] / found[1] if found is not None else frame_count / fps
+    seconds = audio_seconds(video)
+    return seconds if seconds is not None else frame_count / fps
 
 
 def edit_file(

@@ -22,7 +22,9 @@ iterable of frames for the same reason.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import logging
 import math
 import os
@@ -35,9 +37,14 @@ import numpy as np
 
 log = logging.getLogger("facedit.video")
 
+SEEK_AHEAD = 250
+"""A frame further ahead of a reader than this is reached by seeking to the keyframe before it, not by decoding
+every frame between (a reader that steps back seeks too)."""
+
 __all__ = [
     "VideoData",
     "VideoInfo",
+    "audio_seconds",
     "fps_to_fraction",
     "iter_frames",
     "probe_video",
@@ -185,7 +192,8 @@ def _scan(path: str, requested: Fraction | None):
 
 @functools.lru_cache(maxsize=32)
 def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | None):
-    """(VideoInfo, FrameTiming or None): the info, and the timing a retimed reader follows."""
+    """(VideoInfo, FrameTiming or None, SeekPoints or None): the info, the timing a retimed reader follows, and
+    where a constant-rate reader may start decoding."""
     from .video.timing import output_count, output_rate, source_indices, stream_timing
 
     with _open(path) as container:
@@ -239,7 +247,44 @@ def _scan_cached(path: str, _mtime_ns: int, _size: int, requested: Fraction | No
             note=note,
             truncated=truncated,
         )
-        return info, timing if retimed else None
+        seek = None
+        if timing is not None and not retimed and not truncated:
+            keys = sorted((p.pts, p.dts) for p in packets if p.is_keyframe and not p.is_discard and p.dts is not None)
+            seek = _SeekPoints(np.sort(np.asarray(pts, np.int64)), np.asarray(keys, np.int64).reshape(-1, 2))
+        return info, timing if retimed else None, seek
+
+
+@dataclass(frozen=True)
+class _SeekPoints:
+    """The shown frames' pts in presentation order, and the keyframes' (pts, dts) by pts."""
+
+    pts: np.ndarray
+    keys: np.ndarray
+
+
+def _from_keyframe(container, stream, points: _SeekPoints, start: int) -> Iterator[tuple[int, Any]] | None:
+    """(index, frame) from frame ``start`` on, decoding from the last keyframe at or before it instead of from the
+    first frame; None where that keyframe is the first one, or when decoding from it does not give frame
+    ``start`` (by its pts) as the first frame at or after its time.
+
+    Frames after a keyframe in both decode and presentation order decode as they do from the start (an IDR picture
+    or a CRA / recovery point clears what came before); the leading pictures that look past it come before it in
+    presentation order and are dropped here, as is every frame before ``start``."""
+    target = int(points.pts[start])
+    at = int(np.searchsorted(points.keys[:, 0], target, side="right")) - 1
+    if at < 0 or points.keys[at, 0] <= points.pts[0]:
+        return None
+    container.seek(int(points.keys[at, 1]), stream=stream, backward=True, any_frame=False)
+    decoded = container.decode(stream)
+    try:
+        for frame in decoded:
+            if frame.pts is None or frame.pts > target:
+                return None
+            if frame.pts == target:
+                return itertools.chain([(start, frame)], enumerate(decoded, start + 1))
+    except _av().error.FFmpegError:
+        return None
+    return None
 
 
 def _retimed(decoded: Iterable[Any], timing, fps: Fraction, count: int, path: str) -> Iterator[tuple[int, Any]]:
@@ -271,8 +316,9 @@ def iter_frames(
 ) -> Iterator[np.ndarray]:
     """Yield RGB frames ``[H, W, 3]`` with indices in ``[start, stop)``, one at a time.
 
-    ``dtype`` is ``"float32"`` (0..1) or ``"uint8"``. Frames before ``start`` are decoded and dropped,
-    which is exact (no keyframe seeking) and costs decode time but no memory. Indices count frames at the
+    ``dtype`` is ``"float32"`` (0..1) or ``"uint8"``. Decoding starts at the last keyframe at or before ``start``
+    (a constant-rate file with timestamps; else at the first frame), the frames before ``start`` are decoded and
+    dropped; the frames are the same as when decoding from the first frame. Indices count frames at the
     rate :func:`probe_video` reports for the same ``fps`` (a variable-rate file is retimed).
     """
     if dtype not in ("float32", "uint8"):
@@ -296,18 +342,19 @@ def _decoded(
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"frame range: expected 0 <= start <= stop, got start={start}, stop={stop}")
     path = _check_path(path)
-    info, timing = _scan(path, None if fps is None else fps_to_fraction(fps))
-    with _open(path) as container:
-        if not container.streams.video:
-            raise ValueError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+    info, timing, seek = _scan(path, None if fps is None else fps_to_fraction(fps))
+    with contextlib.ExitStack() as files:
+        container, stream = _video_stream(files, path)
         flags = _accurate_flags(reading=True)
-        decoded = container.decode(stream)
-        if timing is not None:
-            indexed = _retimed(decoded, timing, info.fps, info.frame_count, path)
-        else:
-            indexed = enumerate(decoded)
+        indexed = None
+        if timing is None and seek is not None and 0 < start < len(seek.pts):
+            indexed = _from_keyframe(container, stream, seek, start)
+            if indexed is None:  # decode from the start, in a file opened afresh
+                container, stream = _video_stream(files, path)
+        if indexed is None and timing is not None:
+            indexed = _retimed(container.decode(stream), timing, info.fps, info.frame_count, path)
+        elif indexed is None:
+            indexed = enumerate(container.decode(stream))
         index = -1
         av = _av()
         try:
@@ -324,6 +371,24 @@ def _decoded(
                              "damaged or truncated")  # fmt: skip
 
 
+def _video_stream(files: contextlib.ExitStack, path: str):
+    """(container, its first video stream) of ``path``, opened for decoding; closed with ``files``."""
+    container = files.enter_context(_open(path))
+    if not container.streams.video:
+        raise ValueError(f"{path}: has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _video_start(container) -> Fraction | None:
+    """The first video frame's time (s), where :func:`read_audio` puts sample 0; None without a video stream."""
+    if not container.streams.video or container.streams.video[0].start_time is None:
+        return None
+    stream = container.streams.video[0]
+    return Fraction(stream.start_time) * stream.time_base
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
     """The first audio stream as float32 ``[C, S]`` and its sample rate, or None when there is none.
 
@@ -337,11 +402,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
             return None
         stream = container.streams.audio[0]
         rate = int(stream.codec_context.sample_rate)
-        video_start = None
-        if container.streams.video:
-            vstream = container.streams.video[0]
-            if vstream.start_time is not None:
-                video_start = Fraction(vstream.start_time) * vstream.time_base
+        video_start = _video_start(container)
         resampler = None
         chunks: list[np.ndarray] = []
         first_time: Fraction | None = None
@@ -388,6 +449,56 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
             elif shift < 0:
                 audio = audio[:, -shift:]
         return np.ascontiguousarray(audio), rate
+
+
+def audio_seconds(path: str | os.PathLike) -> float | None:
+    """Seconds of the audio :func:`read_audio` gives (its samples / its rate), or None when there is no audio track.
+
+    For AAC, read from the packets' timestamps and durations, decoding only the first packets (a 10 min track
+    decodes in a quarter of a second; its packets are read in a quarter of that). The track is decoded in full
+    for other codecs, and when the packets cannot say: packets without timestamps or durations, an index that lists
+    more packets than the file holds, or durations that promise more samples than the packets decode to."""
+    av = _av()
+    path = _check_path(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        rate, frame_size = int(ctx.sample_rate), int(ctx.frame_size or 0)
+        exact = ctx.name == "aac" and frame_size > 0 and rate > 0 and stream.time_base is not None
+        first_time = first_tick = end_tick = None
+        held = shown = 0
+        try:
+            for packet in container.demux(stream) if exact else ():
+                if packet.size == 0:
+                    continue
+                if packet.pts is None or not packet.duration:
+                    exact = False
+                    break
+                held += 1
+                end = packet.pts + packet.duration
+                end_tick = end if end_tick is None else max(end_tick, end)
+                if packet.is_discard:
+                    continue
+                shown += 1
+                if first_tick is None:
+                    first_tick = packet.pts
+                if first_time is None:
+                    frame = next((f for f in packet.decode() if f.pts is not None), None)
+                    first_time = None if frame is None else Fraction(frame.pts) * frame.time_base
+        except av.error.FFmpegError:
+            exact = False
+        if exact and not (stream.frames and stream.frames > held) and first_time is not None:
+            tb = Fraction(stream.time_base)
+            decodes = shown * frame_size - round((first_time - first_tick * tb) * rate)  # less what the decoder skips
+            keep = round((end_tick * tb - first_time) * rate)
+            if 0 < keep <= decodes:
+                video_start = _video_start(container)
+                shift = round((first_time - video_start) * rate) if video_start is not None else 0
+                return max(0, keep + shift) / rate
+    found = read_audio(path)
+    return None if found is None else found[0].shape[-1] / found[1]
 
 
 def read_video(
@@ -489,10 +600,11 @@ def write_video(
 class VideoFrames:
     """A video file as a read-only sequence of float32 RGB frames at ``info.fps``, decoded on demand.
 
-    Access is cheap in increasing order (one forward decoder); a step back beyond the small cache reopens the
-    file. The editing pipeline reads frames in time order, so a whole clip is never held in memory. The cache
-    holds the last decoded frames, each converted to RGB uint8 only once asked for (a quarter of float32: 25 MB,
-    not 100 MB, a 4K frame); each read converts its frame exactly as :func:`iter_frames` does, into a new array.
+    Access is cheap in increasing order (one forward decoder); a step back beyond the small cache, or a jump of
+    more than ``SEEK_AHEAD`` frames, reopens the file at the keyframe before the frame. The editing pipeline reads
+    frames in time order, so a whole clip is never held in memory. The cache holds the last decoded frames, each
+    converted to RGB uint8 only once asked for (a quarter of float32: 25 MB, not 100 MB, a 4K frame); each read
+    converts its frame exactly as :func:`iter_frames` does, into a new array.
     """
 
     def __init__(self, path: str | os.PathLike, cache_frames: int = 16, fps: float | Fraction | str | None = None):
@@ -518,7 +630,7 @@ class VideoFrames:
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is outside {self.path}'s {len(self)} frames")
         if index not in self._cache:
-            if self._reader is None or index < self._next:
+            if self._reader is None or index < self._next or index >= self._next + SEEK_AHEAD:
                 self._reader = _decoded(self.path, start=index, fps=self._fps)
                 self._next = index
             while self._next <= index:

@@ -1,5 +1,6 @@
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -354,3 +355,77 @@ def test_video_frames_convert_only_the_frames_asked_for(tmp_path, monkeypatch):
     assert np.array_equal(frames.uint8(25), expected[25]) and len(converted) == 2  # from the cache, no reopening
     assert frames.uint8(25) is frames.uint8(25) and len(converted) == 2
     assert np.array_equal(frames[5], expected[5] / np.float32(255)) and len(converted) == 3  # a step back reopens
+
+
+def _clip_with_audio(path, codec: str, seconds: float, audio_delay_s: float = 0.0, video_start: int = 0):
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        v.options = {"preset": "ultrafast"}
+        a = c.add_stream(codec, rate=16000)
+        a.layout = "mono"
+        for i in range(int(seconds * 25)):
+            f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 5 * i % 256, np.uint8), format="rgb24")
+            f.pts, f.time_base = video_start + i, Fraction(1, 25)
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        wave = (0.2 * np.sin(np.arange(int(seconds * 16000) - 77) / 9.0)).astype(np.float32)[None]
+        delay = int(audio_delay_s * 16000)
+        for p in range(0, wave.shape[1], 1024):
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, p : p + 1024]), format="fltp", layout="mono")
+            fr.sample_rate, fr.pts, fr.time_base = 16000, delay + p, Fraction(1, 16000)
+            c.mux(a.encode(fr))
+        c.mux(a.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(
+    "ext, codec, delay, video_start, decodes",
+    [
+        (".mp4", "aac", 0.0, 0, False),
+        (".mp4", "aac", 0.3, 0, False),  # the audio starts after the video: read_audio pads it
+        (".mp4", "aac", 0.0, 5, False),  # the video starts later: read_audio cuts the audio before it
+        (".mkv", "aac", 0.0, 0, False),
+        (".mov", "pcm_s16le", 0.0, 0, True),  # no packet durations to trust: decoded
+    ],
+)
+def test_audio_seconds_is_read_audios_length_from_packets(
+    tmp_path, monkeypatch, ext, codec, delay, video_start, decodes
+):
+    import facedit.video_io as vio
+
+    path = _clip_with_audio(tmp_path / f"clip{ext}", codec, 2.0, delay, video_start)
+    wave, rate = vio.read_audio(path)
+    calls = []
+    monkeypatch.setattr(vio, "read_audio", lambda p: calls.append(p) or (wave, rate))
+    assert vio.audio_seconds(path) == wave.shape[-1] / rate
+    assert bool(calls) == decodes
+
+
+def test_audio_seconds_decodes_when_the_durations_promise_more_than_the_packets_hold(tmp_path, monkeypatch):
+    import facedit.video_io as vio
+
+    path = _clip_with_audio(tmp_path / "clip.mp4", "aac", 1.0)
+    real_open = vio._open
+
+    class Stretched:  # every packet claims twice its samples
+        def __init__(self, container):
+            self.container = container
+            self.streams = container.streams
+
+        def demux(self, stream):
+            for packet in self.container.demux(stream):
+                if packet.duration:
+                    packet.duration = 2 * packet.duration
+                yield packet
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.container.close()
+
+    monkeypatch.setattr(vio, "_open", lambda p: Stretched(real_open(p)))
+    calls = []
+    monkeypatch.setattr(vio, "read_audio", lambda p: calls.append(p) or (np.zeros((1, 16000), np.float32), 16000))
+    assert vio.audio_seconds(path) == 1.0 and calls

@@ -15,6 +15,7 @@ frame count that differs from the plan) falls back to a full re-encode, and the 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import logging
@@ -30,14 +31,17 @@ import numpy as np
 
 from ..edits import EditPlan
 from ..video_io import (
+    SEEK_AHEAD,
     VideoInfo,
     _accurate_flags,
+    _decoded,
     _frame_to_rgb,
     _frame_to_uint8,
     _iter_input_frames,
     fps_to_fraction,
     probe_video,
 )
+from .audio_copy import SourceAudio, joined_audio_packets, source_audio
 from .nal import HEVC_END_OF_SEQUENCE, annexb_to_length_prefixed, h264_idr, hevc_cra, hevc_leading, parameter_sets
 from .safe_write import atomic_output, check_output_path
 
@@ -104,6 +108,9 @@ class WriteReport:
     reencoded_spans: tuple[tuple[int, int], ...] = ()
     audio_codec: str | None = None
     audio_rate: int | None = None
+    copied_audio_packets: int = 0
+    """AAC packets of the audio copied from the source (`facedit.video.audio_copy`), of ``audio_packets``."""
+    audio_packets: int = 0
     messages: tuple[str, ...] = field(default=())
 
     def summary(self) -> str:
@@ -118,6 +125,9 @@ class WriteReport:
             text = f"full re-encode ({self.video_codec}): every frame encoded, target frames {spans}"
         if self.audio_codec:
             text += f"; audio {self.audio_codec} {self.audio_rate} Hz"
+            if self.copied_audio_packets:
+                text += (f" ({self.copied_audio_packets} of {self.audio_packets} packets copied from the source, "
+                         "where the speech is its sound)")  # fmt: skip
         return text
 
 
@@ -301,44 +311,38 @@ def _choose_copies(source: _Source, plan: EditPlan) -> list[str]:
 
 
 class _SourceFrames:
-    """Decoded source frames by index, forward only with a small cache (reopens on a step back)."""
+    """Decoded source frames by index, forward only with a small cache; a step back or a jump decodes again from
+    the keyframe before the frame (`facedit.video_io` seeks exactly)."""
 
     def __init__(self, path: str, cache: int = 8):
         self.path, self.cache_size = path, cache
         self.cache: dict[int, Any] = {}
-        self.container = None
-        self.next = 0
-
-    def _open(self) -> None:
-        self.close()
-        self.container = _av().open(self.path)
-        self.frames = self.container.decode(video=0)
+        self.frames: Iterator[tuple[int, Any, Any, bool]] | None = None
         self.next = 0
 
     def get(self, index: int):
         if index in self.cache:
             return self.cache[index]
-        if self.container is None or index < self.next:
-            self._open()
+        if self.frames is None or index < self.next or index >= self.next + SEEK_AHEAD:
+            self.close()
+            self.frames, self.next = _decoded(self.path, start=index), index
         while self.next <= index:
             try:
-                frame = next(self.frames)
+                self.cache[self.next] = next(self.frames)[1]
             except StopIteration:
                 raise ValueError(f"source: {self.path}: decoding ended before frame {index + 1}; the file is damaged "
                                  "or truncated") from None  # fmt: skip
-            except _av().error.FFmpegError as exc:
-                raise ValueError(f"source: {self.path}: cannot decode frame {self.next + 1} ({exc}); the file is "
-                                 "damaged or truncated") from exc  # fmt: skip
-            self.cache[self.next] = frame
+            except ValueError as exc:
+                raise ValueError(f"source: {exc}") from exc
             if len(self.cache) > self.cache_size:
                 del self.cache[min(self.cache)]
             self.next += 1
         return self.cache[index]
 
     def close(self) -> None:
-        if self.container is not None:
-            self.container.close()
-            self.container = None
+        if self.frames is not None:
+            self.frames.close()
+            self.frames = None
 
 
 def _indexable(frames: Any) -> bool:
@@ -486,23 +490,33 @@ def nearest_aac_rate(rate: int) -> int:
 class _AudioWriter:
     """Encodes the edited speech next to the video, interleaved by time."""
 
-    def __init__(self, container, ext: str, wave: np.ndarray, rate: int):
+    def __init__(self, container, ext: str, wave: np.ndarray, rate: int,
+                 copy_from: tuple[SourceAudio, Any] | None = None, shifts: Iterable[int] = (0,)):  # fmt: skip
+        """``copy_from``: the source's AAC track and its stream, whose packets are copied where the wave is its
+        sound (`facedit.video.audio_copy`; only ahead, see `start_ahead`); ``shifts``: the offsets to try."""
         av = _av()
         self.container, self.wave, self.rate = container, wave, rate
         channels = wave.shape[0]
         self.layout = _LAYOUTS[channels]
+        self.copy_from, self.shifts = copy_from, tuple(shifts)
+        self.copied, self.packets = 0, 0
         if ext in _PCM_CONTAINERS:
             self.codec, self.out_rate = "pcm_s16le", rate
         else:
             self.codec, self.out_rate = "aac", nearest_aac_rate(rate)
-        self.stream = container.add_stream(self.codec, rate=self.out_rate)
-        self.stream.layout = self.layout
+        if copy_from is not None:
+            self.stream = container.add_stream_from_template(copy_from[1])
+            self.stream.time_base = Fraction(1, rate)
+        else:
+            self.stream = container.add_stream(self.codec, rate=self.out_rate)
+            self.stream.layout = self.layout
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.out_rate)
         self.pos = 0
         self.messages = []
         self._thread: threading.Thread | None = None  # the ahead encoding (start_ahead), its packets, how many muxed
         self._ahead: list[Any] = []
         self._muxed = 0
+        self._times: list[float] | None = None  # each ahead packet's start (s), once they are all there
         self._failed: BaseException | None = None
         self._stop = threading.Event()
         if self.out_rate != rate:
@@ -531,6 +545,12 @@ class _AudioWriter:
 
         def run() -> None:
             try:
+                if self.copy_from is not None:
+                    packets, self.copied = joined_audio_packets(self.copy_from[0], self.wave, self.shifts, self._stop)
+                    for packet in packets:
+                        packet.stream = self.stream
+                    self._ahead, self.packets = packets, len(packets)
+                    return
                 for frame in self._frames(self.wave.shape[1]):
                     if self._stop.is_set():
                         return
@@ -558,19 +578,27 @@ class _AudioWriter:
                 raise self._failed
 
     def _mux_ahead(self, seconds: float | None) -> None:
+        """Mux the ahead packets that start before ``seconds`` (None: all), in one call (a long clip has
+        thousands, and this runs after every video packet)."""
         self.join()
-        packets, n = self._ahead, self._muxed
-        while n < len(packets) and (seconds is None or packets[n].pts * packets[n].time_base < seconds):
-            self.container.mux(packets[n])
-            n += 1
-        self._muxed = n
+        if self._times is None:
+            self._times = [p.pts * float(p.time_base) for p in self._ahead]
+        n = self._muxed
+        m = len(self._ahead) if seconds is None else bisect.bisect_left(self._times, seconds, lo=n)
+        if m > n:
+            self.container.mux(self._ahead[n:m])
+            self._muxed = m
 
     def write_until(self, seconds: float) -> None:
+        if self._thread is None and self.copy_from is not None:
+            self.start_ahead()
         if self._thread is not None:
             return self._mux_ahead(seconds)
         self._mux(self._frames(min(self.wave.shape[1], math.ceil(seconds * self.rate))))
 
     def finish(self) -> None:
+        if self._thread is None and self.copy_from is not None:
+            self.start_ahead()
         if self._thread is not None:
             return self._mux_ahead(None)
         self.write_until(self.wave.shape[1] / self.rate)
@@ -700,12 +728,28 @@ def _joined_packets(src_container, source: _Source, plan: EditPlan, frames, outp
     return notes, covered, segments, order, delay
 
 
+def _smart_audio(out: _Output, ext: str, src_container, plan: EditPlan, audio) -> _AudioWriter:
+    """The writer of a smart render's audio: the source's AAC packets copied where the edited speech is their
+    sound, at the offsets of the video's copies (and 0), when the source's track is what would be written."""
+    wave, rate = audio
+    found, why = source_audio(src_container, src_container.name, ext, rate, _LAYOUTS[wave.shape[0]])
+    if found is None:
+        log.debug("audio encoded, not copied: %s", why)
+        return _AudioWriter(out, ext, wave, rate)
+    per_frame = Fraction(rate) / fps_to_fraction(plan.fps)
+    st = plan.source_time
+    whole = np.flatnonzero(~plan.infill_mask & (st == np.round(st)))
+    frame_shifts = np.unique(whole - st[whole].astype(np.int64)).tolist()
+    shifts = {0} | {int(d * per_frame) for d in frame_shifts if (d * per_frame).denominator == 1}
+    return _AudioWriter(out, ext, wave, rate, copy_from=(found, src_container.streams.audio[0]), shifts=shifts)
+
+
 def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, frames, audio, output, progress):
     av = _av()
     with _Output(tmp) as out:
         vstream = out.add_stream_from_template(source.stream)
         vstream.time_base = source.time_base
-        writer = _AudioWriter(out, ext, *audio) if audio is not None else None
+        writer = _smart_audio(out, ext, src_container, plan, audio) if audio is not None else None
         if writer is not None:
             writer.start_ahead()
         try:
@@ -741,6 +785,8 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
         reencoded_spans=tuple(segments),
         audio_codec=writer.codec if writer else None,
         audio_rate=writer.out_rate if writer else None,
+        copied_audio_packets=writer.copied if writer else 0,
+        audio_packets=writer.packets if writer else 0,
         messages=tuple(notes) + (tuple(writer.messages) if writer else ()),
     )
 
