@@ -10,7 +10,8 @@ random-weight stand-in models (``load_models(allow_random=True)``: LivePortrait 
 ``tiny``), so the figures are the pack's own costs, not a real network's. The face box is given, as
 ``--face-box`` would be, since a random picture has no face to detect. The edited speech is what a speech edit
 (``facedit.tts.edit_speech``) gives back: the clip's own track, decoded, with the 3 s span re-spoken, as a 16-bit
-wav, so the smart render copies the track's AAC packets outside the edit. Every clip runs in its own process, so
+wav, so the smart render copies the track's AAC packets outside the edit (``--speech resynthesized``: speech
+with none of the track's samples, as an editor that re-synthesises everything gives it, so every packet is encoded). Every clip runs in its own process, so
 its peak resident memory is its own. Sources and speech are made once and cached in ``--work``.
 """
 
@@ -39,14 +40,17 @@ def _speech_like(t: np.ndarray, pitch: float) -> np.ndarray:
     return (0.2 * envelope * np.sin(2 * np.pi * pitch * t * (1 + 0.1 * np.sin(t)))).astype(np.float32)
 
 
-def make_speech(video: Path, speech: Path) -> None:
+def make_speech(video: Path, speech: Path, resynthesized: bool = False) -> None:
     """The edited speech as a speech edit gives it back (16-bit wav): the clip's own track, decoded, with the 3 s
-    span re-spoken (here another pitch)."""
+    span re-spoken (here another pitch); resynthesized: as an editor that re-synthesises the whole track gives
+    it back (the source's wave before its AAC encoding, none of the track's decoded samples)."""
     import soundfile as sf
 
     from facedit.video_io import read_audio
 
     wave, rate = read_audio(video)
+    if resynthesized:
+        wave = _speech_like(np.arange(wave.shape[-1]) / rate, 180.0)[None]
     a, b = int(SPAN[0] * rate), int(SPAN[1] * rate)
     wave[:, a:b] = _speech_like(np.arange(b - a) / rate, 240.0)
     tmp = speech.with_name(speech.stem + ".partial" + speech.suffix)
@@ -136,6 +140,9 @@ def main() -> None:
     p.add_argument("--size", default="256x256", help="frame size WxH (default 256x256)")
     p.add_argument("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     p.add_argument("--work", default="bench_edit_work", help="where sources are cached")
+    p.add_argument("--speech", choices=("spliced", "resynthesized"), default="spliced",
+                   help="edited speech: the track with the span re-spoken (default; its AAC packets outside the edit "
+                   "are copied) or all of it synthesised anew (every packet encoded)")  # fmt: skip
     p.add_argument("--one", nargs=3, metavar=("VIDEO", "SPEECH", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     try:
@@ -152,18 +159,18 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print(f"one {SPAN[1] - SPAN[0]:.0f} s edit ({SPAN[0]}-{SPAN[1]} s), {width}x{height} at {FPS} fps, "
-          f"{args.threads} threads, random-weight stand-in models, 8 sampler steps; load average "
+          f"{args.threads} threads, random-weight stand-in models, 8 sampler steps, {args.speech} speech; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
     results = {}
     for seconds in (args.short, args.minutes * 60) if args.minutes > 0 else (args.short,):
         tag = f"{width}x{height}_{seconds:g}s"
-        video, speech = work / f"edit_src_{tag}.mp4", work / f"edit_speech_spliced_{tag}.wav"
+        video, speech = work / f"edit_src_{tag}.mp4", work / f"edit_speech_{args.speech}_{tag}.wav"
         if not video.exists():
             t = time.perf_counter()
             make_clip(video, seconds, width, height)
             print(f"  made the {seconds:g} s source in {time.perf_counter() - t:.0f} s")
         if not speech.exists():
-            make_speech(video, speech)
+            make_speech(video, speech, resynthesized=args.speech == "resynthesized")
         out = work / f"edit_out_{tag}.mp4"
         cmd = [sys.executable, os.path.abspath(__file__), "--one", str(video), str(speech), str(out),
                "--size", args.size, "--threads", str(args.threads)]  # fmt: skip
