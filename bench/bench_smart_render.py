@@ -5,13 +5,15 @@
     python bench/bench_smart_render.py --skip-full --source-preset ultrafast  # 10 minutes, smart render only
 
 The source is encoded once with x264 (keyint 250, B-frames) and cached beside --work. The rendered frames are
-the source frames with a changed mouth region inside the edit's mask; both writers read them lazily.
+the source frames with a changed mouth region inside the edit's mask; both writers read them lazily. The peak
+resident memory is the process's so far (run with a cached source for the smart render's own).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -95,8 +97,9 @@ def main() -> None:
         t0 = time.perf_counter()
         report = write_edited_video(out, src, plan, frames_in, audio=audio, sample_rate=16000, output=output)
         seconds = times[name] = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{name:>17}: {seconds:8.1f} s  {plan.target_frames / seconds:7.1f} frames/s  "
-              f"{os.path.getsize(out) / 1e6:8.1f} MB  {report.summary()}")  # fmt: skip
+              f"{os.path.getsize(out) / 1e6:8.1f} MB  peak {peak:.0f} MiB  {report.summary()}")  # fmt: skip
     if len(times) == 2:
         smart, full = times.values()
         print(f"smart render: {full / smart:.1f}x faster than the full re-encode")

@@ -632,3 +632,43 @@ def test_audio_encoded_ahead_in_a_thread_is_the_audio_encoded_in_step(tmp_path):
         writer.start_ahead()
         writer.finish()
     assert caught.value.filename == str(path)
+
+
+@pytest.mark.parametrize("name", ["h264_bframes_gop12", "h265_open_gop"])
+def test_analysis_keeps_only_the_bytes_that_decide_the_joins(tmp_path, name):
+    from facedit.video import render
+
+    kw = dict(SOURCES[name])
+    src = _make_source(tmp_path / "src.mp4", **kw)
+    n = kw.get("n", 60)
+    plan = plan_from_spans([(1.0, 1.2, 0.4)], original_duration_s=n / 25, fps=25.0, source_frames=n, context_frames=2)
+    with av.open(str(src)) as c:
+        source, why = render._analyse(c, plan)
+    assert source is not None, why
+    kept = 0
+    for gop in source.gops:
+        for i, (j, packet) in enumerate(gop.packets):
+            assert (packet.data is not None) == (i == 0 or j < gop.key_index), (j, gop.key_index)
+            kept += packet.data is not None
+    total = sum(len(gop.packets) for gop in source.gops)
+    assert len(source.gops) >= 4 and kept < total // 2  # the P/B pictures are read again when copied
+    if name == "h265_open_gop":
+        assert any(j < gop.key_index for gop in source.gops for j, _ in gop.packets)  # leading pictures kept
+
+
+def test_a_source_replaced_while_it_is_copied_is_an_error_and_the_output_is_kept(tmp_path, monkeypatch):
+    from facedit.video import render
+
+    kw = dict(SOURCES["h264_bframes_gop12"])
+    src = _make_source(tmp_path / "src.mp4", **kw)
+    other = _make_source(tmp_path / "other.mp4", **kw, texture=True)  # same timing, other pictures
+    plan = plan_from_spans([(1.0, 1.2, 0.2)], original_duration_s=2.4, fps=25.0, source_frames=60, context_frames=2)
+    rendered = _rendered(_rgb(src), plan)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous result")
+    original = render._PacketData.__init__
+    monkeypatch.setattr(render._PacketData, "__init__", lambda self, path: original(self, str(other)))
+    with pytest.raises(RuntimeError, match="changed while it was being copied"):
+        write_edited_video(out, src, plan, rendered)
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.mp4", "out.mp4", "src.mp4"]

@@ -180,9 +180,59 @@ class _Output:
 # ---------------------------------------------------------------- source analysis
 
 
+@dataclass(frozen=True)
+class _Packet:
+    """A source video packet as the analysis keeps it: where it is and what it is, not its bytes (a long 4K
+    source's packets are gigabytes), except for the pictures whose NAL units decide how a GOP may be joined
+    (keyframes and the leading pictures after them). `_PacketData` reads the rest again when it is muxed."""
+
+    ordinal: int  # among the stream's non-empty packets, in demux order
+    pts: int
+    size: int
+    is_keyframe: bool
+    data: bytes | None = None
+
+
+class _PacketData:
+    """The bytes of copied source packets, read in one forward pass over the source as the muxer asks for them
+    (from the start again if a packet before the last one is asked for)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.container = None
+        self.packets: Iterator[tuple[int, Any]] | None = None
+        self.last = -1
+
+    def _restart(self) -> None:
+        self.close()
+        self.container = _av().open(self.path)
+        stream = self.container.streams.video[0]
+        self.packets = enumerate(p for p in self.container.demux(stream) if p.size > 0)
+        self.last = -1
+
+    def get(self, packet: _Packet) -> bytes:
+        if packet.data is not None:
+            return packet.data
+        if self.packets is None or packet.ordinal <= self.last:
+            self._restart()
+        for ordinal, found in self.packets:
+            self.last = ordinal
+            if ordinal == packet.ordinal:
+                if (found.pts, found.size) != (packet.pts, packet.size):
+                    break
+                return bytes(found)
+        raise RuntimeError(f"smart render: the source {self.path} changed while it was being copied (its video packet "
+                           f"{packet.ordinal} is no longer the one analysed)")  # fmt: skip
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+        self.container, self.packets = None, None
+
+
 @dataclass
 class _Gop:
-    packets: list[tuple[int, Any]]  # (source frame index, packet) in decode order
+    packets: list[tuple[int, _Packet]]  # (source frame index, packet) in decode order
     key_index: int
     shift: int | None = None  # target = source + shift when copied
     drop_leading: bool = False  # copied without its leading pictures (they are re-encoded)
@@ -196,7 +246,7 @@ class _Gop:
         return [j for j in self.frames if j < self.key_index]
 
     @property
-    def copied(self) -> list[tuple[int, Any]]:
+    def copied(self) -> list[tuple[int, _Packet]]:
         """(source frame, packet) of what is copied, in decode order."""
         return [(j, p) for j, p in self.packets if not (self.drop_leading and j < self.key_index)]
 
@@ -220,19 +270,19 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
     if stream.time_base is None:
         return None, "the source video stream has no time base"
     tb = Fraction(stream.time_base)
-    packets = []
+    packets: list[tuple[int, Any]] = []  # (pts, av packet) until the GOPs are formed, then (pts, _Packet)
     for packet in container.demux(stream):
         if packet.size == 0:
             continue
         if packet.pts is None:
             return None, "a source packet has no timestamp"
-        packets.append((packet.pts, packet))
+        packets.append((packet.pts, (packet.is_keyframe, packet.is_discard, packet)))
     if not packets:
         return None, "the source has no video packets"
     if stream.frames and stream.frames > len(packets):  # the last packet may be cut short: copied, it breaks the file
         return None, (f"the source is truncated: its index lists {stream.frames} video frames but only "
                       f"{len(packets)} are in the file")  # fmt: skip
-    shown = [pts for pts, packet in packets if not packet.is_discard]  # an edit list hides the others
+    shown = [pts for pts, (_, discard, _) in packets if not discard]  # an edit list hides the others
     if not shown:
         return None, "the source's edit list hides every video packet"
     order = sorted(shown)
@@ -252,13 +302,16 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
     if any(pts != first + i * dur for i, pts in enumerate(order)):
         return None, f"the source's frames are {float(min(gaps, default=0) * tb):.4f} s apart, the plan's {1 / fps} s"
     gops: list[_Gop] = []
-    for pts, packet in packets:
+    for ordinal, (pts, (key, discard, packet)) in enumerate(packets):
         j = (pts - first) // dur  # hidden frames fall outside 0..n-1, so a GOP holding one is never copied
-        if packet.is_discard and 0 <= j < len(shown):
+        if discard and 0 <= j < len(shown):
             return None, "the source's edit list hides frames between shown ones"
-        if packet.is_keyframe or not gops:
+        if key or not gops:
             gops.append(_Gop([], j))
-        gops[-1].packets.append((j, packet))
+        # what `_choose_copies` reads: the GOP's first picture and its leading pictures
+        kept = bytes(packet) if not gops[-1].packets or j < gops[-1].key_index else None
+        gops[-1].packets.append((j, _Packet(ordinal, pts, packet.size, key, kept)))
+        packets[ordinal] = (pts, None)  # the av packet (and its bytes) go now
     sets = parameter_sets(codec, bytes(stream.codec_context.extradata or b""))
     return _Source(codec, stream, tb, dur, gops, sets, hidden=len(packets) - len(shown)), ""
 
@@ -289,7 +342,7 @@ def _choose_copies(source: _Source, plan: EditPlan) -> list[str]:
     h264_open: list[int] = []
     for gop in source.gops:
         gop.shift, gop.drop_leading = _common_shift(gop.frames, targets), False
-        key = bytes(gop.packets[0][1])
+        key = gop.packets[0][1].data
         # joined: re-encoded frames or a copy at another offset come before it in the file
         after_copy = previous is not None and previous.shift == gop.shift
         joined = gop.shift is not None and not after_copy and not (previous is None and gop.shift == 0)
@@ -299,7 +352,7 @@ def _choose_copies(source: _Source, plan: EditPlan) -> list[str]:
         elif joined and gop.leading:
             gop.shift = None
         if gop.shift is None and gop.leading and source.codec == "hevc" and hevc_cra(key, length_size):
-            if all(hevc_leading(bytes(p), length_size) for j, p in gop.packets if j < gop.key_index):
+            if all(hevc_leading(p.data, length_size) for j, p in gop.packets if j < gop.key_index):
                 gop.shift = _common_shift([j for j in gop.frames if j >= gop.key_index], targets)
                 gop.drop_leading = gop.shift is not None
         previous = gop
@@ -703,16 +756,17 @@ def _joined_packets(src_container, source: _Source, plan: EditPlan, frames, outp
         blocks.append((s, "encode", packets))
     blocks.sort(key=lambda b: b[0])
 
-    order: list[tuple[int, bytes, bool, str]] = []
+    # (target frame, encoded bytes or (bytes before, the source packet to copy, bytes after), key, kind), decode order
+    order: list[tuple[int, Any, bool, str]] = []
     after_encode = False
     for _, kind, items in blocks:
         if kind == "copy":
             for n, (t, p) in enumerate(items):
-                data = bytes(p)
+                first = b""
                 if n == 0 and after_encode and source.param_sets is not None:
                     size = source.param_sets[0]
-                    data = b"".join(len(u).to_bytes(size, "big") + u for u in source.param_sets[1]) + data
-                order.append((t, data, bool(p.is_keyframe), "copy"))
+                    first = b"".join(len(u).to_bytes(size, "big") + u for u in source.param_sets[1])
+                order.append((t, (first, p, b""), p.is_keyframe, "copy"))
             after_encode = False
         else:
             order.extend((t, d, key, "encode") for t, d, key in items)
@@ -720,7 +774,7 @@ def _joined_packets(src_container, source: _Source, plan: EditPlan, frames, outp
                 eos = HEVC_END_OF_SEQUENCE
                 eos = len(eos).to_bytes(length_size, "big") + eos if length_size else b"\x00\x00\x00\x01" + eos
                 t, d, key, kind = order[-1]
-                order[-1] = (t, d + eos, key, kind)
+                order[-1] = (t, d + eos if kind == "encode" else (d[0], d[1], d[2] + eos), key, kind)
             after_encode = True
     if sorted(t for t, *_ in order) != list(range(plan.target_frames)):
         raise RuntimeError("smart render: the joined packets do not cover every target frame once")
@@ -752,13 +806,17 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
         writer = _smart_audio(out, ext, src_container, plan, audio) if audio is not None else None
         if writer is not None:
             writer.start_ahead()
+        copies = _PacketData(src_container.name)
         try:
             notes, covered, segments, order, delay = _joined_packets(src_container, source, plan, frames, output,
                                                                      progress)  # fmt: skip
             if writer is not None:
                 writer.join()
             seconds_per_frame = float(source.time_base * source.frame_dur)
-            for n, (t, data, key, _) in enumerate(order):
+            for n, (t, data, key, kind) in enumerate(order):
+                if kind == "copy":
+                    before, copied, after = data
+                    data = before + copies.get(copied) + after
                 packet = av.Packet(data)
                 packet.stream = vstream
                 packet.time_base = source.time_base
@@ -772,6 +830,7 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
             if writer is not None:
                 writer.finish()
         finally:
+            copies.close()
             if writer is not None:
                 writer.stop()
     copied = [g for g in source.gops if g.shift is not None]
