@@ -412,3 +412,24 @@ def test_cli_edit_writes_the_plan_json_the_evaluator_reads(tmp_path, monkeypatch
     (read,) = load_plans({"o": str(out)}).values()
     assert read.mask_spans() == plan.mask_spans() == [(2, 10)]
     assert plan_boundaries(read, 20, 20) == plan_boundaries(plan, 20, 20)
+
+
+def test_speech_encoded_for_a_plan_is_cut_to_what_was_encoded(models):
+    from facedit.pipeline import _windows_for, encode_speech, speech_window
+
+    seconds, fps = 120.0, 25.0
+    speech = _speech(seconds)
+    plan = make_plan(fps=fps, source_frames=int(seconds * fps), original_duration_s=seconds, edited_duration_s=seconds,
+                     spans=[(60.0, 61.0, 1.0)], context_frames=12)  # fmt: skip
+    full = models.wavlm.encode(speech)
+    cut = encode_speech(models, speech, plan=plan)
+    assert cut.num_frames < full.num_frames // 2 and cut.duration_s == full.duration_s  # encoded in ~30 s chunks
+    assert not torch.isfinite(cut.features[0]).all() and not torch.isfinite(cut.features[-1]).all()  # the cuts
+    (window,) = _windows_for(plan, fps, EditOptions())
+    start, end = window.start / fps, (window.end - 1) / fps
+    got, offset = speech_window(cut, start, end, 1.0)
+    want, want_offset = speech_window(full, start, end, 1.0)
+    assert got.shape == want.shape and offset == pytest.approx(want_offset, abs=1e-9)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)  # windows encoded in chunks vs whole
+    with pytest.raises(ValueError, match="were not encoded"):
+        speech_window(cut, cut.offset_s - 3.0, end, 1.0)  # reaches past the encoded stretch
