@@ -166,6 +166,13 @@ def _open(path: str):
         raise ValueError(f"{path}: not a readable video/audio file ({exc})") from exc
 
 
+@contextlib.contextmanager
+def _audio_track(path: str) -> Iterator[tuple[Any, Any | None]]:
+    """The file at (checked) ``path`` opened, with its first audio stream, or None when it has none."""
+    with _open(path) as container:
+        yield container, container.streams.audio[0] if container.streams.audio else None
+
+
 def _stream_fps(stream, path: str) -> Fraction:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate:
@@ -397,10 +404,9 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
     """
     av = _av()
     path = _check_path(path)
-    with _open(path) as container:
-        if not container.streams.audio:
+    with _audio_track(path) as (container, stream):
+        if stream is None:
             return None
-        stream = container.streams.audio[0]
         rate = int(stream.codec_context.sample_rate)
         video_start = _video_start(container)
         resampler = None
@@ -460,10 +466,9 @@ def audio_seconds(path: str | os.PathLike) -> float | None:
     more packets than the file holds, or durations that promise more samples than the packets decode to."""
     av = _av()
     path = _check_path(path)
-    with _open(path) as container:
-        if not container.streams.audio:
+    with _audio_track(path) as (container, stream):
+        if stream is None:
             return None
-        stream = container.streams.audio[0]
         ctx = stream.codec_context
         rate, frame_size = int(ctx.sample_rate), int(ctx.frame_size or 0)
         exact = ctx.name == "aac" and frame_size > 0 and rate > 0 and stream.time_base is not None
