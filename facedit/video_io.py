@@ -580,6 +580,7 @@ def write_video(
     pix_fmt: str | None = None,
     progress: Callable[[int], None] | None = None,
     inputs: Iterable[str | os.PathLike] = (),
+    keyframe_interval: int | None = None,
 ) -> str:
     """Write an H.264 file (.mp4 / .mov / .m4v / .mkv) with an exact frame rate; returns the path.
 
@@ -592,11 +593,13 @@ def write_video(
     The file is written beside ``path`` under a temporary name and renamed when complete: an error, Ctrl-C or
     SIGTERM leaves a previous file at ``path`` untouched and no partial file. ``inputs``: files ``path`` must
     not be (refused before anything is written; a lazily read :class:`VideoFrames` counts as one).
-    ``progress`` is called with the frame count.
+    ``progress`` is called with the frame count. ``keyframe_interval``: the longest GOP in frames (None: x264's 250).
     """
     from .video.render import OutputFormat, write_frames
 
-    output = OutputFormat(kind="h264", crf=int(crf), preset=preset, pix_fmt=pix_fmt)
+    output = OutputFormat(
+        kind="h264", crf=int(crf), preset=preset, pix_fmt=pix_fmt, keyframe_interval=keyframe_interval
+    )
     report = write_frames(path, frames, fps, audio=audio, sample_rate=sample_rate, output=output, inputs=inputs,
                           progress=None if progress is None else lambda count, _total: progress(count))  # fmt: skip
     return report.path

@@ -672,3 +672,17 @@ def test_a_source_replaced_while_it_is_copied_is_an_error_and_the_output_is_kept
         write_edited_video(out, src, plan, rendered)
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.mp4", "out.mp4", "src.mp4"]
+
+
+def test_keyframe_interval_sets_the_gops_of_a_full_encode(tmp_path):
+    from facedit.video_io import write_video
+
+    frames = np.stack([_pattern(i) for i in range(40)])
+    path = write_video(tmp_path / "gops.mp4", frames, 25, keyframe_interval=10)
+    with av.open(path) as c:
+        keys = sorted(p.pts for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe)
+        tb = c.streams.video[0].time_base
+    assert [round(float(k * tb) * 25) for k in keys] == [0, 10, 20, 30]
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="keyframe_interval"):
+            OutputFormat(kind="h264", keyframe_interval=bad)

@@ -70,7 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     duration = audio.shape[1] / rate if args.seconds is None else min(args.seconds, audio.shape[1] / rate)
     n_frames = int(math.floor(duration * args.fps + 0.5))
     audio = audio[:, : int(round(duration * rate))]
-    write_video(args.out, sample_frames(n_frames, args.size, args.fps), args.fps, audio=audio, sample_rate=rate)
+    # a keyframe every second: the smart render then copies the GOPs away from the edit, as with a camera's file
+    write_video(
+        args.out,
+        sample_frames(n_frames, args.size, args.fps),
+        args.fps,
+        audio=audio,
+        sample_rate=rate,
+        keyframe_interval=round(args.fps),
+    )
     print(
         f"wrote {args.out}: {n_frames} frames {args.size}x{args.size} at {args.fps:g} fps, {duration:.3f} s of speech"
     )

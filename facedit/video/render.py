@@ -72,6 +72,8 @@ class OutputFormat:
     ``preset``: the x264 / x265 speed preset of a full re-encode.
     ``reencode_crf``: quality of the GOPs a smart render re-encodes (x264 CRF, x265 constant QP; low = close
     to the rendered frames; x264 needs >= 1 unless the source is High 4:4:4).
+    ``keyframe_interval``: the longest GOP, in frames, of a full x264 / x265 encode (None: the encoder's 250). A
+    file written with short GOPs is copied closer around a later edit by the smart render.
     """
 
     kind: str = "same"
@@ -79,8 +81,14 @@ class OutputFormat:
     pix_fmt: str | None = None
     reencode_crf: int = 1
     preset: str = "medium"
+    keyframe_interval: int | None = None
 
     def __post_init__(self) -> None:
+        if self.keyframe_interval is not None and not (
+            isinstance(self.keyframe_interval, int) and not isinstance(self.keyframe_interval, bool)
+            and self.keyframe_interval >= 1
+        ):  # fmt: skip
+            raise ValueError(f"keyframe_interval: expected whole frames >= 1 or None, got {self.keyframe_interval!r}")
         if self.kind not in OUTPUT_KINDS:
             raise ValueError(f"output kind: expected one of {OUTPUT_KINDS}, got {self.kind!r}")
         if self.preset not in _PRESETS:
@@ -877,6 +885,8 @@ def _full_settings(kind: str, ext: str, output: OutputFormat, src_ctx, size: tup
         options = {"crf": str(output.crf), "preset": output.preset}
         if encoder == "libx265":
             options["x265-params"] = "log-level=error"
+    if output.keyframe_interval is not None and encoder in ("libx264", "libx265"):
+        options["g"] = str(output.keyframe_interval)
     if not _supported_pix_fmt(encoder, pix_fmt):
         raise ValueError(f"pix_fmt: {encoder} cannot write {pix_fmt!r}")
     if odd and pix_fmt.endswith(("420p", "422p", "420p10le", "422p10le")):
