@@ -260,7 +260,7 @@ def test_audio_duration_rejects_what_is_not_audio():
 
 
 def test_cli_demo_writes_a_playable_mp4_with_audio(tmp_path):
-    from facedit.video_io import probe_video, read_audio
+    from facedit.video_io import iter_frames, probe_video, read_audio
 
     out = tmp_path / "demo.mp4"
     proc = subprocess.run(
@@ -269,9 +269,13 @@ def test_cli_demo_writes_a_playable_mp4_with_audio(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RANDOM-initialised" in proc.stderr
-    assert "smart render (h264): 0 of 1 source GOPs copied" in proc.stderr  # the sample is one GOP: re-encoded
+    # the sample has a keyframe every second: the GOPs before and after the edit are the source's own packets
+    assert "smart render (h264): 3 of 4 source GOPs copied packet for packet (75 frames bit-identical" in proc.stderr
     info = probe_video(out)
     assert info.frame_count == 111 and float(info.fps) == 25.0
+    source = np.stack(list(iter_frames(SAMPLES / "facedit_sample.mp4", dtype="uint8")))
+    edited = np.stack(list(iter_frames(out, dtype="uint8")))
+    np.testing.assert_array_equal(edited[:50], source[:50])  # before the edit's GOP, frame for frame
     wave, rate = read_audio(out)
     assert abs(wave.shape[-1] / rate - 4.428) < 0.05
     assert (tmp_path / "demo.plan.png").exists()
