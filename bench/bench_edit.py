@@ -11,8 +11,9 @@ random-weight stand-in models (``load_models(allow_random=True)``: LivePortrait 
 ``--face-box`` would be, since a random picture has no face to detect. The edited speech is what a speech edit
 (``facedit.tts.edit_speech``) gives back: the clip's own track, decoded, with the 3 s span re-spoken, as a 16-bit
 wav, so the smart render copies the track's AAC packets outside the edit (``--speech resynthesized``: speech
-with none of the track's samples, as an editor that re-synthesises everything gives it, so every packet is encoded). Every clip runs in its own process, so
-its peak resident memory is its own. Sources and speech are made once and cached in ``--work``.
+with none of the track's samples, as an editor that re-synthesises everything gives it, so every packet is
+encoded). Every clip runs in its own process, so its peak resident memory is its own. Sources and speech are made
+once and cached in ``--work``.
 """
 
 from __future__ import annotations

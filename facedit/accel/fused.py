@@ -43,14 +43,21 @@ def _has_onednn_linear() -> bool:
         return False
 
 
+def _cpu_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Eager CPU operands without gradients: where these oneDNN / MKL calls may replace torch's own ops."""
+    return (
+        x.device.type == "cpu"
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and not torch.compiler.is_compiling()
+    )
+
+
 def use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether `linear` takes oneDNN's fused primitive for these operands."""
+    """Whether `linear` (and `conv1d`) take oneDNN's bfloat16 path for these operands."""
     return (
         x.dtype == torch.bfloat16
         and weight.dtype == torch.bfloat16
-        and x.device.type == "cpu"
-        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-        and not torch.compiler.is_compiling()
+        and _cpu_inference(x, weight)
         and _has_onednn_linear()
     )
 
@@ -97,13 +104,11 @@ def prepacked() -> Iterator[None]:
 
 
 def _packed_kind(x: torch.Tensor, weight: torch.Tensor, rows: int) -> str | None:
-    if x.device.type != "cpu" or x.dtype != weight.dtype or rows > PACKED_MAX_ROWS:
+    if not 0 < rows <= PACKED_MAX_ROWS:
         return None
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return None
-    if x.dtype == torch.bfloat16 and _has_onednn_linear():
+    if use_onednn(x, weight):
         return "onednn"
-    if x.dtype == torch.float32 and _has_mkl_packed_linear():
+    if x.dtype == weight.dtype == torch.float32 and _cpu_inference(x, weight) and _has_mkl_packed_linear():
         return "mkl"
     return None
 
@@ -146,7 +151,7 @@ def linear(x: torch.Tensor, layer: torch.nn.Linear, gelu_tanh: bool = False) -> 
     if packs is not None:
         rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
         kind = _packed_kind(x, weight, rows)
-        if kind is not None and rows > 0:
+        if kind is not None:
             packed = _packed_weight(packs, weight, rows, kind)
     if packed is not None and x.dtype == torch.float32:
         y = torch.ops.mkl._mkl_linear(x.contiguous(), packed, weight.detach(), _detached(bias), rows)
@@ -177,16 +182,7 @@ def conv1d(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
     one thread). A channels-last input is x transposed from token-major (B, T, C), with no copy; the result is
     laid out the same way, so transposing it back is free too. Inside `prepacked()` the weight is laid out once."""
     weight = conv.weight
-    if not (
-        x.dtype == torch.bfloat16
-        and weight.dtype == torch.bfloat16
-        and x.device.type == "cpu"
-        and conv.padding_mode == "zeros"
-        and not isinstance(conv.padding, str)
-        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-        and not torch.compiler.is_compiling()
-        and _has_onednn_linear()
-    ):
+    if not (use_onednn(x, weight) and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)):
         return conv(x)
     packs = _packs.get()
     packed = None if packs is None else _packed_weight(packs, weight, 0, "conv")
