@@ -278,19 +278,24 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
     if stream.time_base is None:
         return None, "the source video stream has no time base"
     tb = Fraction(stream.time_base)
-    packets: list[tuple[int, Any]] = []  # (pts, av packet) until the GOPs are formed, then (pts, _Packet)
+    packets: list[tuple[_Packet, bool]] = []  # (packet, hidden by an edit list), in decode order
+    key_pts = None
     for packet in container.demux(stream):
         if packet.size == 0:
             continue
         if packet.pts is None:
             return None, "a source packet has no timestamp"
-        packets.append((packet.pts, (packet.is_keyframe, packet.is_discard, packet)))
+        opens = packet.is_keyframe or key_pts is None  # a GOP (see below)
+        key_pts = packet.pts if opens else key_pts
+        # only the bytes `_choose_copies` reads are kept: a GOP's first picture and the leading pictures after it
+        data = bytes(packet) if opens or packet.pts < key_pts else None
+        packets.append((_Packet(len(packets), packet.pts, packet.size, packet.is_keyframe, data), packet.is_discard))
     if not packets:
         return None, "the source has no video packets"
     if stream.frames and stream.frames > len(packets):  # the last packet may be cut short: copied, it breaks the file
         return None, (f"the source is truncated: its index lists {stream.frames} video frames but only "
                       f"{len(packets)} are in the file")  # fmt: skip
-    shown = [pts for pts, (_, discard, _) in packets if not discard]  # an edit list hides the others
+    shown = [packet.pts for packet, hidden in packets if not hidden]  # an edit list hides the others
     if not shown:
         return None, "the source's edit list hides every video packet"
     order = sorted(shown)
@@ -310,16 +315,13 @@ def _analyse(container, plan: EditPlan) -> tuple[_Source | None, str]:
     if any(pts != first + i * dur for i, pts in enumerate(order)):
         return None, f"the source's frames are {float(min(gaps, default=0) * tb):.4f} s apart, the plan's {1 / fps} s"
     gops: list[_Gop] = []
-    for ordinal, (pts, (key, discard, packet)) in enumerate(packets):
-        j = (pts - first) // dur  # hidden frames fall outside 0..n-1, so a GOP holding one is never copied
-        if discard and 0 <= j < len(shown):
+    for packet, hidden in packets:
+        j = (packet.pts - first) // dur  # hidden frames fall outside 0..n-1, so a GOP holding one is never copied
+        if hidden and 0 <= j < len(shown):
             return None, "the source's edit list hides frames between shown ones"
-        if key or not gops:
+        if packet.is_keyframe or not gops:
             gops.append(_Gop([], j))
-        # what `_choose_copies` reads: the GOP's first picture and its leading pictures
-        kept = bytes(packet) if not gops[-1].packets or j < gops[-1].key_index else None
-        gops[-1].packets.append((j, _Packet(ordinal, pts, packet.size, key, kept)))
-        packets[ordinal] = (pts, None)  # the av packet (and its bytes) go now
+        gops[-1].packets.append((j, packet))
     sets = parameter_sets(codec, bytes(stream.codec_context.extradata or b""))
     return _Source(codec, stream, tb, dur, gops, sets, hidden=len(packets) - len(shown)), ""
 
@@ -764,7 +766,7 @@ def _joined_packets(src_container, source: _Source, plan: EditPlan, frames, outp
         blocks.append((s, "encode", packets))
     blocks.sort(key=lambda b: b[0])
 
-    # (target frame, encoded bytes or (bytes before, the source packet to copy, bytes after), key, kind), decode order
+    # (target frame, encoded bytes or (bytes put before it, the source packet to copy), key, kind), in decode order
     order: list[tuple[int, Any, bool, str]] = []
     after_encode = False
     for _, kind, items in blocks:
@@ -774,15 +776,15 @@ def _joined_packets(src_container, source: _Source, plan: EditPlan, frames, outp
                 if n == 0 and after_encode and source.param_sets is not None:
                     size = source.param_sets[0]
                     first = b"".join(len(u).to_bytes(size, "big") + u for u in source.param_sets[1])
-                order.append((t, (first, p, b""), p.is_keyframe, "copy"))
+                order.append((t, (first, p), p.is_keyframe, "copy"))
             after_encode = False
         else:
             order.extend((t, d, key, "encode") for t, d, key in items)
             if source.codec == "hevc":  # the next copied CRA then starts a sequence of its own (POC, no RASL)
                 eos = HEVC_END_OF_SEQUENCE
                 eos = len(eos).to_bytes(length_size, "big") + eos if length_size else b"\x00\x00\x00\x01" + eos
-                t, d, key, kind = order[-1]
-                order[-1] = (t, d + eos if kind == "encode" else (d[0], d[1], d[2] + eos), key, kind)
+                t, d, key, kind = order[-1]  # a segment encodes every frame it holds: the last item is encoded bytes
+                order[-1] = (t, d + eos, key, kind)
             after_encode = True
     if sorted(t for t, *_ in order) != list(range(plan.target_frames)):
         raise RuntimeError("smart render: the joined packets do not cover every target frame once")
@@ -823,8 +825,8 @@ def _smart(tmp: str, ext: str, src_container, source: _Source, plan: EditPlan, f
             seconds_per_frame = float(source.time_base * source.frame_dur)
             for n, (t, data, key, kind) in enumerate(order):
                 if kind == "copy":
-                    before, copied, after = data
-                    data = before + copies.get(copied) + after
+                    before, copied = data
+                    data = before + copies.get(copied)
                 packet = av.Packet(data)
                 packet.stream = vstream
                 packet.time_base = source.time_base
