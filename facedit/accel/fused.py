@@ -178,10 +178,11 @@ class Linear(torch.nn.Linear):
 def conv1d(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
     """conv(x) for x (B, C, T). In bfloat16 on CPUs with native bfloat16 it runs as a channels-last conv2d over
     (B, C, 1, T), the same values (bit for bit on the AMX Xeon measured; another CPU's kernel for that layout may
-    sum in another order, one bfloat16 rounding apart): oneDNN's 1-D grouped convolution in bfloat16 is 4-6x slower than
-    that (the paper's 31-tap, 16-group position convolution: 5.0 vs 1.3 ms at 250 frames, 30 vs 5.3 ms at 1500,
-    one thread). A channels-last input is x transposed from token-major (B, T, C), with no copy; the result is
-    laid out the same way, so transposing it back is free too. Inside `prepacked()` the weight is laid out once."""
+    sum in another order, one bfloat16 rounding apart): oneDNN's 1-D grouped convolution in bfloat16 is 4-6x
+    slower than that (the paper's 31-tap, 16-group position convolution: 5.0 vs 1.3 ms at 250 frames, 30 vs
+    5.3 ms at 1500, one thread). A channels-last input is x transposed from token-major (B, T, C), with no copy;
+    the result is laid out the same way, so transposing it back is free too. Inside `prepacked()` the weight is laid
+    out once."""
     weight = conv.weight
     if not (use_onednn(x, weight) and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)):
         return conv(x)
